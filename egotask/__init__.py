@@ -1,0 +1,3 @@
+"""egotask: lmms-eval plugins for egocentric video question answering."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""One module per ``egotask`` subcommand; each defines ``add_parser(subparsers)``."""

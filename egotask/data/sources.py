@@ -1,0 +1,281 @@
+"""The one place that knows where each benchmark's annotations and videos live.
+
+Annotations come from a local file named by an environment variable (offline) or from the
+Hugging Face Hub (online). Videos come from a local folder named by an environment variable,
+or are downloaded one file at a time from the Hub. Every loader returns the same doc schema:
+
+    {benchmark, split, video_id, question_id, question_type, question, answer, timestamp,
+     visible_start, visible_end}
+
+``visible_end`` is ``None`` when the model may see the whole video.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class DataError(ValueError):
+    """Bad or missing benchmark data; the message names the file, field or variable at fault."""
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    split: str  # indoor | outdoor | egotempo
+    question_types: tuple[str, ...]
+    annotations_var: str
+    video_dir_var: str
+    hub_repo: str
+    video_hub_repo: str | None
+    video_subdir: str  # folder under the video dir (and the video hub repo)
+
+    def video_relpath(self, video_id: str) -> str:
+        name = f"{video_id}.mp4"
+        return f"{self.video_subdir}/{name}" if self.video_subdir else name
+
+
+INDOOR_TYPES = ("hands-on", "kitchen", "shopping", "gameplay", "book-related", "others")
+OUTDOOR_TYPES = ("location", "direction", "description", "intention reasoning", "others")
+EGOTEMPO_TYPES = (
+    "action sequence", "action-specific object", "counting actions", "counting objects",
+    "future action prediction", "locating object", "object sequence", "object-specific action",
+    "spatial relationship", "temporal event ordering",
+)
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "egotextvqa_indoor": Benchmark(
+        "egotextvqa_indoor", "indoor", INDOOR_TYPES, "EGOTEXTVQA_ANNOTATIONS", "EGOTEXTVQA_VIDEO_DIR",
+        "petkopetkov/EgoTextVQA", "ShengZhou97/EgoTextVQA", "EgoTextVQA-Indoor"),
+    "egotextvqa_outdoor": Benchmark(
+        "egotextvqa_outdoor", "outdoor", OUTDOOR_TYPES, "EGOTEXTVQA_ANNOTATIONS", "EGOTEXTVQA_VIDEO_DIR",
+        "petkopetkov/EgoTextVQA", "ShengZhou97/EgoTextVQA", "EgoTextVQA-Outdoor"),
+    "egotempo_openqa": Benchmark(
+        "egotempo_openqa", "egotempo", EGOTEMPO_TYPES, "EGOTEMPO_ANNOTATIONS", "EGOTEMPO_VIDEO_DIR",
+        "lmms-lab-eval/egotempo", None, ""),
+}
+
+EGOTEXTVQA_FILES = {"indoor": "egotextvqa_indoor_annotation.jsonl",
+                    "outdoor": "egotextvqa_outdoor_annotation.jsonl"}
+EGOTEXTVQA_FIELDS = ("video_id", "question_id", "question_type", "question", "correct_answer", "timestamp")
+EGOTEMPO_FIELDS = ("question_id", "clip_id", "question_type", "question", "answer")
+
+
+def get_benchmark(name: str) -> Benchmark:
+    try:
+        return BENCHMARKS[name]
+    except KeyError:
+        raise DataError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}") from None
+
+
+def split_of_video_id(video_id: str) -> str:
+    """EgoTextVQA indoor videos are Ego4D UUIDs, outdoor ones are numbers (RoadTextVQA)."""
+    vid = str(video_id).strip()
+    if UUID_RE.match(vid):
+        return "indoor"
+    if re.fullmatch(r"\d+(\.0+)?", vid):
+        return "outdoor"
+    raise DataError(f"video id {vid!r} is neither an Ego4D UUID (indoor) nor numeric (outdoor)")
+
+
+# --------------------------------------------------------------------------- annotations
+
+def _require(row: dict[str, Any], fields: Iterable[str], where: str) -> None:
+    missing = [f for f in fields if row.get(f) in (None, "")]
+    if missing:
+        raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
+
+
+def read_egotextvqa_jsonl(path: Path, split: str) -> list[dict[str, Any]]:
+    """Read one EgoTextVQA annotation JSONL file into docs, validating every row."""
+    bench = get_benchmark(f"egotextvqa_{split}")
+    docs = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            docs.append(egotextvqa_doc(row, bench, where))
+    if not docs:
+        raise DataError(f"{path}: no annotation rows")
+    return docs
+
+
+def egotextvqa_doc(row: dict[str, Any], bench: Benchmark, where: str) -> dict[str, Any]:
+    row = dict(row)
+    if "correct_answer" not in row and "answer" in row:  # the hub dataset's column name
+        row["correct_answer"] = row["answer"]
+    _require(row, EGOTEXTVQA_FIELDS, where)
+    video_id = str(row["video_id"])
+    actual = split_of_video_id(video_id)
+    if actual != bench.split:
+        raise DataError(f"{where}: video_id {video_id!r} is an {actual} id, but this is the {bench.split} split")
+    try:
+        timestamp = float(row["timestamp"])
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: field timestamp must be a number, got {row['timestamp']!r}") from None
+    if timestamp < 0:
+        raise DataError(f"{where}: field timestamp must be >= 0, got {timestamp}")
+    return {
+        "benchmark": bench.name,
+        "split": bench.split,
+        "video_id": video_id,
+        "question_id": str(row["question_id"]),
+        "question_type": str(row["question_type"]),
+        "question": str(row["question"]),
+        "answer": str(row["correct_answer"]),
+        "timestamp": timestamp,
+        # Real-time QA (the paper's protocol): only the video before the question is visible.
+        "visible_start": 0.0,
+        "visible_end": timestamp,
+    }
+
+
+def read_egotempo_json(path: Path) -> list[dict[str, Any]]:
+    """Read EgoTempo's ``egotempo_openQA.json`` ({"annotations": [...]}) into docs."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    rows = data.get("annotations") if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        raise DataError(f"{path}: expected an object with an 'annotations' list")
+    bench = BENCHMARKS["egotempo_openqa"]
+    return [egotempo_doc(row, bench, f"{path}: annotations[{i}]") for i, row in enumerate(rows)]
+
+
+def egotempo_doc(row: dict[str, Any], bench: Benchmark, where: str) -> dict[str, Any]:
+    row = dict(row)
+    if "clip_id" not in row and "video" in row:  # lmms-lab-eval/egotempo names it so
+        row["clip_id"] = Path(str(row["video"])).stem
+    _require(row, EGOTEMPO_FIELDS, where)
+    return {
+        "benchmark": bench.name,
+        "split": bench.split,
+        "video_id": str(row["clip_id"]),
+        "question_id": str(row["question_id"]),
+        "question_type": str(row["question_type"]),
+        "question": str(row["question"]),
+        "answer": str(row["answer"]),
+        "timestamp": None,
+        "visible_start": 0.0,
+        "visible_end": None,  # EgoTempo questions are about the whole clip
+    }
+
+
+def _env_path(var: str) -> Path | None:
+    value = os.environ.get(var, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def load_docs(benchmark: str) -> list[dict[str, Any]]:
+    """All docs of a benchmark, from the offline files when their variable is set, else the Hub.
+
+    Parsed once per process and source (a preflight check and lmms-eval's loader share it); callers
+    get their own copies.
+    """
+    bench = get_benchmark(benchmark)
+    local = _env_path(bench.annotations_var)
+    stamp = None
+    if local is not None and local.exists():
+        stamp = tuple(p.stat().st_mtime_ns for p in ([local] if local.is_file() else sorted(local.iterdir())))
+    return [dict(d) for d in _load_docs_cached(benchmark, str(local), stamp)]
+
+
+@lru_cache(maxsize=16)
+def _load_docs_cached(benchmark: str, _local: str, _stamp: tuple | None) -> tuple[dict[str, Any], ...]:
+    return tuple(_load_docs_uncached(benchmark))
+
+
+def _load_docs_uncached(benchmark: str) -> list[dict[str, Any]]:
+    bench = get_benchmark(benchmark)
+    local = _env_path(bench.annotations_var)
+    if bench.split == "egotempo":
+        if local is not None:
+            if not local.is_file():
+                raise DataError(f"{bench.annotations_var}={local}: no such file (expected egotempo_openQA.json)")
+            return read_egotempo_json(local)
+        return _load_hub_docs(bench, lambda row, where: egotempo_doc(row, bench, where))
+    if local is not None:
+        path = local / EGOTEXTVQA_FILES[bench.split]
+        if not path.is_file():
+            raise DataError(f"{bench.annotations_var}={local}: {path.name} not found in that folder")
+        return read_egotextvqa_jsonl(path, bench.split)
+    return _load_hub_docs(bench, lambda row, where: egotextvqa_doc(row, bench, where),
+                          subset=bench.split)
+
+
+def _load_hub_docs(bench: Benchmark, convert, subset: str | None = None) -> list[dict[str, Any]]:
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(bench.hub_repo)
+    except Exception as exc:  # no network, no token, repo gone: say which variable avoids the Hub
+        raise DataError(
+            f"could not load {bench.hub_repo} from the Hugging Face Hub ({exc}); "
+            f"set {bench.annotations_var} to use local annotation files instead") from exc
+    docs = []
+    for split_name, part in ds.items():
+        for i, row in enumerate(part):
+            if subset and str(row.get("subset", subset)).lower() != subset:
+                continue
+            docs.append(convert(row, f"{bench.hub_repo}[{split_name}][{i}]"))
+    if not docs:
+        raise DataError(f"{bench.hub_repo}: no rows for the {bench.split} split")
+    return docs
+
+
+# --------------------------------------------------------------------------- videos
+
+def local_video_path(doc: dict[str, Any]) -> Path | None:
+    """The video's path under the local video folder, or None when its variable is unset."""
+    bench = get_benchmark(doc["benchmark"])
+    root = _env_path(bench.video_dir_var)
+    return None if root is None else root / bench.video_relpath(doc["video_id"])
+
+
+def resolve_video(doc: dict[str, Any]) -> Path:
+    """The local file for a doc's video, downloading it from the Hub when no folder is set."""
+    bench = get_benchmark(doc["benchmark"])
+    path = local_video_path(doc)
+    if path is not None:
+        if not path.is_file():
+            raise DataError(f"video not found: {path} (question {doc['video_id']}/{doc['question_id']}; "
+                            f"folder from {bench.video_dir_var})")
+        return path
+    if bench.video_hub_repo is None:
+        raise DataError(f"set {bench.video_dir_var} to the folder holding <clip_id>.mp4 files "
+                        f"(make them with `egotask data trim-egotempo`)")
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(bench.video_hub_repo, bench.video_relpath(doc["video_id"]),
+                                    repo_type="dataset"))
+    except Exception as exc:
+        raise DataError(f"could not download {bench.video_relpath(doc['video_id'])} from "
+                        f"{bench.video_hub_repo} ({exc}); set {bench.video_dir_var} to a local folder") from exc
+
+
+def missing_videos(docs: list[dict[str, Any]]) -> list[Path]:
+    """Local video files the docs need but that do not exist (empty when videos come from the Hub)."""
+    seen: dict[Path, bool] = {}
+    for doc in docs:
+        path = local_video_path(doc)
+        if path is not None and path not in seen:
+            seen[path] = path.is_file()
+    return [p for p, ok in seen.items() if not ok]

@@ -1,0 +1,50 @@
+"""The hooks an egotask plugin can implement.
+
+A plugin is a module (or object) with functions marked ``@hookimpl``, registered through the
+``egotask`` entry-point group. Built-in adapters and judges register the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from egotask.judges.base import Judge
+
+hookspec = pluggy.HookspecMarker("egotask")
+hookimpl = pluggy.HookimplMarker("egotask")
+
+
+@dataclass(frozen=True)
+class ModelAdapter:
+    """A model lmms-eval can run: ``class_path`` is ``"package.module.Class"`` of an ``lmms`` subclass."""
+
+    name: str
+    class_path: str
+    description: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JudgeBackend:
+    """A judge: ``factory()`` builds the :class:`~egotask.judges.base.Judge` (called once per process)."""
+
+    name: str
+    factory: Callable[[], Judge]
+    description: str
+    llm: bool = True  # False for rule-based judges, which reports label as such
+    env_vars: tuple[str, ...] = field(default=())  # variables that configure it, for --help and errors
+
+
+@hookspec
+def egotask_model_adapters() -> list[ModelAdapter]:
+    """Return the model adapters this plugin provides."""
+
+
+@hookspec
+def egotask_judges() -> list[JudgeBackend]:
+    """Return the judge backends this plugin provides."""

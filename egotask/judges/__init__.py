@@ -1,0 +1,51 @@
+"""Judges score predictions against references. Backends are plugins (see ``egotask_judges``)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from egotask.judges.base import Judge, JudgeItem, JudgeNotReady
+
+JUDGE_VAR = "EGOTASK_JUDGE"
+DEFAULT_JUDGE = "heuristic"
+
+_lock = threading.Lock()
+_judges: dict[str, Judge] = {}
+
+
+CONCURRENCY_VAR = "EGOTASK_JUDGE_CONCURRENCY"
+
+
+def judge_concurrency() -> int:
+    """Judge requests allowed in flight at once (``$EGOTASK_JUDGE_CONCURRENCY``, default 16)."""
+    raw = os.environ.get(CONCURRENCY_VAR, "").strip() or "16"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{CONCURRENCY_VAR} must be a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{CONCURRENCY_VAR} must be a positive integer, got {raw!r}")
+    return value
+
+
+def selected_judge_name() -> str:
+    return os.environ.get(JUDGE_VAR, "").strip() or DEFAULT_JUDGE
+
+
+def get_judge(name: str | None = None) -> Judge:
+    """The process-wide judge of that name (default: ``$EGOTASK_JUDGE``), built once."""
+    from egotask.plugins import judge_backends
+
+    name = name or selected_judge_name()
+    with _lock:
+        if name not in _judges:
+            backends = judge_backends()
+            if name not in backends:
+                raise JudgeNotReady(f"unknown judge {name!r} (from {JUDGE_VAR} or --judge); "
+                                    f"available: {', '.join(sorted(backends)) or 'none'}")
+            _judges[name] = backends[name].factory()
+        return _judges[name]
+
+
+__all__ = ["Judge", "JudgeItem", "JudgeNotReady", "get_judge", "selected_judge_name", "judge_concurrency", "JUDGE_VAR"]

@@ -1,0 +1,132 @@
+"""The ``lmms_eval`` console script: lmms-eval's own flags, plus egotask's tasks and judge.
+
+It differs from upstream's ``lmms-eval`` in three ways:
+- egotask's task folder is always on ``--include_path`` (next to any folder you pass);
+- ``--judge NAME`` picks the judge backend (same as ``EGOTASK_JUDGE``);
+- it exits non-zero when the evaluation fails (upstream logs the exception and exits 0).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from egotask.paths import tasks_path
+from egotask.preflight import preflight
+
+HELP_EXTRA = """
+egotask additions:
+  --judge NAME          judge backend for egotask tasks (default: $EGOTASK_JUDGE or 'heuristic');
+                        `egotask plugins` lists them
+  egotask's tasks (egotextvqa_indoor, egotextvqa_outdoor, egotextvqa, egotempo_openqa, ...) are
+  always included; exit status is non-zero when the evaluation fails.
+"""
+
+
+def _pop_option(argv: list[str], name: str) -> tuple[list[str], str | None]:
+    out, value, i = [], None, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == name:
+            if i + 1 >= len(argv):
+                raise SystemExit(f"lmms_eval: {name} needs a value")
+            value, i = argv[i + 1], i + 2
+            continue
+        if arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+        else:
+            out.append(arg)
+        i += 1
+    return out, value
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """lmms-eval wraps dataset errors in tenacity's RetryError; show the error underneath."""
+    last = getattr(exc, "last_attempt", None)
+    inner = last.exception() if last is not None else None
+    return root_cause(inner) if inner is not None else exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, judge = _pop_option(argv, "--judge")
+    if judge:
+        os.environ["EGOTASK_JUDGE"] = judge
+    if any(a in ("-h", "--help") for a in argv):
+        sys.argv = ["lmms_eval", "--help"]
+        try:
+            from lmms_eval.__main__ import parse_eval_args
+
+            parse_eval_args()
+        except SystemExit:
+            print(HELP_EXTRA)
+            return 0
+
+    sys.argv = ["lmms_eval", *argv]
+    from lmms_eval.__main__ import cli_evaluate, cli_evaluate_single, parse_eval_args
+    from lmms_eval.utils import make_table
+    from loguru import logger
+
+    _, args = parse_eval_args()
+    args.include_path = [*([args.include_path] if args.include_path else []), str(tasks_path())]
+    if not any(a.startswith("--process_docs_parallel") for a in argv):
+        # process_results calls the judge; let as many documents be judged at once as it allows.
+        from egotask.judges import judge_concurrency
+
+        args.process_docs_parallel = judge_concurrency()
+
+    if args.config or args.wandb_args or getattr(args, "swanlab_args", None):
+        # Upstream's full driver handles these; it cannot report failure through the exit status.
+        print("lmms_eval: --config/--wandb_args/--swanlab_args run through upstream lmms-eval, whose exit "
+              "status is 0 even when evaluation fails; check the log.", file=sys.stderr)
+        cli_evaluate(args)
+        return 0
+    if not args.tasks:
+        print("lmms_eval: give --tasks (for example --tasks egotextvqa_indoor) and --model", file=sys.stderr)
+        return 2
+
+    logger.remove()
+    logger.add(sys.stderr, level=args.verbosity)
+    try:
+        preflight(args.tasks.split(","))
+    except Exception as exc:
+        print(f"lmms_eval: {exc}", file=sys.stderr)
+        return 1
+    try:
+        results, _samples = cli_evaluate_single(args)
+    except SystemExit as exc:  # `--tasks list` and friends exit through sys.exit()
+        return exc.code if isinstance(exc.code, int) else 0
+    except Exception as exc:
+        traceback.print_exc()
+        print(f"\nlmms_eval: evaluation failed: {root_cause(exc)}", file=sys.stderr)
+        return 1
+    if results is not None:
+        print_results(args, results, make_table)
+    return 0
+
+
+def print_results(args, results: dict, make_table) -> None:
+    """lmms-eval's table without the bulky per-type ``details``, then egotask's summary table."""
+    from pathlib import Path
+
+    from egotask.reports.collect import runs_from_results
+    from egotask.reports.render import render_console
+
+    lean = {**results, "results": {task: {k: v for k, v in metrics.items() if not k.startswith("details")}
+                                   for task, metrics in results["results"].items()}}
+    print(f"{args.model} ({args.model_args}), limit: {args.limit}, batch_size: {args.batch_size}")
+    print(make_table(lean))
+    if "groups" in results:
+        print(make_table(lean, "groups"))
+    runs = runs_from_results(results, Path(args.output_path or "."))
+    if runs:
+        print(render_console(runs))
+        failed = sum(r.summary["n_failed"] for r in runs)
+        if failed:
+            print(f"WARNING: {failed} item(s) could not be judged; they are not counted as wrong. "
+                  "See 'failed' under details in the results JSON.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

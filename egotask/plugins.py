@@ -1,0 +1,102 @@
+"""Owns the plugin manager: loads every ``egotask`` entry point, built-in or third-party, alike.
+
+``EGOTASK_DISABLE_PLUGINS=name1,name2`` blocks plugins by entry-point name. A plugin that fails to
+import, or whose hook raises, is reported with a warning naming it, and the others still load.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import entry_points
+
+import pluggy
+
+from egotask import hookspecs
+from egotask.hookspecs import JudgeBackend, ModelAdapter
+
+ENTRY_POINT_GROUP = "egotask"
+DISABLE_VAR = "EGOTASK_DISABLE_PLUGINS"
+
+
+class PluginWarning(UserWarning):
+    """A plugin could not be loaded or its hook failed."""
+
+
+@dataclass(frozen=True)
+class Provided:
+    """One thing a plugin provides, with where it came from (for `egotask plugins`)."""
+
+    item: ModelAdapter | JudgeBackend
+    plugin: str
+    distribution: str
+
+
+def disabled_plugins() -> set[str]:
+    return {name.strip() for name in os.environ.get(DISABLE_VAR, "").split(",") if name.strip()}
+
+
+@cache
+def get_plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("egotask")
+    pm.add_hookspecs(hookspecs)
+    blocked = disabled_plugins()
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in blocked:
+            pm.set_blocked(ep.name)
+            continue
+        if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
+            continue
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as exc:
+            warnings.warn(f"egotask plugin {ep.name!r} ({ep.value}) failed to load: {exc!r}",
+                          PluginWarning, stacklevel=2)
+    return pm
+
+
+def _distribution_of(plugin_name: str) -> str:
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=plugin_name):
+        return ep.dist.name if ep.dist else "?"
+    return "?"
+
+
+def _collect(hook_name: str) -> list[Provided]:
+    pm = get_plugin_manager()
+    found: list[Provided] = []
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        try:
+            items = impl.function() or []
+        except Exception as exc:
+            warnings.warn(f"egotask plugin {impl.plugin_name!r}: {hook_name}() failed: {exc!r}",
+                          PluginWarning, stacklevel=2)
+            continue
+        dist = _distribution_of(impl.plugin_name)
+        found.extend(Provided(item, impl.plugin_name, dist) for item in items)
+    return found
+
+
+def provided_adapters() -> list[Provided]:
+    return _collect("egotask_model_adapters")
+
+
+def provided_judges() -> list[Provided]:
+    return _collect("egotask_judges")
+
+
+def model_adapters() -> dict[str, ModelAdapter]:
+    """Adapters by name. A later plugin does not silently replace an earlier one's name."""
+    out: dict[str, ModelAdapter] = {}
+    for p in provided_adapters():
+        if p.item.name in out:
+            warnings.warn(f"model adapter {p.item.name!r} from plugin {p.plugin!r} ignored: name taken",
+                          PluginWarning, stacklevel=2)
+            continue
+        out[p.item.name] = p.item
+    return out
+
+
+def judge_backends() -> dict[str, JudgeBackend]:
+    return {p.item.name: p.item for p in reversed(provided_judges())}

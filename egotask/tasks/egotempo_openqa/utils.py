@@ -1,0 +1,5 @@
+"""EgoTempo open-ended QA docs: the model sees the whole clip."""
+
+from egotask.tasklib import make_process_docs
+
+process_docs = make_process_docs("egotempo_openqa")

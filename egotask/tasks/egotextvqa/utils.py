@@ -1,0 +1,8 @@
+"""EgoTextVQA docs: real-time QA (frames before the question's timestamp) or the whole video."""
+
+from egotask.tasklib import make_process_docs
+
+process_docs_indoor = make_process_docs("egotextvqa_indoor")
+process_docs_outdoor = make_process_docs("egotextvqa_outdoor")
+process_docs_indoor_fullvideo = make_process_docs("egotextvqa_indoor", full_video=True)
+process_docs_outdoor_fullvideo = make_process_docs("egotextvqa_outdoor", full_video=True)

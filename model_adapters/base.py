@@ -1,0 +1,216 @@
+"""What every egotask video-QA adapter shares: lmms-eval plumbing, checkpoint loading (full, LoRA,
+merged LoRA), frame sampling through the one sampler, batching, stop strings and reasoning tags.
+
+A subclass sets ``family``/``default_max_new_tokens`` and implements :meth:`VideoQAModel.generate`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from lmms_eval.api.instance import Instance
+from lmms_eval.api.model import lmms
+from tqdm import tqdm
+
+from egotask.frames import SampledFrames, downscale, sample_frames
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+@dataclass
+class VideoPrompt:
+    """One request, ready for a model: the question text and the sampled frames of each video."""
+
+    text: str
+    videos: list[SampledFrames]
+    gen_kwargs: dict[str, Any]
+
+
+def sample_visual(visual: str, *, max_frames: int, fps: float | None = None,
+                  max_pixels: int | None = None) -> SampledFrames:
+    """Frames of one visual, only from its visible interval when it carries one (``VisibleVideo``)."""
+    start, end = getattr(visual, "start", 0.0), getattr(visual, "end", None)
+    sampled = sample_frames(visual, None if fps else max_frames, start, end, fps=fps, max_frames=max_frames)
+    return SampledFrames(downscale(sampled.frames, max_pixels), sampled.timestamps, sampled.fps,
+                         sampled.duration, sampled.start, sampled.end)
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(value).strip().lower() in ("0", "false", "no", "off", "none", ""):
+        return False
+    raise ValueError(f"expected a boolean, got {value!r}")
+
+
+def is_lora_dir(path: str) -> bool:
+    return (Path(path) / "adapter_config.json").is_file()
+
+
+def lora_base(path: str, base: str | None) -> str:
+    """The base checkpoint of a LoRA folder: ``base=`` wins, else its ``base_model_name_or_path``."""
+    if base:
+        return base
+    config_path = Path(path) / "adapter_config.json"
+    found = json.loads(config_path.read_text()).get("base_model_name_or_path")
+    if not found:
+        raise ValueError(f"{config_path}: no base_model_name_or_path; pass base=<checkpoint> in --model_args")
+    return found
+
+
+def split_reasoning(text: str, thinking: bool) -> str:
+    """Normalise a reply to ``<think>reasoning</think>answer`` so lmms-eval's ``reasoning_tags`` hand
+    only the answer to the judge, while the samples keep both. A Thinking template pre-fills
+    ``<think>`` in the prompt, so the reply often starts inside the block; an unclosed block means
+    generation stopped before the answer, and stays visibly unclosed."""
+    if not thinking:
+        return text.strip()
+    body = text.strip()
+    if body.startswith(THINK_OPEN):
+        body = body[len(THINK_OPEN):]
+    if THINK_CLOSE in body:
+        reasoning, answer = body.split(THINK_CLOSE, 1)
+        return f"{THINK_OPEN}{reasoning.strip()}{THINK_CLOSE}{answer.strip()}"
+    return f"{THINK_OPEN}{body}"
+
+
+def apply_stops(reply: str, until: str | list[str] | None) -> str:
+    """Cut the answer at the first stop string; the reasoning block is left whole."""
+    head, sep, answer = reply.rpartition(THINK_CLOSE) if THINK_CLOSE in reply else ("", "", reply)
+    if reply.startswith(THINK_OPEN) and not sep:
+        return reply  # unfinished reasoning: there is no answer to cut
+    for stop in [until] if isinstance(until, str) else (until or []):
+        if stop:
+            answer = answer.split(stop)[0]
+    return f"{head}{sep}{answer.strip()}"
+
+
+class VideoQAModel(lmms):
+    """Base for adapters of chat VLMs that answer a question about one or more videos."""
+
+    family = "vlm"
+    default_max_new_tokens = 128
+    thinking_max_new_tokens = 1024
+
+    def __init__(self, pretrained: str, base: str | None = None, merge: bool | str = False,
+                 device: str | None = None, device_map: str | None = None, dtype: str = "auto",
+                 batch_size: int | str = 1, max_frames: int | str = 8, fps: float | str | None = None,
+                 max_pixels: int | str | None = None, thinking: bool | str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__()
+        if kwargs:
+            raise ValueError(f"{type(self).__name__}: unknown --model_args {sorted(kwargs)}; known: pretrained, "
+                             "base, merge, device, device_map, dtype, batch_size, max_frames, fps, max_pixels, "
+                             "thinking")
+        from accelerate import Accelerator
+
+        self.accelerator = Accelerator()
+        if self.accelerator.num_processes > 1:  # data parallel: lmms-eval shards requests by rank
+            device = f"cuda:{self.accelerator.local_process_index}"
+            device_map = device
+            self._rank = self.accelerator.local_process_index
+            self._world_size = self.accelerator.num_processes
+        self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.batch_size_per_gpu = int(batch_size)
+        self.max_frames = int(max_frames)
+        self.fps = float(fps) if fps not in (None, "", "None") else None
+        self.max_pixels = int(max_pixels) if max_pixels not in (None, "", "None") else None
+        self.pretrained = pretrained
+        self.model, self.processor = self.load(pretrained, base=base, merge=parse_bool(merge),
+                                               device_map=device_map, dtype=dtype)
+        self.thinking = self.detect_thinking() if thinking in (None, "", "auto") else parse_bool(thinking)
+
+    # ----------------------------------------------------------------- loading
+
+    def load(self, pretrained: str, *, base: str | None, merge: bool, device_map: str | None,
+             dtype: str) -> tuple[Any, Any]:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+        lora = is_lora_dir(pretrained)
+        weights = lora_base(pretrained, base) if lora else pretrained
+        model = AutoModelForImageTextToText.from_pretrained(weights, dtype=torch_dtype, device_map=device_map)
+        if lora:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, pretrained)
+            if merge:
+                model = model.merge_and_unload()
+        # A LoRA folder written by `egotask finetune` carries the processor; a bare one may not.
+        processor_dir = pretrained if (Path(pretrained) / "preprocessor_config.json").exists() or not lora \
+            else weights
+        processor = AutoProcessor.from_pretrained(processor_dir)
+        processor.tokenizer.padding_side = "left"  # batched generation appends after the prompt
+        if device_map is None:
+            model = model.to(self._device)
+        model.eval()
+        return model, processor
+
+    def detect_thinking(self) -> bool:
+        template = getattr(self.processor, "chat_template", None) or ""
+        return THINK_OPEN in template or "thinking" in str(self.pretrained).lower()
+
+    # ----------------------------------------------------------------- lmms-eval API
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch_size_per_gpu
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def prompt_for(self, request: Instance) -> VideoPrompt:
+        context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
+        visuals = doc_to_visual(self.task_dict[task][split][doc_id])
+        videos = [sample_visual(v, max_frames=self.max_frames, fps=self.fps, max_pixels=self.max_pixels)
+                  for v in visuals or []]
+        return VideoPrompt(context, videos, dict(gen_kwargs))
+
+    def generation_kwargs(self, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Greedy by default; ``max_new_tokens`` defaults by family, and --gen_kwargs wins."""
+        default_tokens = self.thinking_max_new_tokens if self.thinking else self.default_max_new_tokens
+        out: dict[str, Any] = {"max_new_tokens": int(gen_kwargs.get("max_new_tokens", default_tokens))}
+        temperature = float(gen_kwargs.get("temperature", 0) or 0)
+        if parse_bool(gen_kwargs.get("do_sample", False)) and temperature > 0:
+            out.update(do_sample=True, temperature=temperature)
+            for key in ("top_p", "top_k"):
+                if gen_kwargs.get(key) is not None:
+                    out[key] = gen_kwargs[key]
+        else:
+            out["do_sample"] = False
+        return out
+
+    def generate_until(self, requests: list[Instance]) -> list[str]:
+        answers: list[str] = []
+        pbar = tqdm(total=len(requests), disable=self.rank != 0, desc=f"{self.family} answering")
+        for i in range(0, len(requests), self.batch_size):
+            batch = [self.prompt_for(r) for r in requests[i:i + self.batch_size]]
+            replies = self.generate(batch)
+            for prompt, reply in zip(batch, replies, strict=True):
+                answers.append(apply_stops(split_reasoning(reply, self.thinking), prompt.gen_kwargs.get("until")))
+            pbar.update(len(batch))
+        pbar.close()
+        return answers
+
+    def generate(self, batch: list[VideoPrompt]) -> list[str]:
+        """Return only the generated continuation for each prompt, never the prompt itself."""
+        raise NotImplementedError
+
+    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+        raise NotImplementedError(f"{type(self).__name__} supports generate_until tasks only")
+
+    def generate_until_multi_round(self, requests: list[Instance]) -> list[str]:
+        raise NotImplementedError(f"{type(self).__name__} supports single-round generation only")
+
+    # ----------------------------------------------------------------- helpers for subclasses
+
+    def decode_new_tokens(self, input_ids: torch.Tensor, output_ids: torch.Tensor) -> list[str]:
+        new = output_ids[:, input_ids.shape[1]:]  # left padding: every prompt ends at the same column
+        return self.processor.batch_decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)

@@ -1,0 +1,1 @@
+"""Result tables rendered from Jinja templates (``templates/``), from lmms-eval output folders."""

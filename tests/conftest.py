@@ -1,0 +1,84 @@
+"""Shared fixtures: real things built small at test time (clips, annotations, checkpoints)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from egotask.fixtures import build_sample_data, build_tiny_qwen3vl
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+DATA_VARS = ("EGOTEXTVQA_ANNOTATIONS", "EGOTEXTVQA_VIDEO_DIR", "EGOTEMPO_ANNOTATIONS", "EGOTEMPO_VIDEO_DIR")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path_factory):
+    """No test reads the user's data variables, cache or judge settings, or reaches the Hub."""
+    for var in (*DATA_VARS, "EGOTASK_JUDGE", "EGOTASK_MISSING_VIDEOS", "EGOTASK_DISABLE_PLUGINS",
+                "GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("EGOTASK_CACHE_DIR", str(tmp_path_factory.mktemp("egotask-cache")))
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory) -> dict[str, str]:
+    """The demo's data set (clips with rendered text + annotations); returns its variables."""
+    return build_sample_data(tmp_path_factory.mktemp("sample"))
+
+
+@pytest.fixture
+def sample_env(monkeypatch, sample_data) -> dict[str, str]:
+    for key, value in sample_data.items():
+        monkeypatch.setenv(key, value)
+    return sample_data
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory) -> Path:
+    return build_tiny_qwen3vl(tmp_path_factory.mktemp("tiny-qwen3vl"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+@dataclass
+class LmmsRun:
+    returncode: int
+    output: str
+    results: dict | None
+    samples: dict[str, list[dict]]
+
+
+def run_lmms_eval(args: list[str], env: dict[str, str], output: Path | None = None,
+                  timeout: int = 600) -> LmmsRun:
+    """Run the real `lmms_eval` entry in a subprocess and read what it wrote."""
+    cmd = [sys.executable, "-m", "egotask.lmms_entry", *args, "--verbosity", "WARNING"]
+    if output is not None:
+        cmd += ["--output_path", str(output), "--log_samples"]
+    proc = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout)
+    results, samples = None, {}
+    if output is not None and output.exists():
+        found = sorted(output.rglob("*_results.json"))
+        if found:
+            results = json.loads(found[-1].read_text())
+        for path in output.rglob("*_samples_*.jsonl"):
+            task = path.stem.split("_samples_", 1)[1]
+            samples[task] = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return LmmsRun(proc.returncode, proc.stdout + proc.stderr, results, samples)
+
+
+@pytest.fixture
+def lmms_eval():
+    return run_lmms_eval
