@@ -10,6 +10,26 @@ from typing import Any
 from egotask.data.sources import BENCHMARKS
 
 
+def load_records(path: str | Path) -> list[dict[str, Any]]:
+    """Sample records from an lmms-eval samples JSONL (the ``details`` of each sample) or from a JSONL
+    of bare records (what ``egotask import-legacy`` writes)."""
+    path = Path(path)
+    records = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            record = row.get("details", row) if isinstance(row, dict) else None
+            if not isinstance(record, dict) or "verdict" not in record:
+                raise ValueError(f"{path}:{lineno}: not an egotask sample record (no 'verdict')")
+            records.append(record)
+    return records
+
+
 @dataclass
 class Run:
     model: str  # display name: the checkpoint or the model adapter
