@@ -14,6 +14,8 @@ SUBCOMMANDS = [
     "egotask.commands.tasks_path",
     "egotask.commands.demo",
     "egotask.commands.plugins",
+    "egotask.commands.report",
+    "egotask.commands.import_legacy",
 ]
 
 

@@ -18,13 +18,19 @@ def count_failed_as_wrong_default() -> bool:
     return os.environ.get(COUNT_FAILED_VAR, "").strip().lower() in ("1", "true", "yes")
 
 
-def mean_of_judged(values: Iterable[float | None], count_failed_as_wrong: bool | None = None) -> float | None:
-    """Mean over judged items (``None`` = failed to judge); ``None`` when nothing was judged."""
+def judged_values(values: Iterable[float | None], count_failed_as_wrong: bool | None = None) -> list[float]:
+    """The values a mean is taken over: judged items only (``None`` = failed to judge), or failures
+    as 0 when ``count_failed_as_wrong``. Reports bootstrap confidence intervals over these."""
     if count_failed_as_wrong is None:
         count_failed_as_wrong = count_failed_as_wrong_default()
     values = list(values)
-    kept = [0.0 if v is None else float(v) for v in values] if count_failed_as_wrong else \
+    return [0.0 if v is None else float(v) for v in values] if count_failed_as_wrong else \
         [float(v) for v in values if v is not None]
+
+
+def mean_of_judged(values: Iterable[float | None], count_failed_as_wrong: bool | None = None) -> float | None:
+    """Mean over judged items (``None`` = failed to judge); ``None`` when nothing was judged."""
+    kept = judged_values(values, count_failed_as_wrong)
     return sum(kept) / len(kept) if kept else None
 
 

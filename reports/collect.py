@@ -1,13 +1,26 @@
-"""Read lmms-eval output folders into runs: one per (model run, task), with its summary."""
+"""Read evaluation outputs into runs: one per (model run, task), with its summary and sample records.
+
+Two inputs give the same :class:`Run`:
+
+- an lmms-eval output folder (``<output>/<model>/<date>_results.json`` plus, with ``--log_samples``,
+  ``<date>_samples_<task>.jsonl`` whose ``details`` are the records);
+- a JSONL of bare records (``*.records.jsonl``, what ``egotask import-legacy`` writes), grouped by the
+  records' ``model`` and ``task``.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from egotask import scoring
 from egotask.data.sources import BENCHMARKS
+
+RECORDS_SUFFIX = ".records.jsonl"
 
 
 def load_records(path: str | Path) -> list[dict[str, Any]]:
@@ -35,9 +48,15 @@ class Run:
     model: str  # display name: the checkpoint or the model adapter
     task: str
     split: str  # indoor | outdoor | egotempo
-    summary: dict[str, Any]  # egotask.scoring.summarize() output, as stored in results["details"]
+    summary: dict[str, Any]  # egotask.scoring.summarize() output
     source: Path
     limit: float | None = None
+    records: list[dict[str, Any]] | None = None  # per-sample records, when the samples were logged
+    label: str = ""  # unique among the runs of a report; set by assign_labels()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.model
 
 
 def split_of_task(task: str) -> str:
@@ -47,34 +66,120 @@ def split_of_task(task: str) -> str:
     raise ValueError(f"task {task!r} is not an egotask task")
 
 
-def read_results_file(path: Path) -> list[Run]:
+def read_results_file(path: Path, with_samples: bool = False) -> list[Run]:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable lmms-eval results file ({exc})") from exc
-    return runs_from_results(data, path)
+    runs = runs_from_results(data, path)
+    if with_samples:
+        for run in runs:
+            attach_samples(run)
+    return runs
+
+
+def model_name(data: dict[str, Any]) -> str:
+    """The checkpoint's folder or hub name (lmms-eval's ``model_name``), else the adapter's name."""
+    model = str(data.get("model_name") or data.get("config", {}).get("model", "?"))
+    return Path(model.rstrip("/")).name or model
 
 
 def runs_from_results(data: dict[str, Any], path: Path) -> list[Run]:
     """The egotask runs in one lmms-eval results dict (other tasks are ignored)."""
-    model = data.get("model_name") or data.get("config", {}).get("model", "?")
+    model = model_name(data)
     limit = data.get("config", {}).get("limit")
     runs = []
     for task, metrics in data.get("results", {}).items():
         summary = metrics.get("details,none")
         if isinstance(summary, dict) and "by_type" in summary:
-            runs.append(Run(Path(str(model)).name or str(model), task, split_of_task(task), summary, path, limit))
+            runs.append(Run(model, task, split_of_task(task), summary, path, limit))
     return runs
 
 
-def collect_runs(paths: list[str | Path]) -> list[Run]:
-    """Runs from lmms-eval results files, or folders searched for ``*_results.json``."""
+def samples_path(run: Run) -> Path:
+    """lmms-eval writes ``<date>_results.json`` and ``<date>_samples_<task>.jsonl`` side by side."""
+    date_id = run.source.name.removesuffix("_results.json")
+    return run.source.with_name(f"{date_id}_samples_{run.task}.jsonl")
+
+
+def attach_samples(run: Run) -> None:
+    """Load the run's sample records; without them (no ``--log_samples``) the run has no CIs."""
+    path = samples_path(run)
+    if not path.is_file():
+        print(f"egotask report: {path.name} not found next to {run.source}; {run.model}/{run.task} gets "
+              "no confidence intervals (rerun lmms_eval with --log_samples)", file=sys.stderr)
+        return
+    records = load_records(path)
+    if len(records) != run.summary.get("n"):
+        raise ValueError(f"{path}: {len(records)} sample records, but {run.source} reports "
+                         f"n={run.summary.get('n')} for {run.task}")
+    run.records = records
+
+
+def runs_from_records(path: Path) -> list[Run]:
+    """One run per (model, task) in a records JSONL, summarised by :func:`egotask.scoring.summarize`."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for i, record in enumerate(load_records(path), 1):
+        missing = [k for k in ("task", "split", "question_type", "video_id", "question_id") if k not in record]
+        if missing:
+            raise ValueError(f"{path}: record {i} lacks field(s) {', '.join(missing)}")
+        # lmms-eval's own samples carry no model; their folder is named after it.
+        model = str(record.get("model") or path.parent.name)
+        groups[(model, str(record["task"]))].append(record)
+    if not groups:
+        raise ValueError(f"{path}: no records")
+    runs = []
+    for (model, task), records in groups.items():
+        splits = {r["split"] for r in records}
+        if len(splits) != 1:
+            raise ValueError(f"{path}: {model}/{task} mixes splits {sorted(splits)}")
+        runs.append(Run(model, task, splits.pop(), scoring.summarize(records), path, records=records))
+    return runs
+
+
+def collect_runs(paths: list[str | Path], with_samples: bool = True) -> list[Run]:
+    """Runs from lmms-eval results files and records JSONL files, or folders searched for both
+    (``*_results.json`` and ``*.records.jsonl``)."""
     runs: list[Run] = []
     for raw in paths:
         path = Path(raw)
-        files = sorted(path.rglob("*_results.json")) if path.is_dir() else [path]
-        if not files:
-            raise ValueError(f"{path}: no lmms-eval *_results.json found")
-        for file in files:
-            runs.extend(read_results_file(file))
+        if path.is_dir():
+            results = sorted(path.rglob("*_results.json"))
+            record_files = sorted(path.rglob(f"*{RECORDS_SUFFIX}"))
+            if not results and not record_files:
+                raise ValueError(f"{path}: no lmms-eval *_results.json or *{RECORDS_SUFFIX} found")
+        elif path.is_file():
+            results, record_files = ([], [path]) if path.suffix == ".jsonl" else ([path], [])
+        else:
+            raise ValueError(f"{path}: no such file or folder")
+        for file in results:
+            runs.extend(read_results_file(file, with_samples))
+        for file in record_files:
+            runs.extend(runs_from_records(file))
+    assign_labels(runs)
     return runs
+
+
+def source_tag(run: Run) -> str:
+    name = run.source.name
+    for suffix in ("_results.json", RECORDS_SUFFIX, ".jsonl", ".json"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def assign_labels(runs: list[Run]) -> None:
+    """Label runs by model; runs sharing a model and split get the task and, if needed, the file."""
+    groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[(run.model, run.split)].append(run)
+    for group in groups.values():
+        parts = []
+        if len({r.task for r in group}) > 1:
+            parts.append(lambda r: r.task)
+        if len({(r.task, source_tag(r)) for r in group}) > len({r.task for r in group}):
+            parts.append(source_tag)
+        for run in group:
+            run.label = f"{run.model} ({', '.join(part(run) for part in parts)})" if parts else run.model
+        if len({r.label for r in group}) < len(group):
+            for i, run in enumerate(group, 1):
+                run.label = f"{run.label} #{i}"

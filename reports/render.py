@@ -1,52 +1,99 @@
-"""Render runs into markdown (Jinja templates) or console tables (tabulate)."""
+"""Render runs into markdown (Jinja templates in ``templates/``) or console tables (tabulate)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 from tabulate import tabulate
 
 from egotask.reports.collect import Run
+from egotask.reports.tables import BootstrapOptions, build_context, footer, overall_rows, type_tables
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-SPLIT_ORDER = {"indoor": 0, "outdoor": 1, "egotempo": 2}
+DEFAULT_TEMPLATE = "report.md.j2"
 
 
 def fmt(value: Any, digits: int = 2, scale: float = 1.0) -> str:
     return "–" if value is None else f"{value * scale:.{digits}f}"
 
 
+def fmt_ci(interval: tuple[float, float] | None, digits: int = 2, scale: float = 1.0) -> str:
+    return "–" if interval is None else f"[{fmt(interval[0], digits, scale)}, {fmt(interval[1], digits, scale)}]"
+
+
+def bold(text: str, on: bool) -> str:
+    return f"**{text}**" if on else text
+
+
+def md_escape(text: Any) -> str:
+    """Keep a cell a cell: pipes would split it."""
+    return str(text).replace("|", "\\|")
+
+
 def environment(template_dir: Path | None = None) -> Environment:
     dirs = [str(template_dir)] if template_dir else []
     env = Environment(loader=FileSystemLoader([*dirs, str(TEMPLATES)]), undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters["fmt"] = fmt
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+    env.filters.update(fmt=fmt, ci=fmt_ci, bold=bold, md=md_escape)
     return env
 
 
-def overall_rows(runs: list[Run]) -> list[dict[str, Any]]:
-    ordered = sorted(runs, key=lambda r: (r.model, SPLIT_ORDER.get(r.split, 9), r.task))
-    return [{"model": r.model, "task": r.task, "split": r.split, **r.summary} for r in ordered]
+def resolve_template(template: str | Path | None) -> tuple[str, Path | None]:
+    """A template file path (its folder is searched first, for includes) or a built-in name."""
+    if template is None:
+        return DEFAULT_TEMPLATE, None
+    path = Path(template)
+    if path.is_file():
+        return path.name, path.resolve().parent
+    if (TEMPLATES / str(template)).is_file():
+        return str(template), None
+    builtin = ", ".join(sorted(p.name for p in TEMPLATES.glob("*.j2")))
+    raise ValueError(f"template {template}: no such file, and not a built-in template ({builtin})")
 
 
-def provenance(runs: list[Run]) -> dict[str, str]:
-    def distinct(key: str) -> str:
-        return ", ".join(sorted({str(r.summary.get(key)) for r in runs if r.summary.get(key)})) or "?"
+def render_markdown(runs: list[Run], template: str | Path | None = None, template_dir: Path | None = None,
+                    opts: BootstrapOptions | None = None, plots: dict[str, str] | None = None,
+                    heading: int = 3) -> str:
+    """The report in markdown; ``plots`` maps a split to the link of its chart."""
+    name, found_dir = resolve_template(template) if template_dir is None else (str(template), template_dir)
+    try:
+        tmpl = environment(found_dir).get_template(name)
+    except TemplateNotFound as exc:
+        raise ValueError(f"template {template}: {exc.message or exc.name} not found") from None
+    return tmpl.render(**build_context(runs, opts, plots, heading))
 
-    return {"judge": distinct("judge"), "judge_model": distinct("judge_model"),
-            "prompt_version": distinct("prompt_version")}
+
+def render_console(runs: list[Run], opts: BootstrapOptions | None = None, by_type: bool = False) -> str:
+    """Plain-text tables: the overall table, and with ``by_type`` one table per split (best marked *)."""
+    rows = overall_rows(runs, opts)
+    with_ci = any(r.records is not None for r in runs)
+    headers = ["model", "task", "split", "acc %", *(["acc 95% CI"] if with_ci else []), "score",
+               *(["score 95% CI"] if with_ci else []), "n", "judged", "failed"]
+    table = [[r["model"], r["task"], r["split"], fmt(r["accuracy"], 1, 100),
+              *([fmt_ci(r["accuracy_ci"], 1, 100)] if with_ci else []), fmt(r["score"]),
+              *([fmt_ci(r["score_ci"])] if with_ci else []), r["n"], r["n_judged"], r["n_failed"]]
+             for r in rows]
+    parts = [tabulate(table, headers=headers, disable_numparse=True)]
+    if by_type:
+        for t in type_tables(runs):
+            head = ["question type"] + [f"{c} {m}" for c in t["columns"] for m in ("acc %", "score")]
+            body = [[row["type"]] + [v for cell in row["cells"] for v in (
+                fmt(cell["accuracy"], 1, 100) + ("*" if cell["accuracy_best"] else ""),
+                fmt(cell["score"]) + ("*" if cell["score_best"] else ""))] for row in t["rows"]]
+            parts.append(f"{t['title']} by question type (* best)\n"
+                         + tabulate(body, headers=head, disable_numparse=True))
+    parts.append(console_footer(runs))
+    return "\n\n".join(parts)
 
 
-def render_markdown(runs: list[Run], template: str = "overall.md.j2", template_dir: Path | None = None) -> str:
-    return environment(template_dir).get_template(template).render(rows=overall_rows(runs), **provenance(runs))
-
-
-def render_console(runs: list[Run]) -> str:
-    rows = [[r["model"], r["task"], r["split"], fmt(r["accuracy"], 1, 100), fmt(r["score"]), r["n"],
-             r["n_judged"], r["n_failed"]] for r in overall_rows(runs)]
-    meta = provenance(runs)
-    table = tabulate(rows, headers=["model", "task", "split", "acc %", "score", "n", "judged", "failed"],
-                     disable_numparse=True)
-    return f"{table}\njudge: {meta['judge']} ({meta['judge_model']}), prompt {meta['prompt_version']}"
+def console_footer(runs: list[Run]) -> str:
+    info = footer(runs)
+    lines = [f"judge: {j['judge']} ({j['judge_model']}), prompt {j['prompt_version']}"
+             + (f" for {', '.join(j['runs'])}" if len(info["judges"]) > 1 else "") for j in info["judges"]]
+    for p in info["protocols"]:
+        kinds = "; ".join(k["protocol"] + (f" for {', '.join(k['runs'])}" if k["runs"] else "")
+                          for k in p["kinds"])
+        lines.append(f"{', '.join(p['splits'])}: {kinds}")
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""`egotask report`: result tables (markdown or console), bar charts and the README's results block."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_PLOTS = "report_plots"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="tables, confidence intervals and plots from lmms_eval output or imported files",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build the results report from lmms_eval output folders (results JSON plus the "
+                    "--log_samples JSONL) and/or files written by `egotask import-legacy`:\n"
+                    "  - overall: one row per model run and split, with accuracy, mean score, n and failed,\n"
+                    "    and 95% bootstrap confidence intervals from the per-sample verdicts;\n"
+                    "  - per question type for each split, models as columns, best value in bold;\n"
+                    "  - a footer naming the judge, its prompt version and which frames the models saw;\n"
+                    "  - one accuracy-by-question-type bar chart (PNG) per split, linked from the report.\n"
+                    "Tables come from Jinja templates (egotask/reports/templates/, or --template).",
+        epilog="examples:\n"
+               "  egotask report results/ --output results.md\n"
+               "  egotask report results/ --format console\n"
+               "  egotask report legacy/ --readme README.md --plots docs/results")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="PATH",
+                   help="lmms_eval --output_path folders, *_results.json files, or *.records.jsonl files "
+                        "(folders are searched for both)")
+    p.add_argument("--format", choices=("markdown", "console"), default="markdown",
+                   help="markdown tables (default) or plain console tables (tabulate)")
+    p.add_argument("--output", "-o", type=Path, help="write the markdown report to this file")
+    p.add_argument("--readme", type=Path,
+                   help="replace the text between <!-- egotask:results:start --> and "
+                        "<!-- egotask:results:end --> in this file with the report (markers required)")
+    p.add_argument("--template", help="a Jinja template file to render instead of the built-in "
+                                      "report.md.j2 (it may {%% include %%} the built-in parts)")
+    p.add_argument("--plots", type=Path,
+                   help=f"folder for the bar charts (default: {DEFAULT_PLOTS}/ next to --output or --readme; "
+                        "none when printing to the terminal)")
+    p.add_argument("--no-plots", action="store_true", help="draw no charts")
+    p.add_argument("--bootstrap", type=int, default=2000, metavar="N",
+                   help="bootstrap resamples for the confidence intervals (default: 2000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed, for reproducible CIs (default: 0)")
+    p.add_argument("--heading-level", type=int, default=3, choices=range(1, 7), metavar="{1..6}",
+                   help="markdown heading level of the report's sections (default: 3)")
+    p.set_defaults(func=run)
+
+
+def _link(target: Path, document: Path) -> str:
+    return Path(os.path.relpath(target.resolve(), document.resolve().parent)).as_posix()
+
+
+def run(args: argparse.Namespace) -> int:
+    from egotask.reports.collect import collect_runs
+    from egotask.reports.plots import write_plots
+    from egotask.reports.readme import replace_block, update_readme
+    from egotask.reports.render import render_console, render_markdown, resolve_template
+    from egotask.reports.tables import BootstrapOptions, type_tables
+
+    try:
+        opts = BootstrapOptions(n_resamples=args.bootstrap, seed=args.seed)
+        resolve_template(args.template)
+        if args.readme is not None:  # refuse a README without markers before writing anything
+            replace_block(args.readme.read_text(encoding="utf-8"), "", str(args.readme))
+        runs = collect_runs(args.inputs)
+        documents = [d for d in (args.output, args.readme) if d is not None]
+        plots_dir = None if args.no_plots else args.plots or (
+            documents[0].parent / DEFAULT_PLOTS if documents else None)
+        plots = write_plots(type_tables(runs), plots_dir) if plots_dir else {}
+
+        def markdown(document: Path | None) -> str:
+            links = {s: (_link(p, document) if document else p.as_posix()) for s, p in plots.items()}
+            return render_markdown(runs, args.template, opts=opts, plots=links, heading=args.heading_level)
+
+        if args.output is not None:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(markdown(args.output), encoding="utf-8")
+            print(f"egotask report: wrote {args.output}", file=sys.stderr)
+        if args.readme is not None:
+            changed = update_readme(args.readme, markdown(args.readme))
+            print(f"egotask report: {args.readme} {'updated' if changed else 'already up to date'}",
+                  file=sys.stderr)
+        if not documents:
+            print(render_console(runs, opts, by_type=True) if args.format == "console" else markdown(None),
+                  end="" if args.format == "markdown" else "\n")
+        for split, path in plots.items():
+            print(f"egotask report: {split} chart in {path}", file=sys.stderr)
+    except (OSError, ValueError) as exc:
+        print(f"egotask report: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,52 @@
+"""Per-question-type accuracy bar charts (one PNG per split), drawn from the report's type tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import numpy as np  # noqa: E402
+
+# No software version or date in the PNG, so an unchanged report writes identical files.
+PNG_METADATA = {"Software": None}
+
+
+def plot_name(split: str) -> str:
+    return f"{split}_accuracy_by_type.png"
+
+
+def plot_type_table(table: dict[str, Any], path: Path) -> Path:
+    """Grouped bars: one group per question type (and overall), one bar per run."""
+    labels = [row["type"] for row in table["rows"]]
+    runs = table["columns"]
+    x = np.arange(len(labels))
+    width = 0.8 / max(len(runs), 1)
+    heights = [[np.nan if row["cells"][i]["accuracy"] is None else row["cells"][i]["accuracy"] * 100
+                for row in table["rows"]] for i in range(len(runs))]
+    top = np.nanmax(heights) if np.isfinite(heights).any() else 0.0
+    fig, ax = plt.subplots(figsize=(min(12.0, max(6.0, 1.2 + 0.25 * len(labels) * len(runs))), 4.5))
+    try:
+        for i, name in enumerate(runs):
+            ax.bar(x - 0.4 + width * (i + 0.5), heights[i], width, label=name)
+        ax.set_xticks(x, labels, rotation=25, ha="right")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"{table['title']}: accuracy by question type")
+        ax.set_ylim(0, min(100.0, max(5.0, top * 1.15)))
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110, metadata=PNG_METADATA, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def write_plots(tables: list[dict[str, Any]], folder: Path) -> dict[str, Path]:
+    """One PNG per split in ``folder``; returns split -> path."""
+    return {t["split"]: plot_type_table(t, folder / plot_name(t["split"])) for t in tables}
