@@ -1,7 +1,12 @@
-"""Replace the generated results block of a README, and nothing else."""
+"""Replace the generated results block of a README, and nothing else.
+
+The markers count only on a line of their own, so prose that quotes them (as egotask's README does)
+is left alone.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 START = "<!-- egotask:results:start -->"
@@ -12,22 +17,25 @@ class ReadmeMarkerError(ValueError):
     """The README lacks the markers, or has them more than once or in the wrong order."""
 
 
+def _marker_lines(text: str, marker: str) -> list[re.Match[str]]:
+    return list(re.finditer(rf"^[ \t]*{re.escape(marker)}[ \t]*$", text, flags=re.MULTILINE))
+
+
 def replace_block(text: str, block: str, where: str = "README") -> str:
-    """``text`` with everything between the markers replaced by ``block``; idempotent."""
-    starts, ends = text.count(START), text.count(END)
-    if starts == 0 or ends == 0:
-        missing = " and ".join(m for m, c in ((START, starts), (END, ends)) if c == 0)
+    """``text`` with everything between the marker lines replaced by ``block``; idempotent."""
+    starts, ends = _marker_lines(text, START), _marker_lines(text, END)
+    if not starts or not ends:
+        missing = " and ".join(m for m, found in ((START, starts), (END, ends)) if not found)
         raise ReadmeMarkerError(
-            f"{where}: no {missing} marker. Add these two lines where the results belong, then rerun:\n"
-            f"{START}\n{END}")
-    if starts > 1 or ends > 1:
-        raise ReadmeMarkerError(f"{where}: the results markers must appear once each "
-                                f"(found {starts} start and {ends} end markers)")
-    head, rest = text.split(START, 1)
-    if END not in rest:
+            f"{where}: no {missing} marker line. Add these two lines where the results belong, then "
+            f"rerun:\n{START}\n{END}")
+    if len(starts) > 1 or len(ends) > 1:
+        raise ReadmeMarkerError(f"{where}: the results marker lines must appear once each "
+                                f"(found {len(starts)} start and {len(ends)} end markers)")
+    start, end = starts[0], ends[0]
+    if end.start() < start.end():
         raise ReadmeMarkerError(f"{where}: {END} comes before {START}")
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{block.strip()}\n{END}{tail}"
+    return f"{text[:start.end()]}\n{block.strip()}\n{text[end.start():]}"
 
 
 def update_readme(path: str | Path, block: str) -> bool:

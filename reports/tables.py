@@ -14,6 +14,7 @@ from typing import Any
 from egotask import scoring
 from egotask.data.sources import BENCHMARKS
 from egotask.reports.collect import Run
+from egotask.reports.legacy import LEGACY_JUDGE
 from egotask.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci
 
 SPLIT_ORDER = ("indoor", "outdoor", "egotempo")
@@ -149,6 +150,7 @@ def footer(runs: list[Run]) -> dict[str, Any]:
         "failed_counted_as_wrong": any(r.summary.get("failed_counted_as_wrong") for r in runs),
         "n_failed": sum(int(r.summary.get("n_failed") or 0) for r in runs),
         "without_samples": [f"{r.label} ({r.split})" for r in ordered(runs) if r.records is None],
+        "legacy_verdicts": any(LEGACY_JUDGE["judge"] in str(r.summary.get("judge")) for r in runs),
     }
 
 

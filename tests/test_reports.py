@@ -104,6 +104,13 @@ def test_readme_block_replacement_is_idempotent_and_keeps_the_rest():
     assert replace_block(once, "| new |\n") == once
 
 
+def test_markers_quoted_in_prose_are_not_markers():
+    text = f"Use `{START}` and `{END}`.\n\n{START}\nold\n{END}\n"
+    assert replace_block(text, "new") == f"Use `{START}` and `{END}`.\n\n{START}\nnew\n{END}\n"
+    with pytest.raises(ReadmeMarkerError, match="must appear once each"):
+        replace_block(text + f"{START}\n", "new")
+
+
 def test_readme_without_markers_is_refused_clearly_and_left_untouched(tmp_path, small_runs, capsys):
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n\nno markers here\n")
