@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,6 @@ class Run:
     limit: float | None = None
     records: list[dict[str, Any]] | None = None  # per-sample records, when the samples were logged
     label: str = ""  # unique among the runs of a report; set by assign_labels()
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.label = self.label or self.model
@@ -71,6 +70,9 @@ def read_results_file(path: Path, with_samples: bool = False) -> list[Run]:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable lmms-eval results file ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not an lmms-eval results file (a JSON {type(data).__name__}); if it is "
+                         "the predecessor's, convert it with `egotask import-legacy` first")
     runs = runs_from_results(data, path)
     if with_samples:
         for run in runs:

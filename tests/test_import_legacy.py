@@ -86,6 +86,12 @@ def test_bad_rows_and_names_are_errors_naming_file_row_and_field(tmp_path):
         parse_name(tmp_path / "results.csv")
 
 
+def test_report_on_an_unconverted_predecessor_file_points_to_import_legacy(tmp_path, capsys):
+    path = write(tmp_path / "m_results.json", [legacy_row()])
+    assert main(["report", str(path)]) == 2
+    assert "convert it with `egotask import-legacy` first" in capsys.readouterr().err
+
+
 def test_a_bad_file_stops_the_import_but_keeps_files_already_converted(tmp_path, capsys):
     good = write(tmp_path / "a_results.json", [legacy_row()])
     bad = write(tmp_path / "b_results.json", [legacy_row(video_id="abc")])
