@@ -57,7 +57,10 @@ def render_markdown(runs: list[Run], template: str | Path | None = None, templat
                     opts: BootstrapOptions | None = None, plots: dict[str, str] | None = None,
                     heading: int = 3) -> str:
     """The report in markdown; ``plots`` maps a split to the link of its chart."""
-    name, found_dir = resolve_template(template) if template_dir is None else (str(template), template_dir)
+    if template_dir is None:
+        name, found_dir = resolve_template(template)
+    else:
+        name, found_dir = str(template or DEFAULT_TEMPLATE), template_dir
     try:
         tmpl = environment(found_dir).get_template(name)
     except TemplateNotFound as exc:
