@@ -6,8 +6,8 @@ It answers ``POST .../models/{model}:generateContent`` (Gemini) and ``POST .../c
 reference inside the normalised prediction), enough to tell a judged item from a failed one.
 
 Latency and faults are injected per request: ``faults(item, attempt)`` names the fault for the
-``attempt``-th request (1-based) about that item, or ``None``. Faults: ``"429"``, ``"500"``, ``"503"``
-(with ``Retry-After``), ``"hang"`` (answers only after ``hang`` seconds, beyond the client's timeout),
+``attempt``-th request (1-based) about that item, or ``None``. Faults: an HTTP status such as ``"429"``, ``"500"`` or
+``"403"`` (with ``Retry-After``), ``"hang"`` (answers only after ``hang`` seconds, beyond the client's timeout),
 ``"malformed"`` (a 200 reply that is not a verdict), ``"echo_key"`` (a 500 whose message quotes the
 API key it received) and ``"echo_key_text"`` (an unreadable 200 reply quoting the key).
 
@@ -74,6 +74,9 @@ class FakeJudgeServer:
         self.attempts: Counter[str] = Counter()  # per item id
         self.bodies: list[dict[str, Any]] = []  # the last requests' bodies (for checking the wire format)
         self.keys_seen: set[str] = set()
+        self.started: dict[str, list[float]] = {}  # per item id, monotonic request start times
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -140,17 +143,25 @@ class FakeJudgeServer:
             attempt = self.attempts[ident]
             self.bodies = [*self.bodies[-9:], body]
             self.keys_seen.add(key)
-        fault = self.faults(item, attempt) if self.faults else None
-        with self._lock:
-            self.outcomes[fault or "ok"] += 1
-        if self.latency:
-            time.sleep(self.latency)
-        if fault == "hang":
-            time.sleep(self.hang)
-        if fault in ("429", "500", "503", "echo_key"):
+            self.started.setdefault(ident, []).append(time.monotonic())
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            fault = self.faults(item, attempt) if self.faults else None
+            with self._lock:
+                self.outcomes[fault or "ok"] += 1
+            if self.latency:
+                time.sleep(self.latency)
+            if fault == "hang":
+                time.sleep(self.hang)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+        if fault == "echo_key" or (fault or "").isdigit():
             code = 500 if fault == "echo_key" else int(fault)
             message = f"injected fault; your key is {key}" if fault == "echo_key" else "injected fault"
-            status = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}[code]
+            status = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 403: "PERMISSION_DENIED",
+                      400: "INVALID_ARGUMENT"}.get(code, "UNKNOWN")
             return code, {"error": {"code": code, "message": message, "status": status}}, \
                 {"Retry-After": self.retry_after}
         if fault == "malformed":

@@ -57,6 +57,9 @@ class GeminiJudge(LLMJudge):
                     temperature=0.0, response_mime_type="application/json", response_json_schema=REPLY_SCHEMA)
             return self._client.models
 
+    def _connect(self) -> None:
+        self._models()
+
     def _call(self, system: str, prompt: str) -> str:
         models = self._models()
         config = self._config.model_copy(update={"system_instruction": system})

@@ -122,6 +122,9 @@ class LLMJudge(Judge):
     def _classify(self, exc: Exception) -> CallError:
         """Say whether an exception from ``_call`` is worth retrying."""
 
+    def _connect(self) -> None:  # noqa: B027 - optional hook
+        """Build the client (once), so its set-up time is not spent inside a rate-limit slot."""
+
     # ------------------------------------------------------------------ judging
 
     def judge(self, item: JudgeItem) -> Verdict:
@@ -170,6 +173,7 @@ class LLMJudge(Judge):
     def _judge_uncached(self, item: JudgeItem, key: str) -> Verdict:
         error, raw, retry_after = "", None, None
         unreadable = 0
+        self._connect()
         for attempt in range(1, self.settings.max_attempts + 1):
             if self._fatal:
                 return self._failure(self._fatal)
@@ -195,8 +199,10 @@ class LLMJudge(Judge):
                     failure = self._classify(exc)
                     message = redact(failure.message)
                     if failure.kind == "fatal":
-                        self._fatal = message
-                        log.error("judge %s: %s; no further requests will be made", self.name, message)
+                        with self._lock:
+                            first, self._fatal = self._fatal is None, self._fatal or message
+                        if first:
+                            log.error("judge %s: %s; no further requests will be made", self.name, message)
                         return self._failure(message)
                     if failure.kind == "item":
                         return self._failure(message)

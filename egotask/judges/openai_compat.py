@@ -52,6 +52,9 @@ class OpenAIJudge(LLMJudge):
                     max_retries=0, http_client=httpx.Client(limits=limits, timeout=self.settings.timeout))
             return self._client.chat.completions
 
+    def _connect(self) -> None:
+        self._chat()
+
     def _call(self, system: str, prompt: str) -> str:
         response = self._chat().create(
             model=self.model, temperature=0,

@@ -9,8 +9,8 @@ from egotask.judges.base import JudgeItem
 
 PROMPT_VERSION = "egotask-judge-v1"
 
-# Markers around the item. The item itself is a JSON object, so quotes and newlines in a prediction
-# are escaped and cannot close the block or pass as instructions.
+# Markers around the item, each on its own line. The item is a one-line JSON object, so quotes and
+# newlines in a prediction are escaped and cannot close the block or pass as instructions.
 ITEM_BEGIN = "<<<ITEM"
 ITEM_END = "ITEM>>>"
 
@@ -55,8 +55,10 @@ def user_prompt(item: JudgeItem) -> str:
 
 def parse_item_block(text: str) -> dict[str, str]:
     """The item fields of a prompt built by :func:`user_prompt` (for fake servers and debugging)."""
-    start = text.index(ITEM_BEGIN) + len(ITEM_BEGIN)
-    return json.loads(text[start:text.index(ITEM_END, start)])
+    lines = text.splitlines()
+    # JSON has no raw newlines, so the item is exactly the line after the opening marker, whatever
+    # marker-like text the fields contain.
+    return json.loads(lines[lines.index(ITEM_BEGIN) + 1])
 
 
 # The reply schema as JSON Schema: Gemini's ``response_json_schema`` and OpenAI's ``json_schema``.
