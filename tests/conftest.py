@@ -75,7 +75,7 @@ def fake_judge(monkeypatch):
         monkeypatch.setenv("GEMINI_API_KEY", FAKE_JUDGE_KEY)
         monkeypatch.setenv("OPENAI_API_KEY", FAKE_JUDGE_KEY)
         monkeypatch.setenv("EGOTASK_JUDGE_BACKOFF", "0.01")
-        monkeypatch.setenv("EGOTASK_JUDGE_TIMEOUT", "1")
+        monkeypatch.setenv("EGOTASK_JUDGE_TIMEOUT", "10")
         return server
 
     yield start

@@ -89,7 +89,7 @@ def rejudge_records(records: list[dict[str, Any]], judge: Judge) -> list[dict[st
 def output_tag(judge: Judge) -> str:
     """``rejudged-<judge>-<model>-<prompt version>``, safe as a file-name part."""
     parts = [judge.name, judge.model, judge.prompt_version]
-    return "rejudged-" + "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", p).strip("_") for p in dict.fromkeys(parts))
+    return "rejudged-" + "-".join(re.sub(r"[^A-Za-z0-9.-]+", "_", p).strip("_") for p in dict.fromkeys(parts))
 
 
 def task_metrics(summary: dict[str, Any]) -> dict[str, Any]:
