@@ -25,7 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from tqdm import tqdm
@@ -157,14 +157,12 @@ class LLMJudge(Judge):
         bar = tqdm(total=len(todo), desc=f"judging ({self.name} {self.model})", unit="item",
                    disable=not progress or len(todo) < 2)
         try:
-            pending = {pool.submit(self._judge_uncached, items[idx[0]], key): idx for key, idx in todo.items()}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    verdict = future.result()
-                    for i in pending.pop(future):
-                        results[i] = verdict
-                    bar.update(1)
+            futures = {pool.submit(self._judge_uncached, items[idx[0]], key): idx for key, idx in todo.items()}
+            for future in as_completed(futures):
+                verdict = future.result()
+                for i in futures[future]:
+                    results[i] = verdict
+                bar.update(1)
         finally:
             bar.close()
             # On Ctrl-C, drop the queue; verdicts already returned are in the cache.
