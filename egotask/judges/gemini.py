@@ -57,13 +57,18 @@ class GeminiJudge(LLMJudge):
                     temperature=0.0, response_mime_type="application/json", response_json_schema=REPLY_SCHEMA)
             return self._client.models
 
+    def _config_for(self, system: str) -> Any:
+        """The request config with this system prompt (built once: the prompt rarely changes)."""
+        if self._config.system_instruction != system:
+            self._config = self._config.model_copy(update={"system_instruction": system})
+        return self._config
+
     def _connect(self) -> None:
         self._models()
 
     def _call(self, system: str, prompt: str) -> str:
         models = self._models()
-        config = self._config.model_copy(update={"system_instruction": system})
-        response = models.generate_content(model=self.model, contents=prompt, config=config)
+        response = models.generate_content(model=self.model, contents=prompt, config=self._config_for(system))
         text = response.text
         if not text:
             candidates = response.candidates or []
