@@ -16,6 +16,7 @@ SUBCOMMANDS = [
     "egotask.commands.plugins",
     "egotask.commands.report",
     "egotask.commands.import_legacy",
+    "egotask.commands.judge",
 ]
 
 

@@ -2,7 +2,8 @@
 
 It differs from upstream's ``lmms-eval`` in three ways:
 - egotask's task folder is always on ``--include_path`` (next to any folder you pass);
-- ``--judge NAME`` picks the judge backend (same as ``EGOTASK_JUDGE``);
+- ``--judge NAME`` picks the judge backend (same as ``EGOTASK_JUDGE``), ``--judge-cache on|off|refresh``
+  its verdict cache (same as ``EGOTASK_JUDGE_CACHE``);
 - it exits non-zero when the evaluation fails (upstream logs the exception and exits 0).
 """
 
@@ -17,8 +18,10 @@ from egotask.preflight import preflight
 
 HELP_EXTRA = """
 egotask additions:
-  --judge NAME          judge backend for egotask tasks (default: $EGOTASK_JUDGE or 'heuristic');
-                        `egotask plugins` lists them
+  --judge NAME          judge backend for egotask tasks (default: $EGOTASK_JUDGE or 'gemini');
+                        `egotask plugins` lists them; 'heuristic' judges offline
+  --judge-cache MODE    on (default): reuse cached verdicts; refresh: judge again and overwrite;
+                        off: neither read nor write the cache (same as $EGOTASK_JUDGE_CACHE)
   egotask's tasks (egotextvqa_indoor, egotextvqa_outdoor, egotextvqa, egotempo_openqa, ...) are
   always included; exit status is non-zero when the evaluation fails.
 """
@@ -53,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     argv, judge = _pop_option(argv, "--judge")
     if judge:
         os.environ["EGOTASK_JUDGE"] = judge
+    argv, judge_cache = _pop_option(argv, "--judge-cache")
+    if judge_cache:
+        os.environ["EGOTASK_JUDGE_CACHE"] = judge_cache
     if any(a in ("-h", "--help") for a in argv):
         sys.argv = ["lmms_eval", "--help"]
         try:

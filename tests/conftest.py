@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from egotask.fixtures import build_sample_data, build_tiny_qwen3vl
+from egotask.judges.fake_server import FakeJudgeServer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -21,9 +22,13 @@ DATA_VARS = ("EGOTEXTVQA_ANNOTATIONS", "EGOTEXTVQA_VIDEO_DIR", "EGOTEMPO_ANNOTAT
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path_factory):
     """No test reads the user's data variables, cache or judge settings, or reaches the Hub."""
-    for var in (*DATA_VARS, "EGOTASK_JUDGE", "EGOTASK_MISSING_VIDEOS", "EGOTASK_DISABLE_PLUGINS",
-                "GEMINI_API_KEY", "GOOGLE_API_KEY"):
+    for var in (*DATA_VARS, "EGOTASK_MISSING_VIDEOS", "EGOTASK_DISABLE_PLUGINS", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+                "GOOGLE_GEMINI_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "EGOTASK_JUDGE_MODEL",
+                "EGOTASK_JUDGE_CONCURRENCY", "EGOTASK_JUDGE_RPM", "EGOTASK_JUDGE_CACHE", "EGOTASK_JUDGE_TIMEOUT",
+                "EGOTASK_JUDGE_MAX_ATTEMPTS", "EGOTASK_JUDGE_BACKOFF"):
         monkeypatch.delenv(var, raising=False)
+    # The default judge (gemini) needs the network; tests use the offline one unless they say otherwise.
+    monkeypatch.setenv("EGOTASK_JUDGE", "heuristic")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("EGOTASK_CACHE_DIR", str(tmp_path_factory.mktemp("egotask-cache")))
 
@@ -51,6 +56,31 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+FAKE_JUDGE_KEY = "sk-egotask-test-SECRET-0123456789"
+
+
+@pytest.fixture
+def fake_judge(monkeypatch):
+    """``start(**server_options)`` starts a fake Gemini/OpenAI server on 127.0.0.1 and points the real
+    clients and a test key (``FAKE_JUDGE_KEY``) at it."""
+    servers: list[FakeJudgeServer] = []
+
+    def start(**options) -> FakeJudgeServer:
+        server = FakeJudgeServer(**{"hang": 2.0, **options}).start()
+        servers.append(server)
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+        monkeypatch.setenv("GEMINI_API_KEY", FAKE_JUDGE_KEY)
+        monkeypatch.setenv("OPENAI_API_KEY", FAKE_JUDGE_KEY)
+        monkeypatch.setenv("EGOTASK_JUDGE_BACKOFF", "0.01")
+        monkeypatch.setenv("EGOTASK_JUDGE_TIMEOUT", "10")
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 @dataclass

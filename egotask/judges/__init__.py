@@ -8,7 +8,7 @@ import threading
 from egotask.judges.base import Judge, JudgeItem, JudgeNotReady
 
 JUDGE_VAR = "EGOTASK_JUDGE"
-DEFAULT_JUDGE = "heuristic"
+DEFAULT_JUDGE = "gemini"
 
 _lock = threading.Lock()
 _judges: dict[str, Judge] = {}
@@ -33,19 +33,27 @@ def selected_judge_name() -> str:
     return os.environ.get(JUDGE_VAR, "").strip() or DEFAULT_JUDGE
 
 
-def get_judge(name: str | None = None) -> Judge:
-    """The process-wide judge of that name (default: ``$EGOTASK_JUDGE``), built once."""
+def build_judge(name: str | None = None) -> Judge:
+    """A new judge of that name (default: ``$EGOTASK_JUDGE``), configured from the environment now."""
     from egotask.plugins import judge_backends
 
     name = name or selected_judge_name()
+    backends = judge_backends()
+    if name not in backends:
+        raise JudgeNotReady(f"unknown judge {name!r} (from {JUDGE_VAR} or --judge); "
+                            f"available: {', '.join(sorted(backends)) or 'none'}")
+    return backends[name].factory()
+
+
+def get_judge(name: str | None = None) -> Judge:
+    """The process-wide judge of that name (default: ``$EGOTASK_JUDGE``), built once: its cache,
+    connection pool and concurrency limit are shared by every thread that judges."""
+    name = name or selected_judge_name()
     with _lock:
         if name not in _judges:
-            backends = judge_backends()
-            if name not in backends:
-                raise JudgeNotReady(f"unknown judge {name!r} (from {JUDGE_VAR} or --judge); "
-                                    f"available: {', '.join(sorted(backends)) or 'none'}")
-            _judges[name] = backends[name].factory()
+            _judges[name] = build_judge(name)
         return _judges[name]
 
 
-__all__ = ["Judge", "JudgeItem", "JudgeNotReady", "get_judge", "selected_judge_name", "judge_concurrency", "JUDGE_VAR"]
+__all__ = ["Judge", "JudgeItem", "JudgeNotReady", "build_judge", "get_judge", "selected_judge_name",
+           "judge_concurrency", "JUDGE_VAR"]

@@ -1,0 +1,114 @@
+"""The verdict cache: a SQLite file under ``$EGOTASK_CACHE_DIR`` (default ``~/.cache/egotask``).
+
+A verdict is keyed by (backend, judge model, prompt version, question, reference, prediction) and is
+written, committed, the moment it arrives, so a run killed mid-judging loses nothing and a rerun pays
+only for the items it has not judged. Failures are never stored: a rerun tries them again.
+
+``$EGOTASK_JUDGE_CACHE``: ``on`` (default) reads and writes, ``refresh`` judges again and overwrites,
+``off`` neither reads nor writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from egotask.judges.base import JudgeItem
+from egotask.records import Verdict
+
+CACHE_DIR_VAR = "EGOTASK_CACHE_DIR"
+CACHE_MODE_VAR = "EGOTASK_JUDGE_CACHE"
+CACHE_MODES = ("on", "off", "refresh")
+FILENAME = "judge_cache.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS verdicts (
+    key TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    judge_model TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    question TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    prediction TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    created REAL NOT NULL
+)"""
+
+
+def cache_dir() -> Path:
+    raw = os.environ.get(CACHE_DIR_VAR, "").strip()
+    return Path(raw).expanduser() if raw else Path.home() / ".cache" / "egotask"
+
+
+def cache_mode() -> str:
+    mode = os.environ.get(CACHE_MODE_VAR, "").strip().lower() or "on"
+    if mode not in CACHE_MODES:
+        raise ValueError(f"{CACHE_MODE_VAR} must be one of {', '.join(CACHE_MODES)}, got {mode!r}")
+    return mode
+
+
+def cache_key(backend: str, judge_model: str, prompt_version: str, item: JudgeItem) -> str:
+    fields = [backend, judge_model, prompt_version, item.question, item.answer, item.prediction]
+    return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
+
+
+class VerdictCache:
+    """Thread-safe; several processes may share the file (WAL journal, busy timeout)."""
+
+    def __init__(self, path: Path | None = None, mode: str | None = None):
+        self.mode = mode or cache_mode()
+        self.path = path or cache_dir() / FILENAME
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def reads(self) -> bool:
+        return self.mode == "on"
+
+    @property
+    def writes(self) -> bool:
+        return self.mode in ("on", "refresh")
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(_SCHEMA)
+            except (OSError, sqlite3.Error) as exc:
+                raise OSError(f"cannot open the judge cache {self.path} ({exc}); set {CACHE_DIR_VAR} to a "
+                              f"writable folder or {CACHE_MODE_VAR}=off") from exc
+            self._conn = conn
+        return self._conn
+
+    def get(self, key: str) -> Verdict | None:
+        if not self.reads:
+            return None
+        with self._lock:
+            row = self._connection().execute("SELECT verdict FROM verdicts WHERE key = ?", (key,)).fetchone()
+        return Verdict.from_dict(json.loads(row[0])) if row else None
+
+    def put(self, key: str, item: JudgeItem, verdict: Verdict) -> None:
+        if not self.writes or verdict.failed:
+            return
+        row = (key, verdict.judge, verdict.judge_model, verdict.prompt_version, item.question, item.answer,
+               item.prediction, json.dumps(verdict.to_dict(), ensure_ascii=False), time.time())
+        with self._lock:
+            self._connection().execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._connection().execute("SELECT COUNT(*) FROM verdicts").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

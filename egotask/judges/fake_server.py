@@ -1,0 +1,201 @@
+"""A local stand-in for the Gemini and OpenAI REST APIs, for tests and benchmarks.
+
+It answers ``POST .../models/{model}:generateContent`` (Gemini) and ``POST .../chat/completions``
+(OpenAI-compatible) on 127.0.0.1, so the real google-genai and openai clients reach it through
+``GOOGLE_GEMINI_BASE_URL`` / ``OPENAI_BASE_URL``. Its verdict is a simple rule (the normalised
+reference inside the normalised prediction), enough to tell a judged item from a failed one.
+
+Latency and faults are injected per request: ``faults(item, attempt)`` names the fault for the
+``attempt``-th request (1-based) about that item, or ``None``. Faults: an HTTP status such as ``"429"``, ``"500"`` or
+``"403"`` (with ``Retry-After``), ``"hang"`` (answers only after ``hang`` seconds, beyond the client's timeout),
+``"malformed"`` (a 200 reply that is not a verdict), ``"echo_key"`` (a 500 whose message quotes the
+API key it received) and ``"echo_key_text"`` (an unreadable 200 reply quoting the key).
+
+    python -m egotask.judges.fake_server --latency 0.2   # prints the base URL, serves until killed
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import string
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from egotask.judges.prompt import parse_item_block
+
+FaultPlan = Callable[[dict[str, str], int], str | None]
+_PUNCT = str.maketrans({c: " " for c in string.punctuation})
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def _norm(text: str) -> str:
+    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split())
+
+
+def fake_verdict(item: dict[str, str]) -> dict[str, Any]:
+    pred, ref = _norm(item["prediction"]), _norm(item["reference"])
+    if pred and pred == ref:
+        return {"pred": "yes", "score": 5, "reason": "fake judge: same answer"}
+    if ref and f" {ref} " in f" {pred} ":
+        return {"pred": "yes", "score": 4, "reason": "fake judge: contains the reference"}
+    return {"pred": "no", "score": 1, "reason": "fake judge: different answer"}
+
+
+def item_id(item: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps([item["question"], item["reference"], item["prediction"]]).encode()).hexdigest()
+
+
+def cycle_faults(plans: list[list[str]]) -> FaultPlan:
+    """Each item gets one of ``plans`` (by a stable hash); its n-th request gets ``plan[n-1]``, later ones
+    none. ``[[], ["429"], ["500", "hang"]]``: a third of the items succeed at once, and so on."""
+
+    def plan(item: dict[str, str], attempt: int) -> str | None:
+        chosen = plans[int(item_id(item)[:8], 16) % len(plans)]
+        return chosen[attempt - 1] if attempt <= len(chosen) else None
+
+    return plan
+
+
+class FakeJudgeServer:
+    """``with FakeJudgeServer(latency=0.2) as server: ... server.url ...``; counts every request."""
+
+    def __init__(self, latency: float = 0.0, faults: FaultPlan | None = None, hang: float = 5.0,
+                 retry_after: str = "0"):
+        self.latency, self.faults, self.hang, self.retry_after = latency, faults, hang, retry_after
+        self.requests = 0
+        self.outcomes: Counter[str] = Counter()
+        self.attempts: Counter[str] = Counter()  # per item id
+        self.bodies: list[dict[str, Any]] = []  # the last requests' bodies (for checking the wire format)
+        self.keys_seen: set[str] = set()
+        self.started: dict[str, list[float]] = {}  # per item id, monotonic request start times
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None, "server not started"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def start(self) -> FakeJudgeServer:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else headers and body in two writes stall ~40 ms on delayed ACKs
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                key = self.headers.get("x-goog-api-key") or self.headers.get("Authorization", "")
+                key = key.removeprefix("Bearer ")
+                status, payload, headers = server.answer(self.path, body, key)
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    for name, value in {"Content-Type": "application/json", **headers}.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a "hang" fault)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True, name="fake-judge-server").start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> FakeJudgeServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ the API
+
+    def answer(self, path: str, body: dict[str, Any], key: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        gemini = ":generateContent" in path
+        if not gemini and not path.rstrip("/").endswith("/chat/completions"):
+            return 404, {"error": {"code": 404, "message": f"no such endpoint {path}", "status": "NOT_FOUND"}}, {}
+        prompt = (body["contents"][-1]["parts"][0]["text"] if gemini
+                  else body["messages"][-1]["content"])
+        item = parse_item_block(prompt)
+        ident = item_id(item)
+        with self._lock:
+            self.requests += 1
+            self.attempts[ident] += 1
+            attempt = self.attempts[ident]
+            self.bodies = [*self.bodies[-9:], body]
+            self.keys_seen.add(key)
+            self.started.setdefault(ident, []).append(time.monotonic())
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            fault = self.faults(item, attempt) if self.faults else None
+            with self._lock:
+                self.outcomes[fault or "ok"] += 1
+            if self.latency:
+                time.sleep(self.latency)
+            if fault == "hang":
+                time.sleep(self.hang)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+        if fault == "echo_key" or (fault or "").isdigit():
+            code = 500 if fault == "echo_key" else int(fault)
+            message = f"injected fault; your key is {key}" if fault == "echo_key" else "injected fault"
+            status = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 403: "PERMISSION_DENIED",
+                      400: "INVALID_ARGUMENT"}.get(code, "UNKNOWN")
+            return code, {"error": {"code": code, "message": message, "status": status}}, \
+                {"Retry-After": self.retry_after}
+        if fault == "malformed":
+            text = "I think the prediction is probably fine"
+        elif fault == "echo_key_text":
+            text = f"cannot grade; request came with key {key}"
+        else:
+            text = json.dumps(fake_verdict(item))
+        model = path.rsplit("/", 1)[-1].split(":", 1)[0] if gemini else body.get("model", "")
+        return 200, (_gemini_reply(text, model) if gemini else _openai_reply(text, model)), {}
+
+
+def _gemini_reply(text: str, model: str) -> dict[str, Any]:
+    return {"candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP",
+                            "index": 0}],
+            "usageMetadata": {"promptTokenCount": 100, "candidatesTokenCount": 20, "totalTokenCount": 120},
+            "modelVersion": model}
+
+
+def _openai_reply(text: str, model: str) -> dict[str, Any]:
+    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve a fake Gemini / OpenAI-compatible judge on 127.0.0.1.")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
+    args = parser.parse_args(argv)
+    with FakeJudgeServer(latency=args.latency) as server:
+        print(server.url, flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The Gemini judge (the default), through google-genai.
+
+The SDK resolves the key from ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY`` and the endpoint from
+``GOOGLE_GEMINI_BASE_URL`` when set (tests point it at a local server speaking the REST API).
+Replies are constrained to JSON with :data:`~egotask.judges.prompt.REPLY_SCHEMA`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from egotask.hookspecs import JudgeBackend, hookimpl
+from egotask.judges.base import JudgeNotReady
+from egotask.judges.llm import ATTEMPTS_VAR, MODEL_VAR, RPM_VAR, TIMEOUT_VAR, CallError, LLMJudge
+from egotask.judges.parse import UnreadableReply
+from egotask.judges.prompt import REPLY_SCHEMA
+
+KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+BASE_URL_VAR = "GOOGLE_GEMINI_BASE_URL"
+DEFAULT_MODEL = "gemini-2.5-flash"
+RETRY_STATUS = {408, 429}
+FATAL_STATUS = {401, 403, 404}
+
+
+class GeminiJudge(LLMJudge):
+    name = "gemini"
+    default_model = DEFAULT_MODEL
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._client_lock = threading.Lock()
+        self._client: Any = None
+
+    def check_ready(self) -> None:
+        if not any(os.environ.get(var, "").strip() for var in KEY_VARS):
+            raise JudgeNotReady(
+                "the gemini judge needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY). "
+                "To judge offline instead, pass --judge heuristic (or set EGOTASK_JUDGE=heuristic); "
+                "its numbers are rule-based, not an LLM judge's.")
+
+    def _models(self) -> Any:
+        with self._client_lock:
+            if self._client is None:
+                import httpx
+                from google import genai
+                from google.genai import types
+
+                # One pooled connection per request slot; the SDK's own retries stay off (ours honour
+                # Retry-After and count attempts per item).
+                limits = httpx.Limits(max_connections=self.settings.concurrency,
+                                      max_keepalive_connections=self.settings.concurrency)
+                self._client = genai.Client(http_options=types.HttpOptions(
+                    timeout=int(self.settings.timeout * 1000), client_args={"limits": limits}))
+                self._config = types.GenerateContentConfig(
+                    temperature=0.0, response_mime_type="application/json", response_json_schema=REPLY_SCHEMA)
+            return self._client.models
+
+    def _config_for(self, system: str) -> Any:
+        """The request config with this system prompt (built once: the prompt rarely changes)."""
+        if self._config.system_instruction != system:
+            self._config = self._config.model_copy(update={"system_instruction": system})
+        return self._config
+
+    def _connect(self) -> None:
+        self._models()
+
+    def _call(self, system: str, prompt: str) -> str:
+        models = self._models()
+        response = models.generate_content(model=self.model, contents=prompt, config=self._config_for(system))
+        text = response.text
+        if not text:
+            candidates = response.candidates or []
+            finish = candidates[0].finish_reason if candidates else None
+            blocked = response.prompt_feedback.block_reason if response.prompt_feedback else None
+            raise UnreadableReply(f"no text in the reply (finish_reason={finish}, block_reason={blocked})")
+        return text
+
+    def _classify(self, exc: Exception) -> CallError:
+        import httpx
+        from google.genai import errors
+
+        from egotask.judges.throttle import parse_retry_after
+
+        if isinstance(exc, errors.APIError):
+            headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+            message = f"Gemini API error {exc.code} {exc.status or ''}: {exc.message or ''}".strip()
+            if exc.code in RETRY_STATUS or (exc.code or 0) >= 500:
+                return CallError("retry", message, parse_retry_after(headers.get("retry-after")))
+            if exc.code in FATAL_STATUS or "api key" in (exc.message or "").lower():
+                return CallError("fatal", f"{message} (check {' / '.join(KEY_VARS)} and {MODEL_VAR})")
+            return CallError("item", message)
+        if isinstance(exc, httpx.TimeoutException):
+            return CallError("retry", f"timed out after {self.settings.timeout:g} s ({TIMEOUT_VAR})")
+        if isinstance(exc, httpx.TransportError):
+            return CallError("retry", f"connection error: {type(exc).__name__}: {exc}")
+        return CallError("retry", f"{type(exc).__name__}: {exc}")
+
+
+@hookimpl
+def egotask_judges() -> list[JudgeBackend]:
+    return [JudgeBackend("gemini", GeminiJudge, f"Google Gemini through google-genai (default model "
+                         f"{DEFAULT_MODEL}), JSON-schema replies, cached",
+                         env_vars=(*KEY_VARS, MODEL_VAR, BASE_URL_VAR, RPM_VAR, TIMEOUT_VAR, ATTEMPTS_VAR))]

@@ -1,0 +1,228 @@
+"""What every LLM judge shares: the cache, bounded concurrency, a rate limit, retries, and parsing.
+
+A backend only says how to send one prompt (``_call``) and which of its errors are worth retrying
+(``_classify``). Every item ends as a verdict or as a failure carrying the error and the raw reply;
+nothing becomes "no"/0 because a request or a parse failed.
+
+Settings (read when the judge is built):
+
+- ``EGOTASK_JUDGE_MODEL``: the judging model (each backend has a default);
+- ``EGOTASK_JUDGE_CONCURRENCY``: requests in flight at once (default 16), shared by ``judge_many``
+  and by concurrent ``judge`` calls from lmms-eval's ``process_results`` threads;
+- ``EGOTASK_JUDGE_RPM``: at most this many requests per minute (default: no limit);
+- ``EGOTASK_JUDGE_TIMEOUT``: seconds per request (default 60);
+- ``EGOTASK_JUDGE_MAX_ATTEMPTS``: attempts per item on 408/429/5xx/timeouts/connection errors
+  (default 6), with exponential backoff and jitter from ``EGOTASK_JUDGE_BACKOFF`` seconds (default 1),
+  never sooner than the server's ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+
+from tqdm import tqdm
+
+from egotask.judges import judge_concurrency
+from egotask.judges.base import Judge, JudgeItem
+from egotask.judges.cache import VerdictCache, cache_key
+from egotask.judges.parse import UnreadableReply, parse_reply
+from egotask.judges.prompt import PROMPT_VERSION, SYSTEM_PROMPT, user_prompt
+from egotask.judges.secrets import redact
+from egotask.judges.throttle import RateLimiter, backoff_delay
+from egotask.records import Verdict
+
+log = logging.getLogger("egotask.judge")
+
+MODEL_VAR = "EGOTASK_JUDGE_MODEL"
+RPM_VAR = "EGOTASK_JUDGE_RPM"
+TIMEOUT_VAR = "EGOTASK_JUDGE_TIMEOUT"
+ATTEMPTS_VAR = "EGOTASK_JUDGE_MAX_ATTEMPTS"
+BACKOFF_VAR = "EGOTASK_JUDGE_BACKOFF"
+BACKOFF_CAP = 60.0  # seconds between two attempts, unless Retry-After asks for more
+UNREADABLE_ATTEMPTS = 3  # a model that keeps replying off-schema is not going to stop
+
+
+def _env_number(var: str, default: float | None, kind: type = float, minimum: float = 0) -> float | None:
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{var} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{var} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    model: str
+    concurrency: int
+    rpm: float | None
+    timeout: float
+    max_attempts: int
+    backoff: float
+
+    @classmethod
+    def from_env(cls, default_model: str) -> JudgeSettings:
+        return cls(
+            model=os.environ.get(MODEL_VAR, "").strip() or default_model,
+            concurrency=judge_concurrency(),
+            rpm=_env_number(RPM_VAR, None, float, minimum=1e-9),
+            timeout=_env_number(TIMEOUT_VAR, 60.0, float, minimum=1e-3),
+            max_attempts=int(_env_number(ATTEMPTS_VAR, 6, int, minimum=1)),
+            backoff=_env_number(BACKOFF_VAR, 1.0, float, minimum=0),
+        )
+
+
+@dataclass(frozen=True)
+class CallError:
+    """How a backend classifies an exception from ``_call``.
+
+    ``retry``: transient (408, 429, 5xx, timeouts); ``item``: this item cannot be judged (for example a
+    blocked prompt); ``fatal``: no item can be (bad key, unknown model), so the rest fail without calls.
+    """
+
+    kind: str  # "retry" | "item" | "fatal"
+    message: str
+    retry_after: float | None = None
+
+
+class LLMJudge(Judge):
+    default_model: str
+    prompt_version = PROMPT_VERSION
+
+    def __init__(self, settings: JudgeSettings | None = None, cache: VerdictCache | None = None):
+        self.settings = settings or JudgeSettings.from_env(self.default_model)
+        self.model = self.settings.model
+        self.cache = cache or VerdictCache()
+        self.stats: Counter[str] = Counter()  # requests, retries, cache_hits, judged, failed
+        self._slots = threading.BoundedSemaphore(self.settings.concurrency)
+        self._limiter = RateLimiter(self.settings.rpm)
+        self._lock = threading.Lock()
+        self._fatal: str | None = None
+
+    # ------------------------------------------------------------------ what a backend provides
+
+    @abc.abstractmethod
+    def _call(self, system: str, prompt: str) -> str:
+        """Send one request; return the reply text. May raise :class:`UnreadableReply` for a reply
+        without text (for example a blocked one)."""
+
+    @abc.abstractmethod
+    def _classify(self, exc: Exception) -> CallError:
+        """Say whether an exception from ``_call`` is worth retrying."""
+
+    def _connect(self) -> None:  # noqa: B027 - optional hook
+        """Build the client (once), so its set-up time is not spent inside a rate-limit slot."""
+
+    # ------------------------------------------------------------------ judging
+
+    def judge(self, item: JudgeItem) -> Verdict:
+        self.check_ready()
+        key = self._key(item)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self._count("cache_hits")
+            return cached
+        return self._judge_uncached(item, key)
+
+    def judge_many(self, items: Sequence[JudgeItem], progress: bool = True) -> list[Verdict]:
+        self.check_ready()
+        results: list[Verdict | None] = [None] * len(items)
+        todo: dict[str, list[int]] = {}  # identical items are judged once
+        for i, item in enumerate(items):
+            key = self._key(item)
+            cached = None if key in todo else self.cache.get(key)
+            if cached is not None:
+                self._count("cache_hits")
+                results[i] = cached
+            else:
+                todo.setdefault(key, []).append(i)
+        if todo:
+            self._run_pool(items, todo, results, progress)
+        return results  # type: ignore[return-value]
+
+    def _run_pool(self, items, todo: dict[str, list[int]], results: list, progress: bool) -> None:
+        pool = ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix=f"judge-{self.name}")
+        bar = tqdm(total=len(todo), desc=f"judging ({self.name} {self.model})", unit="item",
+                   disable=not progress or len(todo) < 2)
+        try:
+            futures = {pool.submit(self._judge_uncached, items[idx[0]], key): idx for key, idx in todo.items()}
+            for future in as_completed(futures):
+                verdict = future.result()
+                for i in futures[future]:
+                    results[i] = verdict
+                bar.update(1)
+        finally:
+            bar.close()
+            # On Ctrl-C, drop the queue; verdicts already returned are in the cache.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _judge_uncached(self, item: JudgeItem, key: str) -> Verdict:
+        error, raw, retry_after = "", None, None
+        unreadable = 0
+        self._connect()
+        for attempt in range(1, self.settings.max_attempts + 1):
+            if self._fatal:
+                return self._failure(self._fatal)
+            if attempt > 1 and error:
+                self._count("retries")
+                time.sleep(backoff_delay(attempt - 1, self.settings.backoff, BACKOFF_CAP, retry_after))
+            error, retry_after = "", None
+            self._limiter.wait()
+            with self._slots:
+                self._count("requests")
+                text = None
+                try:
+                    text = self._call(SYSTEM_PROMPT, user_prompt(item))
+                    pred, score, reason = parse_reply(text)
+                except UnreadableReply as exc:
+                    unreadable += 1
+                    raw = redact(text)
+                    log.debug("judge %s: unreadable reply (%s)", self.name, redact(str(exc)))
+                    if unreadable >= UNREADABLE_ATTEMPTS:
+                        return self._failure(f"unreadable reply after {unreadable} tries: {redact(str(exc))}", raw)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - classified below; never escapes as a crash
+                    failure = self._classify(exc)
+                    message = redact(failure.message)
+                    if failure.kind == "fatal":
+                        with self._lock:
+                            first, self._fatal = self._fatal is None, self._fatal or message
+                        if first:
+                            log.error("judge %s: %s; no further requests will be made", self.name, message)
+                        return self._failure(message)
+                    if failure.kind == "item":
+                        return self._failure(message)
+                    error, retry_after = message, failure.retry_after
+                    log.debug("judge %s: attempt %d failed: %s", self.name, attempt, message)
+                    continue
+            verdict = Verdict(pred=pred, score=score, reason=redact(reason), **self.describe())
+            self.cache.put(key, item, verdict)
+            self._count("judged")
+            return verdict
+        detail = error or "unreadable reply"
+        return self._failure(f"gave up after {self.settings.max_attempts} attempts: {detail}", raw)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _key(self, item: JudgeItem) -> str:
+        return cache_key(self.name, self.model, self.prompt_version, item)
+
+    def _failure(self, error: str, raw: str | None = None) -> Verdict:
+        self._count("failed")
+        return Verdict.failure(error=error, raw=raw, **self.describe())
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.stats[what] += 1

@@ -1,0 +1,149 @@
+"""Scoring saved predictions again, with another judge or prompt version, without the model.
+
+Input: lmms-eval samples files (``<date>_samples_<task>.jsonl``), folders holding them, or JSONL files
+of bare records. Output, beside each input: ``<date>_rejudged-<judge>_samples_<task>.jsonl`` (the
+records with the new verdicts) and one ``<date>_rejudged-<judge>_results.json`` per lmms-eval run, in
+lmms-eval's results shape, so report tools read it like any run. Each task's entry also carries the
+agreement between the saved and the new verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from egotask.judges.agreement import agreement
+from egotask.judges.base import Judge, JudgeItem
+from egotask.records import Verdict
+
+REJUDGED_MARK = "_rejudged-"
+REQUIRED_FIELDS = ("question", "answer", "prediction", "question_type", "video_id", "question_id")
+
+
+@dataclass
+class SamplesFile:
+    path: Path
+    task: str
+    prefix: str  # what lmms-eval's files of one run share: ``<date>`` (or the file's stem for bare records)
+    records: list[dict[str, Any]]
+    new_records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def find_samples(paths: Iterable[str | Path]) -> list[Path]:
+    """Samples files named, or found under folders named (earlier re-judged outputs excluded)."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*_samples_*.jsonl") if REJUDGED_MARK not in p.name)
+            if not files:
+                raise ValueError(f"{path}: no lmms-eval *_samples_<task>.jsonl found (run lmms_eval with "
+                                 "--log_samples to keep the predictions)")
+            found.extend(files)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ValueError(f"{path}: no such file or folder")
+    return list(dict.fromkeys(found))
+
+
+def load_samples_file(path: Path) -> SamplesFile:
+    from egotask.reports.collect import load_records
+
+    records = load_records(path)
+    if not records:
+        raise ValueError(f"{path}: no records")
+    for i, record in enumerate(records, 1):
+        missing = [f for f in REQUIRED_FIELDS if f not in record]
+        if missing:
+            raise ValueError(f"{path}: record {i} lacks field(s) {', '.join(missing)}")
+    if "_samples_" in path.name:
+        prefix, task = path.stem.split("_samples_", 1)
+    else:
+        prefix, task = path.stem, str(records[0].get("task") or path.stem)
+    return SamplesFile(path, task, prefix, records)
+
+
+def rejudge_records(records: list[dict[str, Any]], judge: Judge) -> list[dict[str, Any]]:
+    """The records with verdicts from ``judge`` (the same path lmms-eval's ``process_results`` takes)."""
+    from egotask.tasklib import unfinished_reasoning
+
+    todo = [i for i, r in enumerate(records) if not unfinished_reasoning(r["prediction"] or "")]
+    verdicts = judge.judge_many([JudgeItem(records[i]["question"], records[i]["answer"],
+                                           (records[i]["prediction"] or "").strip(), records[i]["question_type"])
+                                 for i in todo])
+    by_index = dict(zip(todo, verdicts, strict=True))
+    out = []
+    for i, record in enumerate(records):
+        verdict = by_index.get(i) or Verdict(pred="no", score=0, reason="no final answer: generation ended "
+                                             "inside <think>", **judge.describe())
+        out.append({**record, "verdict": verdict.to_dict()})
+    return out
+
+
+def output_tag(judge: Judge) -> str:
+    """``rejudged-<judge>-<model>-<prompt version>``, safe as a file-name part."""
+    parts = [judge.name, judge.model, judge.prompt_version]
+    return "rejudged-" + "-".join(re.sub(r"[^A-Za-z0-9.-]+", "_", p).strip("_") for p in dict.fromkeys(parts))
+
+
+def task_metrics(summary: dict[str, Any]) -> dict[str, Any]:
+    """One task's entry in lmms-eval's ``results`` shape."""
+    return {"accuracy,none": summary["accuracy"], "score,none": summary["score"],
+            "n_judged,none": summary["n_judged"], "n_failed,none": summary["n_failed"], "details,none": summary}
+
+
+def write_outputs(group: list[SamplesFile], judge: Judge) -> tuple[Path, dict[str, Any]]:
+    """Write the re-judged samples and one results file for files of one run; returns its path and data."""
+    from egotask.tasklib import aggregate_details
+
+    first = group[0]
+    tag = output_tag(judge)
+    original_results = first.path.with_name(f"{first.prefix}_results.json")
+    original = json.loads(original_results.read_text()) if original_results.is_file() else {}
+    results: dict[str, Any] = {}
+    agreements: dict[str, Any] = {}
+    for sf in group:
+        out_samples = sf.path.with_name(f"{sf.prefix}_{tag}_samples_{sf.task}.jsonl")
+        with open(out_samples, "w", encoding="utf-8") as fh:
+            for record in sf.new_records:
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        results[sf.task] = task_metrics(aggregate_details(sf.new_records))
+        agreements[sf.task] = {
+            "saved_judge": _provenance(r["verdict"] for r in sf.records),
+            **agreement([r["verdict"] for r in sf.records], [r["verdict"] for r in sf.new_records]),
+        }
+    models = {str(r.get("model")) for sf in group for r in sf.records if r.get("model")}
+    payload = {
+        "results": results,
+        "model_name": original.get("model_name") or (models.pop() if len(models) == 1 else "?"),
+        "config": original.get("config", {}),
+        "egotask_rejudge": {
+            "judge": judge.describe(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "original_results": str(original_results) if original else None,
+            "samples": {sf.task: str(sf.path) for sf in group},
+            "agreement": agreements,
+        },
+    }
+    out_results = first.path.with_name(f"{first.prefix}_{tag}_results.json")
+    out_results.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+    return out_results, payload
+
+
+def _provenance(verdicts: Iterable[dict[str, Any]]) -> dict[str, str]:
+    verdicts = list(verdicts)
+    return {field_: ",".join(sorted({str(v.get(field_)) for v in verdicts if v.get(field_)}))
+            for field_ in ("judge", "judge_model", "prompt_version")}
+
+
+def group_by_run(files: list[SamplesFile]) -> list[list[SamplesFile]]:
+    groups: dict[tuple[Path, str], list[SamplesFile]] = {}
+    for sf in files:
+        groups.setdefault((sf.path.parent, sf.prefix), []).append(sf)
+    return list(groups.values())

@@ -1,0 +1,85 @@
+"""The real `lmms_eval` entry with the Gemini judge, reached through google-genai at a fake server."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from judge_fakes import KEY
+
+from egotask.judges.cache import cache_dir
+from egotask.judges.fake_server import item_id
+from egotask.judges.prompt import PROMPT_VERSION
+
+pytestmark = pytest.mark.slow
+
+
+def _verdicts(run):
+    return {(s["details"]["video_id"], s["details"]["question_id"]): s["details"]["verdict"]
+            for s in run.samples["egotextvqa_indoor"]}
+
+
+def _assert_no_key(run, folder):
+    assert KEY not in run.output
+    for root in (folder, cache_dir()):
+        for path in root.rglob("*"):
+            if path.is_file():
+                assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_gemini_verdicts_survive_faults_and_reruns_pay_only_for_what_failed(sample_env, tiny_qwen, tmp_path,
+                                                                             lmms_eval, fake_judge):
+    state, lock = {"doomed": None, "flaky": True}, threading.Lock()
+
+    def faults(item, attempt):
+        ident = item_id(item)
+        with lock:
+            state["doomed"] = state["doomed"] or ident
+        if ident == state["doomed"]:  # one item's replies are unreadable (and quote the key) in run 1
+            return "echo_key_text" if state["flaky"] else None
+        return [None, "429", "echo_key", "500"][int(ident[:4], 16) % 4] if attempt == 1 else None
+
+    server = fake_judge(faults=faults)
+    args = ["--tasks", "egotextvqa_indoor", "--model", "qwen3vl", "--model_args",
+            f"pretrained={tiny_qwen},max_frames=4", "--limit", "4", "--judge", "gemini"]
+    env = {**sample_env, "EGOTASK_JUDGE_MAX_ATTEMPTS": "4"}
+
+    first = lmms_eval(args, env, tmp_path / "run1")
+    assert first.returncode == 0, first.output
+    details = first.results["results"]["egotextvqa_indoor"]["details,none"]
+    assert (details["n"], details["n_judged"], details["n_failed"]) == (4, 3, 1)
+    assert (details["judge"], details["judge_model"], details["prompt_version"]) == \
+        ("gemini", "gemini-2.5-flash", PROMPT_VERSION)
+    verdicts = _verdicts(first)
+    judged = {k: v for k, v in verdicts.items() if v["pred"] is not None}
+    failed = [v for v in verdicts.values() if v["pred"] is None]
+    assert len(judged) == 3 and all(v["reason"].startswith("fake judge") for v in judged.values())
+    assert failed[0]["score"] is None and "[redacted]" in failed[0]["raw"]
+    assert "could not be judged" in first.output
+    assert server.outcomes["echo_key_text"] == 3 and server.outcomes["ok"] >= 3
+    _assert_no_key(first, tmp_path / "run1")
+
+    state["flaky"] = False
+    before = server.requests
+    second = lmms_eval(args, env, tmp_path / "run2")
+    assert second.returncode == 0, second.output
+    assert server.requests - before == 1  # only the item that failed is asked again
+    again = _verdicts(second)
+    assert all(v["pred"] is not None for v in again.values())
+    assert {k: again[k] for k in judged} == judged
+
+    before = server.requests
+    third = lmms_eval(args, env, tmp_path / "run3")
+    assert third.returncode == 0, third.output
+    assert server.requests == before  # an identical run makes no judge requests
+    assert _verdicts(third) == again
+    _assert_no_key(third, tmp_path / "run3")
+
+
+def test_gemini_without_key_fails_before_the_model_loads(sample_env, tmp_path, lmms_eval):
+    missing_model = tmp_path / "no-such-checkpoint"
+    run = lmms_eval(["--tasks", "egotextvqa_indoor", "--model", "qwen3vl", "--model_args",
+                     f"pretrained={missing_model}", "--judge", "gemini"], sample_env)
+    assert run.returncode != 0
+    assert "GEMINI_API_KEY" in run.output and "--judge heuristic" in run.output
+    assert "no-such-checkpoint" not in run.output  # the model was never opened
