@@ -86,7 +86,7 @@ def probe_duration(stream: av.video.stream.VideoStream, container: av.container.
 # --------------------------------------------------------------------------- the packet index
 
 @dataclass(frozen=True)
-class _Index:
+class FrameIndex:
     """Every frame of a stream in presentation order, from its packets."""
 
     pts: np.ndarray  # int64, ascending
@@ -96,7 +96,7 @@ class _Index:
     duration: float
 
 
-def _scan(container: av.container.InputContainer, stream, path: Path) -> _Index | None:
+def _scan(container: av.container.InputContainer, stream, path: Path) -> FrameIndex | None:
     """Demux (no decoding) the whole stream; None when packets carry no timestamps (raw streams)."""
     pts: list[int] = []
     keys: list[bool] = []
@@ -123,10 +123,24 @@ def _scan(container: av.container.InputContainer, stream, path: Path) -> _Index 
     positions = np.arange(len(pts_sorted))
     keyframe_of = np.maximum.accumulate(np.where(key_sorted, positions, -1))
     duration = (int(pts_sorted[-1]) - t0 + int(last_dur)) * tb
-    return _Index(pts_sorted, (pts_sorted - t0) * tb, keyframe_of, t0, duration)
+    return FrameIndex(pts_sorted, (pts_sorted - t0) * tb, keyframe_of, t0, duration)
 
 
-def _check_not_truncated(index: _Index, stream, path: Path) -> None:
+def index_frames(path: str | Path) -> FrameIndex | None:
+    """Every frame's time and keyframe, from one demux pass (None for streams without timestamps)."""
+    path = Path(path)
+    try:
+        container, stream = _open(path)
+        with container:
+            index = _scan(container, stream, path)
+            if index is not None:
+                _check_not_truncated(index, stream, path)
+            return index
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path}: cannot read video, the file is corrupt or not a video ({exc})") from exc
+
+
+def _check_not_truncated(index: FrameIndex, stream, path: Path) -> None:
     """A header that promises much more video than the packets hold means a cut-off download."""
     declared = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
     if declared and declared - index.duration > max(0.5, 0.02 * declared):
@@ -146,6 +160,52 @@ def _open(path: Path):
 
 def _avg_rate(stream) -> float:
     return float(stream.average_rate or stream.guessed_rate or 0) or 30.0
+
+
+class RefFilter:
+    """Tells which H.264 packets no other frame references (every slice has ``nal_ref_idc == 0``).
+
+    Such a packet can be left undecoded when its own frame is not wanted: the decoder's output for
+    every other frame is unchanged. x264's default B-pyramid makes about half of all frames so.
+    Other codecs: nothing is dropped.
+    """
+
+    def __init__(self, stream) -> None:
+        cc = stream.codec_context
+        self.enabled = cc.name == "h264"
+        extradata = cc.extradata or b""
+        # avcC extradata (mp4, mkv): NALs are length-prefixed; otherwise Annex B start codes (TS, raw).
+        self.length_size = (extradata[4] & 3) + 1 if len(extradata) > 4 and extradata[0] == 1 else None
+
+    def droppable(self, packet) -> bool:
+        if not self.enabled or packet.size == 0:
+            return False
+        data = bytes(packet)
+        slices = [b for b in self._nal_headers(data) if b & 0x1F in (1, 5)]
+        return bool(slices) and all((b >> 5) & 3 == 0 for b in slices)
+
+    def _nal_headers(self, data: bytes):
+        if self.length_size:
+            i, n = 0, self.length_size
+            while i + n < len(data):
+                size = int.from_bytes(data[i:i + n], "big")
+                yield data[i + n]
+                i += n + size
+        else:
+            i = data.find(b"\x00\x00\x01")
+            while i != -1 and i + 3 < len(data):
+                yield data[i + 3]
+                i = data.find(b"\x00\x00\x01", i + 3)
+
+
+def decode_only(container, stream, wanted_pts: set[int] | None, ref_filter: RefFilter | None):
+    """Decoded frames of ``stream`` from the container's position, leaving out the packets that no
+    frame references unless their own frame is wanted (``wanted_pts=None``: decode everything)."""
+    for packet in container.demux(stream):
+        if (wanted_pts is not None and ref_filter is not None and packet.pts not in wanted_pts
+                and ref_filter.droppable(packet)):
+            continue
+        yield from packet.decode()
 
 
 # --------------------------------------------------------------------------- public readers
@@ -242,7 +302,7 @@ def _nearest(times: np.ndarray, t: float, lo: int, hi: int) -> int:
     return j
 
 
-def _decode_positions(container, stream, index: _Index, wanted: list[int],
+def _decode_positions(container, stream, index: FrameIndex, wanted: list[int],
                       path: Path) -> dict[int, tuple[float, np.ndarray]]:
     """Decode the frames at the (ascending) positions, seeking only when a keyframe lies ahead.
 
@@ -255,6 +315,8 @@ def _decode_positions(container, stream, index: _Index, wanted: list[int],
     last_pts: int | None = None  # pts of the last frame the decoder returned
     seekable = True
     reopened: list = []
+    keep = {int(index.pts[p]) for p in wanted}
+    ref_filter = RefFilter(stream)
     try:
         for pos in wanted:
             want = int(index.pts[pos])
@@ -263,13 +325,13 @@ def _decode_positions(container, stream, index: _Index, wanted: list[int],
             if decoder is None or (seekable and (last_pts is None or key_pts > last_pts)):
                 decoder, last_pts = None, None
                 if seekable:
-                    decoder = _seek_decoder(container, stream, key_pts, want)
+                    decoder = _seek_decoder(container, stream, key_pts, want, keep, ref_filter)
                     seekable = decoder is not None
                 if decoder is None:
                     reopened.append(av.open(str(path)))
                     fresh = reopened[-1].streams.video[0]
                     fresh.thread_type = "AUTO"
-                    decoder = reopened[-1].decode(fresh)
+                    decoder = decode_only(reopened[-1], fresh, keep, RefFilter(fresh))
             got = None
             for frame in decoder:
                 if frame.pts is None:
@@ -289,10 +351,10 @@ def _decode_positions(container, stream, index: _Index, wanted: list[int],
     return out
 
 
-def _seek_decoder(container, stream, key_pts: int, want: int):
+def _seek_decoder(container, stream, key_pts: int, want: int, keep: set[int], ref_filter: RefFilter):
     """A decoder positioned at the keyframe before ``want``, or None when seeking missed."""
     container.seek(key_pts, stream=stream, backward=True, any_frame=False)
-    decoder = container.decode(stream)
+    decoder = decode_only(container, stream, keep, ref_filter)
     for frame in decoder:
         if frame.pts is None:
             continue
