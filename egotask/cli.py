@@ -13,6 +13,7 @@ from egotask import __version__
 SUBCOMMANDS = [
     "egotask.commands.tasks_path",
     "egotask.commands.demo",
+    "egotask.commands.data",
     "egotask.commands.plugins",
     "egotask.commands.report",
     "egotask.commands.import_legacy",

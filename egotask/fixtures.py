@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +34,33 @@ def text_frame(text: str, size: tuple[int, int], seed: int = 0) -> np.ndarray:
 
 
 def write_clip(path: str | Path, texts: Sequence[str], seconds: float = 4.0, fps: int = 8,
-               size: tuple[int, int] = (160, 96), codec: str = "libx264", gop: int | None = None) -> Path:
-    """Write an mp4 whose successive segments show each of ``texts`` (one segment per text)."""
+               size: tuple[int, int] = (160, 96), codec: str = "libx264", gop: int | None = None, *,
+               frame_times: Sequence[float] | None = None, container_options: dict[str, str] | None = None,
+               container_format: str | None = None) -> Path:
+    """Write a clip whose successive segments show each of ``texts`` (one segment per text).
+
+    ``frame_times`` (seconds, ascending) gives every frame its own presentation time: variable frame
+    rate. ``container_options``/``container_format`` reach the muxer, e.g. ``{"live": "1"}`` for a
+    Matroska file without a duration in its header, or ``container_format="h264"`` for a raw stream
+    without timestamps.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    total = max(1, int(round(seconds * fps)))
+    total = len(frame_times) if frame_times is not None else max(1, int(round(seconds * fps)))
     frames_per_text = [text_frame(t, size, seed=i) for i, t in enumerate(texts)]
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", format=container_format, options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
         if gop:
             stream.codec_context.gop_size = gop
+        if frame_times is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
         for i in range(total):
             image = frames_per_text[min(i * len(texts) // total, len(texts) - 1)]
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if frame_times is not None:
+                frame.pts, frame.time_base = int(round(frame_times[i] * 1000)), Fraction(1, 1000)
+            for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)

@@ -2,10 +2,20 @@
 
 Every model adapter and data tool goes through :func:`sample_frames`, so a model sees exactly the
 frames (and timestamps) that evaluation and finetuning agree on.
+
+How it reads: one pass over the container's packets (demuxing only, no decoding) lists every frame's
+presentation time and which frames are keyframes. That gives the exact duration (even when the
+container does not state one), exact times for variable-frame-rate video, and, for each wanted frame,
+the keyframe to seek to. Frames are then decoded only from that keyframe up to the wanted frame, and
+the decoder keeps going instead of seeking when the next wanted frame is in the same GOP.
+
+Times are seconds from the first frame (a stream that starts at pts 1.4 s, as MPEG-TS often does, is
+shifted to start at 0, which is what players show and what annotations use).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +42,18 @@ class SampledFrames:
         return [int(round(t * self.fps)) for t in self.timestamps]
 
 
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe_video` reports about a file's first video stream."""
+
+    width: int
+    height: int
+    fps: float  # average frame rate
+    duration: float | None  # seconds
+    num_frames: int | None  # counted from the packets when ``exact``, else the header's count (or None)
+    codec: str
+
+
 def target_times(start: float, end: float, num_frames: int) -> list[float]:
     """Centres of ``num_frames`` equal slices of [start, end): never the end itself."""
     if num_frames < 1:
@@ -53,6 +75,7 @@ def frames_for(start: float, end: float, *, num_frames: int | None = None, fps: 
 
 
 def probe_duration(stream: av.video.stream.VideoStream, container: av.container.InputContainer) -> float | None:
+    """The duration the container's header states (stream first, then container), or None."""
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     if container.duration is not None:
@@ -60,77 +83,304 @@ def probe_duration(stream: av.video.stream.VideoStream, container: av.container.
     return None
 
 
+# --------------------------------------------------------------------------- the packet index
+
+@dataclass(frozen=True)
+class FrameIndex:
+    """Every frame of a stream in presentation order, from its packets."""
+
+    pts: np.ndarray  # int64, ascending
+    times: np.ndarray  # float64 seconds from the first frame
+    keyframe_of: np.ndarray  # for each frame, the position of the keyframe at or before it (-1: none)
+    t0: int  # pts of the first frame
+    duration: float
+
+
+def _scan(container: av.container.InputContainer, stream, path: Path) -> FrameIndex | None:
+    """Demux (no decoding) the whole stream; None when packets carry no timestamps (raw streams)."""
+    pts: list[int] = []
+    keys: list[bool] = []
+    durs: list[int] = []
+    for packet in container.demux(stream):
+        if packet.pts is None:
+            if packet.size == 0:  # the demuxer's end-of-stream marker
+                continue
+            return None
+        pts.append(packet.pts)
+        keys.append(bool(packet.is_keyframe))
+        durs.append(packet.duration or 0)
+    if not pts:
+        raise VideoError(f"{path}: the video stream has no frames")
+    order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
+    pts_sorted = np.asarray(pts, dtype=np.int64)[order]
+    keep = np.concatenate(([True], np.diff(pts_sorted) > 0))  # a repeated pts is one frame
+    pts_sorted, key_sorted = pts_sorted[keep], np.asarray(keys)[order][keep]
+    tb = float(stream.time_base)
+    last_dur = np.asarray(durs)[order][keep][-1]
+    if last_dur <= 0:
+        last_dur = int(np.median(np.diff(pts_sorted))) if len(pts_sorted) > 1 else 0
+    t0 = int(pts_sorted[0])
+    positions = np.arange(len(pts_sorted))
+    keyframe_of = np.maximum.accumulate(np.where(key_sorted, positions, -1))
+    duration = (int(pts_sorted[-1]) - t0 + int(last_dur)) * tb
+    return FrameIndex(pts_sorted, (pts_sorted - t0) * tb, keyframe_of, t0, duration)
+
+
+def index_frames(path: str | Path) -> FrameIndex | None:
+    """Every frame's time and keyframe, from one demux pass (None for streams without timestamps)."""
+    path = Path(path)
+    try:
+        container, stream = _open(path)
+        with container:
+            index = _scan(container, stream, path)
+            if index is not None:
+                _check_not_truncated(index, stream, path)
+            return index
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path}: cannot read video, the file is corrupt or not a video ({exc})") from exc
+
+
+def _check_not_truncated(index: FrameIndex, stream, path: Path) -> None:
+    """A header that promises much more video than the packets hold means a cut-off download."""
+    declared = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+    if declared and declared - index.duration > max(0.5, 0.02 * declared):
+        raise VideoError(f"{path}: truncated or corrupt: its header says {declared:.2f}s of video but the "
+                         f"file holds only {index.duration:.2f}s")
+
+
+def _open(path: Path):
+    if not path.is_file():
+        raise VideoError(f"video not found: {path}")
+    container = av.open(str(path))
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path}: no video stream")
+    return container, container.streams.video[0]
+
+
+def _avg_rate(stream) -> float:
+    return float(stream.average_rate or stream.guessed_rate or 0) or 30.0
+
+
+class RefFilter:
+    """Tells which H.264 packets no other frame references (every slice has ``nal_ref_idc == 0``).
+
+    Such a packet can be left undecoded when its own frame is not wanted: the decoder's output for
+    every other frame is unchanged. x264's default B-pyramid makes about half of all frames so.
+    Other codecs: nothing is dropped.
+    """
+
+    def __init__(self, stream) -> None:
+        cc = stream.codec_context
+        self.enabled = cc.name == "h264"
+        extradata = cc.extradata or b""
+        # avcC extradata (mp4, mkv): NALs are length-prefixed; otherwise Annex B start codes (TS, raw).
+        self.length_size = (extradata[4] & 3) + 1 if len(extradata) > 4 and extradata[0] == 1 else None
+
+    def droppable(self, packet) -> bool:
+        if not self.enabled or packet.size == 0:
+            return False
+        data = bytes(packet)
+        slices = [b for b in self._nal_headers(data) if b & 0x1F in (1, 5)]
+        return bool(slices) and all((b >> 5) & 3 == 0 for b in slices)
+
+    def _nal_headers(self, data: bytes):
+        if self.length_size:
+            i, n = 0, self.length_size
+            while i + n < len(data):
+                size = int.from_bytes(data[i:i + n], "big")
+                yield data[i + n]
+                i += n + size
+        else:
+            i = data.find(b"\x00\x00\x01")
+            while i != -1 and i + 3 < len(data):
+                yield data[i + 3]
+                i = data.find(b"\x00\x00\x01", i + 3)
+
+
+def decode_only(container, stream, wanted_pts: set[int] | None, ref_filter: RefFilter | None):
+    """Decoded frames of ``stream`` from the container's position, leaving out the packets that no
+    frame references unless their own frame is wanted (``wanted_pts=None``: decode everything)."""
+    for packet in container.demux(stream):
+        if (wanted_pts is not None and ref_filter is not None and packet.pts not in wanted_pts
+                and ref_filter.droppable(packet)):
+            continue
+        yield from packet.decode()
+
+
+# --------------------------------------------------------------------------- public readers
+
+def probe_video(path: str | Path, *, exact: bool = False) -> VideoInfo:
+    """Size, frame rate, duration and frame count of a video.
+
+    Without ``exact`` only the header is read (fast, for many files); the duration comes from the
+    packets when the header has none. With ``exact`` the packets are always counted.
+    """
+    path = Path(path)
+    try:
+        container, stream = _open(path)
+        with container:
+            duration = probe_duration(stream, container)
+            num_frames = int(stream.frames) or None
+            if exact or duration is None:
+                index = _scan(container, stream, path)
+                if index is not None:
+                    _check_not_truncated(index, stream, path)
+                    duration, num_frames = index.duration, len(index.pts)
+            cc = stream.codec_context
+            return VideoInfo(cc.width, cc.height, _avg_rate(stream), duration, num_frames, cc.name)
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{path}: cannot read video, the file is corrupt or not a video ({exc})") from exc
+
+
 def sample_frames(path: str | Path, num_frames: int | None = 8, start: float = 0.0, end: float | None = None,
                   *, fps: float | None = None, max_frames: int | None = None) -> SampledFrames:
     """Sample frames uniformly from ``[start, end)`` of a video (``end=None``: to the end).
 
-    An ``end`` past the video's end is clamped to it. With ``fps`` instead of ``num_frames`` the count
-    follows the interval's length, capped by ``max_frames``.
+    Each target time (the centre of one of N equal slices) gets the nearest frame inside the interval.
+    An ``end`` past the video's end is clamped to it; a ``start`` at or past the end is an error.
+    With ``fps`` instead of ``num_frames`` the count follows the interval's length, capped by
+    ``max_frames``. When the interval holds fewer frames than asked for (a 0.5 s clip, 32 frames),
+    frames repeat, and their timestamps say so.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise VideoError(f"video not found: {path}")
+    return _sample(Path(path), lambda duration: _plan_interval(duration, num_frames, start, end, fps, max_frames,
+                                                               Path(path)))
+
+
+def read_frames_at(path: str | Path, times: list[float]) -> SampledFrames:
+    """The frame nearest to each of ``times`` (seconds from the first frame), in the given order."""
+    if not times:
+        raise ValueError("times must not be empty")
+    return _sample(Path(path), lambda duration: (list(times), None, None))
+
+
+def _plan_interval(duration: float, num_frames, start, end, fps, max_frames, path: Path):
+    if start >= duration:
+        raise VideoError(f"{path}: interval [{start:.2f}, {end if end is None else round(end, 2)}] starts at or "
+                         f"after the video's end ({duration:.2f}s)")
+    stop = duration if end is None else min(end, duration)
+    start_t = min(max(start, 0.0), stop)
+    count = frames_for(start_t, stop, num_frames=None if fps else num_frames, fps=fps, max_frames=max_frames)
+    return target_times(start_t, stop, count), start_t, stop
+
+
+def _sample(path: Path, plan) -> SampledFrames:
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoError(f"{path}: no video stream")
-            stream = container.streams.video[0]
+        container, stream = _open(path)
+        with container:
             stream.thread_type = "AUTO"
-            avg_rate = float(stream.average_rate or stream.guessed_rate or 0) or 30.0
-            duration = probe_duration(stream, container)
-            stop = duration if end is None else (min(end, duration) if duration else end)
-            if stop is None:  # no duration in the container: one decode pass finds it
-                stop = _decoded_duration(container, stream)
-                container.seek(0)
-            start_t = min(max(start, 0.0), stop)
-            count = frames_for(start_t, stop, num_frames=None if fps else num_frames, fps=fps,
-                               max_frames=max_frames)
-            frames, stamps = _read_at(container, stream, target_times(start_t, stop, count), path)
+            rate = _avg_rate(stream)
+            index = _scan(container, stream, path)
+            if index is None:  # no timestamps at all: number frames at the average rate
+                with av.open(str(path)) as again:
+                    # Raw streams have no average rate; the codec's guess is their only rate.
+                    rate = float(stream.guessed_rate or 0) or rate
+                    return _sample_sequential(again, again.streams.video[0], rate, plan, path)
+            _check_not_truncated(index, stream, path)
+            targets, start_t, stop = plan(index.duration)
+            lo, hi = 0, len(index.times)
+            if start_t is not None:
+                # Only frames inside [start, stop): a real-time question never sees its future.
+                lo = int(np.searchsorted(index.times, start_t - 1e-6, "left"))
+                hi = max(int(np.searchsorted(index.times, stop - 1e-6, "left")), lo + 1)
+                lo, hi = min(lo, len(index.times) - 1), min(hi, len(index.times))
+            positions = [_nearest(index.times, t, lo, hi) for t in targets]
+            decoded = _decode_positions(container, stream, index, sorted(set(positions)), path)
     except av.error.FFmpegError as exc:
-        raise VideoError(f"{path}: cannot decode video ({exc})") from exc
-    return SampledFrames(np.stack(frames), stamps, avg_rate, duration, start_t, stop)
+        raise VideoError(f"{path}: cannot decode video, the file is truncated or corrupt ({exc})") from exc
+    frames = np.stack([decoded[p][1] for p in positions])
+    stamps = [round(decoded[p][0], 6) for p in positions]
+    return SampledFrames(frames, stamps, rate, index.duration,
+                         stamps[0] if start_t is None else start_t, stamps[-1] if stop is None else stop)
 
 
-def _decoded_duration(container: av.container.InputContainer, stream) -> float:
-    last = 0.0
-    for frame in container.decode(stream):
-        if frame.time is not None:
-            last = max(last, frame.time)
-    return last
+def _nearest(times: np.ndarray, t: float, lo: int, hi: int) -> int:
+    j = int(np.searchsorted(times, t, "left", sorter=None))
+    j = min(max(j, lo), hi - 1)
+    if j > lo and abs(times[j - 1] - t) <= abs(times[j] - t):
+        return j - 1
+    return j
 
 
-# A target closer than this to the last decoded frame is reached by decoding on, not seeking.
-_SEEK_GAP_S = 1.0
+def _decode_positions(container, stream, index: FrameIndex, wanted: list[int],
+                      path: Path) -> dict[int, tuple[float, np.ndarray]]:
+    """Decode the frames at the (ascending) positions, seeking only when a keyframe lies ahead.
 
-
-def _read_at(container, stream, targets: list[float], path: Path) -> tuple[list[np.ndarray], list[float]]:
-    """Decode the frame nearest to each (ascending) target time, seeking between distant targets."""
-    out: list[np.ndarray] = []
-    stamps: list[float] = []
+    A seek that lands after the wanted frame, or on nothing (some MPEG-TS files), switches this file
+    to decoding from the start without seeking: slower, never wrong.
+    """
+    out: dict[int, tuple[float, np.ndarray]] = {}
+    tb = float(stream.time_base)
     decoder = None
-    prev = None  # (time, frame) of the last decoded frame
-    for target in targets:
-        if decoder is None or prev is None or target - prev[0] > _SEEK_GAP_S:
-            if prev is None or target > prev[0]:
-                container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
-                decoder = container.decode(stream)
-                prev = None
-        best = None
-        for frame in decoder:
-            t = frame.time if frame.time is not None else (prev[0] if prev else 0.0)
-            if t + 1e-6 >= target:
-                # Pick whichever of this frame and the one before is nearer to the target.
-                best = prev if prev is not None and target - prev[0] < t - target else (t, frame)
-                prev = (t, frame)
-                break
-            prev = (t, frame)
-        if best is None:  # stream ended before the target: the last frame is the nearest
-            if prev is None:
-                raise VideoError(f"{path}: no decodable frame near {target:.2f}s")
-            best = prev
-        out.append(best[1].to_ndarray(format="rgb24"))
-        stamps.append(round(best[0], 6))
-    return out, stamps
+    last_pts: int | None = None  # pts of the last frame the decoder returned
+    seekable = True
+    reopened: list = []
+    keep = {int(index.pts[p]) for p in wanted}
+    ref_filter = RefFilter(stream)
+    try:
+        for pos in wanted:
+            want = int(index.pts[pos])
+            key_pos = int(index.keyframe_of[pos])
+            key_pts = int(index.pts[key_pos]) if key_pos >= 0 else index.t0
+            if decoder is None or (seekable and (last_pts is None or key_pts > last_pts)):
+                decoder, last_pts = None, None
+                if seekable:
+                    decoder = _seek_decoder(container, stream, key_pts, want, keep, ref_filter)
+                    seekable = decoder is not None
+                if decoder is None:
+                    reopened.append(av.open(str(path)))
+                    fresh = reopened[-1].streams.video[0]
+                    fresh.thread_type = "AUTO"
+                    decoder = decode_only(reopened[-1], fresh, keep, RefFilter(fresh))
+            got = None
+            for frame in decoder:
+                if frame.pts is None:
+                    continue
+                last_pts = frame.pts
+                if frame.pts >= want:  # == when the file is sound; > when the wanted frame was undecodable
+                    got = frame
+                    break
+            if got is None:
+                reached = "nothing" if last_pts is None else f"{(last_pts - index.t0) * tb:.2f}s"
+                raise VideoError(f"{path}: truncated or corrupt: decoding stopped at {reached}, before the "
+                                 f"frame at {index.times[pos]:.2f}s")
+            out[pos] = ((got.pts - index.t0) * tb, got.to_ndarray(format="rgb24"))
+    finally:
+        for extra in reopened:
+            extra.close()
+    return out
+
+
+def _seek_decoder(container, stream, key_pts: int, want: int, keep: set[int], ref_filter: RefFilter):
+    """A decoder positioned at the keyframe before ``want``, or None when seeking missed."""
+    container.seek(key_pts, stream=stream, backward=True, any_frame=False)
+    decoder = decode_only(container, stream, keep, ref_filter)
+    for frame in decoder:
+        if frame.pts is None:
+            continue
+        return itertools.chain([frame], decoder) if frame.pts <= want else None
+    return None
+
+
+def _sample_sequential(container, stream, rate: float, plan, path: Path) -> SampledFrames:
+    """For streams without timestamps: decode everything once, frame i at i / average rate."""
+    kept: list[av.VideoFrame] = []
+    for frame in container.decode(stream):
+        kept.append(frame)
+    if not kept:
+        raise VideoError(f"{path}: no decodable frame")
+    times = np.arange(len(kept)) / rate
+    duration = len(kept) / rate
+    targets, start_t, stop = plan(duration)
+    lo, hi = 0, len(times)
+    if start_t is not None:
+        lo = min(int(np.searchsorted(times, start_t - 1e-6, "left")), len(times) - 1)
+        hi = min(max(int(np.searchsorted(times, stop - 1e-6, "left")), lo + 1), len(times))
+    positions = [_nearest(times, t, lo, hi) for t in targets]
+    arrays = {p: kept[p].to_ndarray(format="rgb24") for p in set(positions)}
+    stamps = [round(float(times[p]), 6) for p in positions]
+    return SampledFrames(np.stack([arrays[p] for p in positions]), stamps, rate, duration,
+                         stamps[0] if start_t is None else start_t, stamps[-1] if stop is None else stop)
 
 
 def downscale(frames: np.ndarray, max_pixels: int | None) -> np.ndarray:

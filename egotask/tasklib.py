@@ -40,14 +40,22 @@ class VisibleVideo(str):
 
 # --------------------------------------------------------------------------- docs
 
-def make_process_docs(benchmark: str, *, full_video: bool = False) -> Callable[[Any], Any]:
-    """A ``process_docs`` that swaps the packaged stub split for the benchmark's real docs."""
+def make_process_docs(benchmark: str, *, full_video: bool = False, split: str | None = None) -> Callable[[Any], Any]:
+    """A ``process_docs`` that swaps the packaged stub split for the benchmark's real docs.
+
+    ``split`` ("train", "val" or "test") keeps only the videos of that split of the split manifest
+    (``EGOTASK_SPLIT_MANIFEST``, else egotask's default; see :mod:`egotask.data.splits`).
+    """
 
     def process_docs(_stub_split: Any) -> Any:
         import datasets
 
         get_judge().check_ready()  # fail before model inference, not after hours of it
         docs = load_docs(benchmark)
+        if split is not None:
+            from egotask.data.splits import filter_docs
+
+            docs = filter_docs(docs, benchmark, split)
         if full_video:
             for doc in docs:
                 doc["visible_end"] = None

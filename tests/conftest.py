@@ -16,7 +16,8 @@ from egotask.judges.fake_server import FakeJudgeServer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-DATA_VARS = ("EGOTEXTVQA_ANNOTATIONS", "EGOTEXTVQA_VIDEO_DIR", "EGOTEMPO_ANNOTATIONS", "EGOTEMPO_VIDEO_DIR")
+DATA_VARS = ("EGOTEXTVQA_ANNOTATIONS", "EGOTEXTVQA_VIDEO_DIR", "EGOTEMPO_ANNOTATIONS", "EGOTEMPO_VIDEO_DIR",
+             "EGOTEXTVQA_DATASET", "EGOTASK_SPLIT_MANIFEST")
 
 
 @pytest.fixture(autouse=True)

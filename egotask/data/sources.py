@@ -64,6 +64,8 @@ BENCHMARKS: dict[str, Benchmark] = {
         "lmms-lab-eval/egotempo", None, ""),
 }
 
+# A folder written by `egotask data build-qa`: when set, EgoTextVQA questions and video paths come from it.
+EGOTEXTVQA_DATASET_VAR = "EGOTEXTVQA_DATASET"
 EGOTEXTVQA_FILES = {"indoor": "egotextvqa_indoor_annotation.jsonl",
                     "outdoor": "egotextvqa_outdoor_annotation.jsonl"}
 EGOTEXTVQA_FIELDS = ("video_id", "question_id", "question_type", "question", "correct_answer", "timestamp")
@@ -190,11 +192,15 @@ def load_docs(benchmark: str) -> list[dict[str, Any]]:
     get their own copies.
     """
     bench = get_benchmark(benchmark)
-    local = _env_path(bench.annotations_var)
+    local = _built_dataset(bench) or _env_path(bench.annotations_var)
     stamp = None
     if local is not None and local.exists():
         stamp = tuple(p.stat().st_mtime_ns for p in ([local] if local.is_file() else sorted(local.iterdir())))
     return [dict(d) for d in _load_docs_cached(benchmark, str(local), stamp)]
+
+
+def _built_dataset(bench: Benchmark) -> Path | None:
+    return _env_path(EGOTEXTVQA_DATASET_VAR) if bench.name.startswith("egotextvqa_") else None
 
 
 @lru_cache(maxsize=16)
@@ -211,6 +217,9 @@ def _load_docs_uncached(benchmark: str) -> list[dict[str, Any]]:
                 raise DataError(f"{bench.annotations_var}={local}: no such file (expected egotempo_openQA.json)")
             return read_egotempo_json(local)
         return _load_hub_docs(bench, lambda row, where: egotempo_doc(row, bench, where))
+    built = _built_dataset(bench)
+    if built is not None:
+        return _load_built_docs(bench, built)
     if local is not None:
         path = local / EGOTEXTVQA_FILES[bench.split]
         if not path.is_file():
@@ -218,6 +227,32 @@ def _load_docs_uncached(benchmark: str) -> list[dict[str, Any]]:
         return read_egotextvqa_jsonl(path, bench.split)
     return _load_hub_docs(bench, lambda row, where: egotextvqa_doc(row, bench, where),
                           subset=bench.split)
+
+
+def _load_built_docs(bench: Benchmark, folder: Path) -> list[dict[str, Any]]:
+    """Docs from a `egotask data build-qa` folder; each keeps the row's ``video_path``."""
+    import datasets
+
+    try:
+        built = datasets.load_from_disk(str(folder))
+    except FileNotFoundError as exc:
+        raise DataError(f"{EGOTEXTVQA_DATASET_VAR}={folder}: not a saved dataset ({exc}); "
+                        "make one with `egotask data build-qa`") from None
+    parts = built.items() if isinstance(built, datasets.DatasetDict) else [("test", built)]
+    docs = []
+    for split_name, part in parts:
+        for i, row in enumerate(part):
+            if str(row.get("subset", "")).lower() != bench.split:
+                continue
+            where = f"{folder}[{split_name}][{i}]"
+            doc = egotextvqa_doc(row, bench, where)
+            if not row.get("video_path"):
+                raise DataError(f"{where}: missing field(s) video_path")
+            doc["video_path"] = str(row["video_path"])
+            docs.append(doc)
+    if not docs:
+        raise DataError(f"{EGOTEXTVQA_DATASET_VAR}={folder}: no rows for the {bench.split} subset")
+    return docs
 
 
 def _load_hub_docs(bench: Benchmark, convert, subset: str | None = None) -> list[dict[str, Any]]:
@@ -243,10 +278,17 @@ def _load_hub_docs(bench: Benchmark, convert, subset: str | None = None) -> list
 # --------------------------------------------------------------------------- videos
 
 def local_video_path(doc: dict[str, Any]) -> Path | None:
-    """The video's path under the local video folder, or None when its variable is unset."""
+    """The video's path under the local video folder, or None when its variable is unset.
+
+    A doc from a build-qa dataset carries ``video_path``: an absolute one is used when the folder
+    variable is unset (the variable wins, so videos can move); a relative one is the Hub layout.
+    """
     bench = get_benchmark(doc["benchmark"])
     root = _env_path(bench.video_dir_var)
-    return None if root is None else root / bench.video_relpath(doc["video_id"])
+    if root is None:
+        given = doc.get("video_path")
+        return Path(given) if given and Path(given).is_absolute() else None
+    return root / bench.video_relpath(doc["video_id"])
 
 
 def resolve_video(doc: dict[str, Any]) -> Path:
@@ -255,8 +297,10 @@ def resolve_video(doc: dict[str, Any]) -> Path:
     path = local_video_path(doc)
     if path is not None:
         if not path.is_file():
+            origin = (f"folder from {bench.video_dir_var}" if _env_path(bench.video_dir_var)
+                      else f"video_path from {EGOTEXTVQA_DATASET_VAR}")
             raise DataError(f"video not found: {path} (question {doc['video_id']}/{doc['question_id']}; "
-                            f"folder from {bench.video_dir_var})")
+                            f"{origin})")
         return path
     if bench.video_hub_repo is None:
         raise DataError(f"set {bench.video_dir_var} to the folder holding <clip_id>.mp4 files "

@@ -1,0 +1,292 @@
+"""One decode/encode pass over a video with PyAV: optional cut, lower frame rate, smaller size.
+
+``egotask data resample`` and ``egotask data trim-egotempo`` both go through :func:`transcode`.
+Outputs are written next to their destination under a temporary name, checked (frame rate, size,
+duration) and only then renamed into place, so a killed run never leaves a half-written file under
+the final name, and a finished file is never written twice.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from egotask.frames import RefFilter, VideoError, VideoInfo, decode_only, index_frames, probe_video
+
+TMP_RE = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)\.mp4$")
+
+
+@dataclass(frozen=True)
+class TranscodeSpec:
+    """What to make of a source. ``None`` keeps the source's value."""
+
+    fps: float | None = None  # an upper bound: a 5 fps source stays at 5 fps when asked for 6
+    scale: float | None = None  # size factor, e.g. 0.5
+    start: float | None = None  # seconds from the source's first frame
+    end: float | None = None
+    codec: str = "libx264"
+    crf: int = 23
+    preset: str = "veryfast"
+
+    def __post_init__(self) -> None:
+        if self.fps is not None and self.fps <= 0:
+            raise ValueError(f"fps must be > 0, got {self.fps}")
+        if self.scale is not None and not 0 < self.scale <= 1:
+            raise ValueError(f"scale must be in (0, 1], got {self.scale}")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a finished output must measure."""
+
+    width: int
+    height: int
+    fps: float
+    duration: float
+
+
+@dataclass
+class JobResult:
+    src: str
+    dst: str
+    status: str  # done | skipped | failed
+    message: str = ""
+    seconds: float = 0.0  # seconds of video in the output
+    wall: float = 0.0
+
+
+def even(x: float) -> int:
+    """yuv420p needs even sizes."""
+    return max(2, int(round(x / 2)) * 2)
+
+
+def output_rate(source_rate: float, fps: float | None) -> Fraction:
+    rate = Fraction(source_rate).limit_denominator(1001)
+    if fps is not None and fps < float(rate):
+        return Fraction(fps).limit_denominator(1001)
+    return rate
+
+
+def expected_output(info: VideoInfo, spec: TranscodeSpec) -> Expected:
+    if info.duration is None:
+        raise VideoError("the source's duration is unknown")
+    start = spec.start or 0.0
+    end = info.duration if spec.end is None else spec.end
+    if info.duration < end <= info.duration + 0.5:  # annotation rounding at the very end: take what exists
+        end = info.duration
+    if end > info.duration:
+        raise VideoError(f"the source ends at {info.duration:.2f}s, before the requested end {end:.2f}s")
+    if start >= info.duration:
+        raise VideoError(f"the source ends at {info.duration:.2f}s, before the requested start {start:.2f}s")
+    scale = spec.scale or 1.0
+    return Expected(even(info.width * scale), even(info.height * scale),
+                    float(output_rate(info.fps, spec.fps)), end - start)
+
+
+def verify(path: Path, want: Expected) -> VideoInfo:
+    """Measure a finished file (packets counted, not the header's word) against what it should be."""
+    got = probe_video(path, exact=True)
+    problems = []
+    if (got.width, got.height) != (want.width, want.height):
+        problems.append(f"size {got.width}x{got.height}, expected {want.width}x{want.height}")
+    if abs(got.fps - want.fps) > 0.01 * want.fps + 0.01:
+        problems.append(f"{got.fps:.3f} fps, expected {want.fps:.3f}")
+    tolerance = max(2.0 / want.fps, 0.1)
+    if got.duration is None or abs(got.duration - want.duration) > tolerance:
+        problems.append(f"duration {got.duration}s, expected {want.duration:.3f}s (+-{tolerance:.2f}s)")
+    if problems:
+        raise VideoError(f"{path}: " + "; ".join(problems))
+    return got
+
+
+def tmp_path_for(dst: Path) -> Path:
+    return dst.with_name(f".{dst.stem}.tmp-{os.getpid()}.mp4")
+
+
+def clean_stale_tmp(root: Path) -> list[Path]:
+    """Delete temporary outputs left by runs that were killed (their process no longer exists)."""
+    removed = []
+    if not root.is_dir():
+        return removed
+    for path in root.rglob(".*.tmp-*.mp4"):
+        match = TMP_RE.match(path.name)
+        if match and not _pid_alive(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def transcode(src: Path, dst: Path, spec: TranscodeSpec, *, force: bool = False) -> JobResult:
+    """Make ``dst`` from ``src``; skip when ``dst`` already exists and measures as it should."""
+    began = time.perf_counter()
+    src, dst = Path(src), Path(dst)
+    try:
+        if not src.is_file():
+            raise VideoError(f"source not found: {src}")
+        info = probe_video(src)
+        want = expected_output(info, spec)
+        if dst.exists() and not force:
+            try:
+                verify(dst, want)
+                return JobResult(str(src), str(dst), "skipped", "already done", want.duration,
+                                 time.perf_counter() - began)
+            except VideoError as exc:  # made with other settings, or damaged: make it again
+                stale = str(exc)
+        else:
+            stale = ""
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_path_for(dst)
+        try:
+            _encode(src, tmp, spec, want)
+            got = verify(tmp, want)
+            os.replace(tmp, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
+        note = f"replaced a stale output ({stale})" if stale else ""
+        return JobResult(str(src), str(dst), "done", note, got.duration or 0.0, time.perf_counter() - began)
+    except (VideoError, av.error.FFmpegError, OSError) as exc:
+        message = str(exc) if str(src) in str(exc) else f"{src}: {exc}"
+        return JobResult(str(src), str(dst), "failed", message, 0.0, time.perf_counter() - began)
+
+
+def plan_frames(times: list[float] | Any, start: float, length: float | None,
+                rate: float | None) -> dict[int, float]:
+    """Which source frames (positions in presentation order) make the output, and when each is shown.
+
+    Keeping the rate (``rate=None``): every frame in ``[start, start + length)``, shifted to start at 0.
+    Resampling: output frame k shows the first source frame at or after ``k / rate``; slots that no
+    source frame reaches (a sparser source) are skipped rather than filled with repeats.
+    """
+    chosen: dict[int, float] = {}
+    slot = 0
+    offset = None
+    for pos, time_s in enumerate(times):
+        t = float(time_s) - start
+        if t < -1e-6:
+            continue
+        if length is not None and t >= length - 1e-6:
+            break
+        if rate is None:
+            offset = t if offset is None else offset
+            chosen[pos] = t - offset
+        elif t + 1e-6 >= slot / rate:
+            k = int(t * rate + 1e-6)
+            chosen[pos] = k / rate
+            slot = k + 1
+    return chosen
+
+
+def transcode_job(src: Path, dst: Path, spec: TranscodeSpec, force: bool) -> JobResult:
+    """:func:`transcode` with positional arguments, for :func:`run_jobs` (picklable, module level)."""
+    return transcode(src, dst, spec, force=force)
+
+
+def _encode(src: Path, tmp: Path, spec: TranscodeSpec, want: Expected) -> None:
+    index = index_frames(src)
+    if index is None:
+        raise VideoError(f"{src}: the video stream has no timestamps (a raw stream); remux it into mp4 first")
+    with av.open(str(src)) as inp:
+        stream = inp.streams.video[0]
+        stream.thread_type = "AUTO"
+        source_rate = float(stream.average_rate or stream.guessed_rate or 30)
+        rate = output_rate(source_rate, spec.fps)
+        resample = float(rate) < source_rate - 1e-6
+        start = spec.start or 0.0
+        length = None if spec.end is None else spec.end - start
+        plan = plan_frames(index.times, start, length, float(rate) if resample else None)
+        if not plan:
+            raise VideoError(f"{src}: no frame in the requested interval")
+        shown = {int(index.pts[pos]): t for pos, t in plan.items()}
+        key_pos = int(index.keyframe_of[min(plan)])
+        out_tb = (1 / rate) if resample else stream.time_base
+        remaining = len(shown)
+        with av.open(str(tmp), "w", format="mp4") as out:
+            ostream = out.add_stream(spec.codec, rate=rate, options={"crf": str(spec.crf), "preset": spec.preset})
+            ostream.width, ostream.height, ostream.pix_fmt = want.width, want.height, "yuv420p"
+            ostream.codec_context.time_base = out_tb
+            for frame in _frames_from(src, inp, stream, index, key_pos, set(shown)):
+                t = shown.get(frame.pts)
+                if t is None:
+                    continue
+                if (frame.width, frame.height) != (want.width, want.height) or frame.format.name != "yuv420p":
+                    frame = frame.reformat(want.width, want.height, "yuv420p", interpolation="AREA")
+                frame.pts, frame.time_base = int(round(t / float(out_tb))), out_tb
+                for packet in ostream.encode(frame):
+                    out.mux(packet)
+                remaining -= 1
+                if remaining == 0:
+                    break
+            if remaining:
+                raise VideoError(f"{src}: truncated or corrupt: {remaining} of {len(shown)} frames could not be "
+                                 "decoded")
+            for packet in ostream.encode():
+                out.mux(packet)
+
+
+def _frames_from(src: Path, inp, stream, index, key_pos: int, keep: set[int]):
+    """Decoded frames from the keyframe before the first wanted one; from the top of a fresh open
+    when the seek lands past it (some MPEG-TS files)."""
+    if key_pos > 0:
+        inp.seek(int(index.pts[key_pos]), stream=stream, backward=True, any_frame=False)
+        frames = decode_only(inp, stream, keep, RefFilter(stream))
+        first = next(frames, None)
+        if first is not None and (first.pts is None or first.pts <= min(keep)):
+            yield first
+            yield from frames
+            return
+    with av.open(str(src)) as again:
+        fresh = again.streams.video[0]
+        fresh.thread_type = "AUTO"
+        yield from decode_only(again, fresh, keep, RefFilter(fresh))
+
+
+def run_jobs(jobs: Iterable[Any], fn: Callable[..., JobResult], *, workers: int, desc: str) -> list[JobResult]:
+    """Run ``fn(*job)`` for every job, in ``workers`` processes, with a progress bar."""
+    from tqdm import tqdm
+
+    jobs = list(jobs)
+    results: list[JobResult] = []
+    bar = tqdm(total=len(jobs), desc=desc, unit="file")
+    try:
+        if workers <= 1:
+            for job in jobs:
+                results.append(fn(*job))
+                bar.set_postfix_str(results[-1].status)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(fn, *job) for job in jobs]
+                for future in as_completed(futures):
+                    results.append(future.result())
+                    bar.set_postfix_str(results[-1].status)
+                    bar.update()
+    finally:
+        bar.close()
+    return results
+
+
+def summarize_results(results: list[JobResult]) -> dict[str, Any]:
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+    return {**counts, "seconds_of_video": sum(r.seconds for r in results if r.status == "done"),
+            "failed_files": [{"src": r.src, "error": r.message} for r in results if r.status == "failed"]}

@@ -1,0 +1,100 @@
+"""resample: right fps/size/duration, one output per source, finished files skipped, no half files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from egotask.data.resample import resample_tree
+from egotask.data.transcode import TranscodeSpec, plan_frames
+from egotask.fixtures import write_clip
+from egotask.frames import probe_video
+
+
+def _cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "egotask.cli", "data", *map(str, args)], env=os.environ.copy(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    src = tmp_path / "src"
+    write_clip(src / "EgoTextVQA-Indoor" / "a.mp4", ["A", "B"], seconds=3.0, fps=10, size=(160, 96))
+    write_clip(src / "EgoTextVQA-Outdoor" / "7.mp4", ["C"], seconds=2.0, fps=4, size=(160, 96))  # already slow
+    vfr_times = [0.05 * i + 0.1 * (i // 2) for i in range(30)]  # gaps of 50 and 150 ms
+    write_clip(src / "vfr.mp4", ["D"], frame_times=vfr_times, fps=10)
+    return src
+
+
+def test_resample_tree_measures_right_and_skips_finished_files(tree, tmp_path):
+    dst = tmp_path / "dst"
+    proc = _cli("resample", tree, dst, "--fps", "5", "--scale", "0.5", "--workers", "2")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "3 written, 0 already done, 0 failed" in out
+    a = probe_video(dst / "EgoTextVQA-Indoor" / "a.mp4", exact=True)
+    assert (a.width, a.height, a.fps, a.num_frames) == (80, 48, 5.0, 15)
+    assert a.duration == pytest.approx(3.0)
+    slow = probe_video(dst / "EgoTextVQA-Outdoor" / "7.mp4", exact=True)
+    assert slow.fps == pytest.approx(4.0) and slow.duration == pytest.approx(2.0)  # never raised to 5
+    stamp = (dst / "vfr.mp4").stat().st_mtime_ns
+    again = _cli("resample", tree, dst, "--fps", "5", "--scale", "0.5", "--workers", "1")
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0 and "0 written, 3 already done, 0 failed" in out
+    assert (dst / "vfr.mp4").stat().st_mtime_ns == stamp
+    # Other settings make the old outputs stale: they are made again.
+    results = resample_tree(tree, dst, TranscodeSpec(fps=2))
+    assert {r.status for r in results} == {"done"} and "stale" in results[0].message
+    assert probe_video(dst / "EgoTextVQA-Indoor" / "a.mp4").width == 160
+
+
+def test_killed_run_leaves_no_half_file_and_the_next_run_finishes(tmp_path):
+    src = tmp_path / "src"
+    write_clip(src / "long.mp4", ["A", "B", "C"], seconds=40.0, fps=25, size=(320, 192))
+    dst = tmp_path / "dst"
+    proc = _cli("resample", src, dst, "--fps", "25", "--preset", "medium", "--workers", "1")
+    deadline = time.monotonic() + 120
+    tmp_seen = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list(dst.rglob(".long.tmp-*.mp4")):
+            tmp_seen = True
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=60)
+    if not tmp_seen:
+        pytest.skip("the run finished before it could be interrupted")
+    assert not (dst / "long.mp4").exists()  # the final name only ever holds a checked file
+    results = resample_tree(src, dst, TranscodeSpec(fps=25))
+    assert [r.status for r in results] == ["done"]
+    assert not list(dst.rglob(".*.tmp-*.mp4"))  # the killed run's temporary file was cleaned up
+    assert probe_video(dst / "long.mp4", exact=True).num_frames == 1000
+
+
+def test_corrupt_source_is_reported_and_the_others_are_done(tree, tmp_path):
+    (tree / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"junk" * 100)
+    results = resample_tree(tree, tmp_path / "dst", TranscodeSpec(fps=5))
+    by_name = {r.src.rsplit("/", 1)[1]: r for r in results}
+    assert by_name["broken.mp4"].status == "failed" and "broken.mp4" in by_name["broken.mp4"].message
+    assert {r.status for n, r in by_name.items() if n != "broken.mp4"} == {"done"}
+    assert not (tmp_path / "dst" / "broken.mp4").exists()
+
+
+def test_output_folder_inside_the_source_is_refused(tree):
+    with pytest.raises(ValueError, match="must not be the source folder or inside it"):
+        resample_tree(tree, tree / "out", TranscodeSpec(fps=5))
+
+
+def test_plan_keeps_one_frame_per_slot_and_skips_unreachable_slots():
+    times = [i / 30 for i in range(60)]  # 2 s at 30 fps
+    plan = plan_frames(times, 0.0, None, 6.0)
+    assert sorted(plan) == list(range(0, 60, 5)) and list(plan.values())[:3] == [0.0, 1 / 6, 2 / 6]
+    sparse = plan_frames([0.0, 1.0, 2.0], 0.0, None, 6.0)  # a 1 fps source asked for 6 fps
+    assert sparse == {0: 0.0, 1: 1.0, 2: 2.0}
+    cut = plan_frames(times, 0.5, 1.0, None)
+    assert min(cut.values()) == 0.0 and len(cut) == 30
