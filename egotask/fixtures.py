@@ -216,7 +216,7 @@ def build_tiny_qwen3vl(out_dir: str | Path, *, thinking: bool = False, reply: st
             "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 4096,
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3],
                                 "mrope_interleaved": True},
-            "tie_word_embeddings": reply is None, "bos_token_id": ids["<|endoftext|>"],
+            "tie_word_embeddings": False, "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
         },
@@ -227,7 +227,7 @@ def build_tiny_qwen3vl(out_dir: str | Path, *, thinking: bool = False, reply: st
         },
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=reply is None,
+        tie_word_embeddings=False,  # tied random embeddings only ever repeat the last prompt token
     )
     torch.manual_seed(seed)
     model = Qwen3VLForConditionalGeneration(config).eval()
@@ -272,7 +272,7 @@ def script_reply(model, text_model, chain: list[int]) -> None:
             layer.mlp.down_proj.weight.zero_()
         embed, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
         head.mul_(0.01)
-        for axis, (src, dst) in enumerate(zip(chain, chain[1:])):
+        for axis, (src, dst) in enumerate(zip(chain[:-1], chain[1:], strict=True)):
             embed[src] = 0.0
             embed[src, axis] = 1.0
             head[dst, axis] = 100.0

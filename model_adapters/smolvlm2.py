@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from egotask.hookspecs import ModelAdapter, hookimpl
 from egotask.model_adapters.base import VideoPrompt, VideoQAModel
+
+if TYPE_CHECKING:
+    from transformers import BatchFeature
 
 
 class SmolVLM2(VideoQAModel):
     family = "smolvlm2"
     default_max_new_tokens = 64  # short answers; SmolVLM2 has no Thinking variant
 
-    def generate(self, batch: list[VideoPrompt]) -> list[str]:
+    def inputs(self, batch: list[VideoPrompt]) -> BatchFeature:
+        """The processor's tensors for a batch: chat prompts, frames and their real times."""
         from transformers.video_utils import VideoMetadata
 
         texts, videos, metadata = [], [], []
@@ -30,6 +36,10 @@ class SmolVLM2(VideoQAModel):
                                 do_sample_frames=False, padding=True, return_tensors="pt").to(self.model.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        return inputs
+
+    def generate(self, batch: list[VideoPrompt]) -> list[str]:
+        inputs = self.inputs(batch)
         with torch.inference_mode():
             output = self.model.generate(**inputs, **self.generation_kwargs(batch[0].gen_kwargs))
         # Only the new tokens: decoding the whole sequence echoes "User: ... Assistant:".
