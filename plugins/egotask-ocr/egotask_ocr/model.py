@@ -28,14 +28,14 @@ class OCRBaseline(FramesModel):
         found, _elapsed = self.engine(np.ascontiguousarray(frame[..., ::-1]))  # RapidOCR takes BGR arrays
         return [(text, float(conf)) for _box, text, conf in found or [] if float(conf) >= self.min_confidence]
 
+    def readings(self, prompt: VideoPrompt) -> list[Reading]:
+        """Every text line read in every sampled frame of the prompt's videos, with its frame's time."""
+        return [Reading(text, conf, time)
+                for video in prompt.videos
+                for frame, time in zip(video.frames, video.timestamps, strict=True)
+                for text, conf in self.read(frame)]
+
     def generate(self, batch: list[VideoPrompt]) -> list[str]:
-        answers = []
-        for prompt in batch:
-            readings = [Reading(text, conf, time)
-                        for video in prompt.videos
-                        for frame, time in zip(video.frames, video.timestamps, strict=True)
-                        for text, conf in self.read(frame)]
-            # egotask's tasks put the bare question in the doc; other tasks only have the prompt.
-            question = (prompt.doc or {}).get("question") or prompt.text
-            answers.append(choose_answer(str(question), readings))
-        return answers
+        # egotask's tasks put the bare question in the doc; other tasks only have the prompt.
+        return [choose_answer(str((prompt.doc or {}).get("question") or prompt.text), self.readings(prompt))
+                for prompt in batch]
