@@ -7,12 +7,13 @@ PIP := $(PY) -m pip --disable-pip-version-check
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml plugins/egotask-ocr/pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch first: on the project's CPU machines 2.14.1 + torchvision 0.29.1 come from local disk.
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -e ".[dev]"
+	# The OCR baseline is a separate distribution, installed like any third-party plugin.
+	$(PIP) install -q -e ".[dev]" -e plugins/egotask-ocr
 	touch $@
 
 demo: install

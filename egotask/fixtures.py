@@ -161,7 +161,9 @@ def build_sample_data(root: str | Path) -> dict[str, str]:
 # --------------------------------------------------------------------------- tiny checkpoints
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                  "<|image_pad|>", "<|video_pad|>", "<think>", "</think>"]
+                  "<|image_pad|>", "<|video_pad|>"]
+# Added but not special, as in Qwen3's tokenizers: decoding with skip_special_tokens keeps them.
+THINK_TOKENS = ["<think>", "</think>"]
 
 # A minimal Qwen-style chat template: the real one renders the same markers for these messages.
 QWEN_CHAT_TEMPLATE = (
@@ -183,27 +185,33 @@ CORPUS = [
 ]
 
 
-def train_tokenizer(vocab_size: int = 400):
-    """A byte-level BPE tokenizer trained on a few sentences, with the Qwen special tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def train_tokenizer(vocab_size: int = 400, special_tokens: Sequence[str] = SPECIAL_TOKENS,
+                    **fast_kwargs: Any):
+    """A byte-level BPE tokenizer trained on a few sentences, with the given special tokens (by
+    default Qwen's; ``fast_kwargs`` override the Qwen token roles for other families)."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(special_tokens),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(CORPUS * 4, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   extra_special_tokens={"image_token": "<|image_pad|>",
-                                                         "video_token": "<|video_pad|>",
-                                                         "vision_bos_token": "<|vision_start|>",
-                                                         "vision_eos_token": "<|vision_end|>"})
-    return fast
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TOKENS])
+    roles = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
+             "extra_special_tokens": {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
+                                      "vision_bos_token": "<|vision_start|>", "vision_eos_token": "<|vision_end|>"}}
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **{**roles, **fast_kwargs})
 
 
-def build_tiny_qwen3vl(out_dir: str | Path, *, thinking: bool = False, seed: int = 0) -> Path:
-    """Save a random-weight Qwen3-VL (under 1 MB of weights) with its processor to ``out_dir``."""
+def build_tiny_qwen3vl(out_dir: str | Path, *, thinking: bool = False, reply: str | None = None,
+                       seed: int = 0) -> Path:
+    """Save a random-weight Qwen3-VL (under 1 MB of weights) with its processor to ``out_dir``.
+
+    ``reply``: instead of random text, greedy decoding writes exactly this reply (then ends the turn)
+    whatever the question, e.g. a Thinking-style ``"reasoning</think>answer"``. See :func:`script_reply`.
+    """
     import torch
     from transformers import (
         Qwen3VLConfig,
@@ -222,7 +230,8 @@ def build_tiny_qwen3vl(out_dir: str | Path, *, thinking: bool = False, seed: int
             "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 4096,
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3],
                                 "mrope_interleaved": True},
-            "tie_word_embeddings": True, "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"],
+            "tie_word_embeddings": False, "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
         },
         vision_config={
@@ -232,10 +241,14 @@ def build_tiny_qwen3vl(out_dir: str | Path, *, thinking: bool = False, seed: int
         },
         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
+        tie_word_embeddings=False,  # tied random embeddings only ever repeat the last prompt token
     )
     torch.manual_seed(seed)
     model = Qwen3VLForConditionalGeneration(config).eval()
+    if reply is not None:
+        # The generation prompt ends with "\n" (after "<think>" for a Thinking template).
+        script_reply(model, model.model.language_model, [*tokenizer.encode("\n"), *tokenizer.encode(reply),
+                                                         ids["<|im_end|>"]])
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     pixels = {"shortest_edge": 32 * 32, "longest_edge": 64 * 64 * 4}
@@ -250,3 +263,125 @@ def build_tiny_qwen3vl(out_dir: str | Path, *, thinking: bool = False, seed: int
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
+
+
+def script_reply(model, text_model, chain: list[int]) -> None:
+    """Rewrite a decoder's weights so that greedy decoding after ``chain[0]`` emits ``chain[1:]``.
+
+    Attention and MLP outputs are zeroed, so the residual stream at each position is the current
+    token's embedding; each scripted token gets its own embedding axis, and the (untied) LM head maps
+    that axis to the next token. The model still runs every layer through the real classes.
+    """
+    import torch
+
+    sources = chain[:-1]
+    if len(set(sources)) != len(sources):
+        raise ValueError(f"a scripted reply must not repeat a token (ids {chain}): pick other words")
+    hidden = text_model.config.hidden_size
+    if len(sources) > hidden:
+        raise ValueError(f"a scripted reply may have at most {hidden} tokens, got {len(sources)}")
+    with torch.no_grad():
+        for layer in text_model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        embed, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+        head.mul_(0.01)
+        for axis, (src, dst) in enumerate(zip(chain[:-1], chain[1:], strict=True)):
+            embed[src] = 0.0
+            embed[src, axis] = 1.0
+            head[dst, axis] = 100.0
+
+
+SMOLVLM_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>",
+                          "<fake_token_around_image>", "<global-img>", "<video>"]
+
+# SmolVLM2's chat template, reduced to what a user turn with videos, images and text needs.
+SMOLVLM_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
+    "{% if message['content'] is string %}{{ ': ' + message['content'] }}{% else %}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}"
+    "{% endif %}{% endfor %}{% endif %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def build_tiny_smolvlm2(out_dir: str | Path, *, seed: int = 0) -> Path:
+    """Save a random-weight SmolVLM2 (llama text model, 2-layer vision model) with its processor."""
+    import torch
+    from transformers import (
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+    )
+
+    out_dir = Path(out_dir)
+    tokenizer = train_tokenizer(
+        special_tokens=SMOLVLM_SPECIAL_TOKENS, eos_token="<end_of_utterance>", pad_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<image>", "fake_image_token": "<fake_token_around_image>",
+                              "global_image_token": "<global-img>", "video_token": "<video>",
+                              "end_of_utterance_token": "<end_of_utterance>"})
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SMOLVLM_SPECIAL_TOKENS}
+    image_size, patch_size, scale_factor = 64, 16, 2
+    image_seq_len = (image_size // patch_size) ** 2 // scale_factor**2  # 4 tokens per frame
+    config = SmolVLMConfig(
+        text_config={
+            "model_type": "llama", "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+            "max_position_embeddings": 4096, "bos_token_id": ids["<|im_start|>"],
+            "eos_token_id": ids["<end_of_utterance>"], "pad_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                       "num_attention_heads": 2, "image_size": image_size, "patch_size": patch_size},
+        scale_factor=scale_factor, image_token_id=ids["<image>"], pad_token_id=ids["<|endoftext|>"],
+    )
+    torch.manual_seed(seed)
+    model = SmolVLMForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<end_of_utterance>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    edge = {"longest_edge": image_size}
+    processor = SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(do_image_splitting=False, size=edge, max_image_size=edge),
+        video_processor=SmolVLMVideoProcessor(size=edge, max_image_size=edge),
+        tokenizer=tokenizer, image_seq_len=image_seq_len, chat_template=SMOLVLM_CHAT_TEMPLATE,
+    )
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return out_dir
+
+
+# --------------------------------------------------------------------------- plugin packages
+
+
+def build_wheel(out_dir: str | Path, name: str, files: dict[str, str],
+                entry_points: dict[str, dict[str, str]], version: str = "0.0.1") -> Path:
+    """Write a pure-Python wheel holding ``files`` (path -> source) and ``entry_points`` (group ->
+    name -> target), for tests that install a plugin with pip the way a user would."""
+    import base64
+    import hashlib
+    import zipfile
+
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    ep_text = "".join(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) + "\n"
+                      for group, eps in entry_points.items())
+    contents = {**files,
+                f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+                f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: egotask-fixtures\nRoot-Is-Purelib: true\n"
+                                 "Tag: py3-none-any\n",
+                f"{info}/entry_points.txt": ep_text}
+
+    def digest(data: bytes) -> str:
+        return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+    record = "".join(f"{path},{digest(text.encode())},{len(text.encode())}\n" for path, text in contents.items())
+    path = Path(out_dir) / f"{dist}-{version}-py3-none-any.whl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as whl:
+        for member, text in contents.items():
+            whl.writestr(member, text)
+        whl.writestr(f"{info}/RECORD", record + f"{info}/RECORD,,\n")
+    return path

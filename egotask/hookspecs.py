@@ -1,7 +1,9 @@
 """The hooks an egotask plugin can implement.
 
-A plugin is a module (or object) with functions marked ``@hookimpl``, registered through the
-``egotask`` entry-point group. Built-in adapters and judges register the same way.
+A plugin is a module with functions marked ``@hookimpl``, registered through the ``egotask``
+entry-point group (``[project.entry-points.egotask] my_plugin = "my_package.plugin"``). Built-in
+adapters and judges register the same way. Each hook returns a list; keep plugin modules cheap to
+import and name heavy classes by import path (see ``plugins/egotask-ocr``).
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ hookimpl = pluggy.HookimplMarker("egotask")
 class ModelAdapter:
     """A model lmms-eval can run: ``class_path`` is ``"package.module.Class"`` of an ``lmms`` subclass."""
 
-    name: str
-    class_path: str
-    description: str
-    aliases: tuple[str, ...] = ()
+    name: str  # what --model takes
+    class_path: str  # imported only when the model is run
+    description: str  # one line, shown by `egotask plugins` and the unknown-model error
+    aliases: tuple[str, ...] = ()  # other names --model accepts
 
 
 @dataclass(frozen=True)

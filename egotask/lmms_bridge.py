@@ -18,3 +18,31 @@ def model_manifests() -> list:
     except Exception as exc:  # pragma: no cover - defensive
         warnings.warn(f"egotask: could not list model adapters for lmms-eval: {exc!r}", stacklevel=2)
         return []
+
+
+class UnknownModelError(ValueError):
+    """``--model`` names no adapter egotask's plugins provide and no lmms-eval built-in."""
+
+
+def check_model_name(name: str) -> None:
+    """Fail before anything loads when ``name`` is not a model lmms-eval can build, listing
+    egotask's adapters first (lmms-eval's own error lists its 100+ built-ins in one line)."""
+    import difflib
+
+    from lmms_eval.models import MODEL_REGISTRY_V2
+
+    from egotask.plugins import model_adapters
+
+    known = MODEL_REGISTRY_V2.list_model_names()
+    if name in known:
+        return
+    adapters = model_adapters()
+    listed = "\n".join(f"  {a.name:<14} {a.description}" + (f" (aliases: {', '.join(a.aliases)})" if a.aliases
+                                                              else "") for a in adapters.values())
+    close = difflib.get_close_matches(name, known, n=3)
+    raise UnknownModelError(
+        f"unknown --model {name!r}.\negotask's model adapters (from `egotask plugins`):\n"
+        f"{listed or '  none: check EGOTASK_DISABLE_PLUGINS and the warnings above'}\n"
+        + (f"Did you mean: {', '.join(close)}?\n" if close else "")
+        + "lmms-eval's built-in models are accepted too, and a plugin package can add more "
+        "(README: 'Write your own adapter').")

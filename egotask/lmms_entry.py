@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 
+from egotask.lmms_bridge import check_model_name
 from egotask.paths import tasks_path
 from egotask.preflight import preflight
 
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.remove()
     logger.add(sys.stderr, level=args.verbosity)
     try:
+        check_model_name(args.model)
         preflight(args.tasks.split(","))
     except Exception as exc:
         print(f"lmms_eval: {exc}", file=sys.stderr)

@@ -34,12 +34,26 @@ class Provided:
     distribution: str
 
 
+_warned: set[str] = set()  # messages already shown by this plugin manager
+
+
+def warn(message: str) -> None:
+    """Warn once per plugin manager, even though importing lmms-eval switches every warning off."""
+    if message in _warned:
+        return
+    _warned.add(message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", PluginWarning)
+        warnings.warn(message, PluginWarning, stacklevel=3)
+
+
 def disabled_plugins() -> set[str]:
     return {name.strip() for name in os.environ.get(DISABLE_VAR, "").split(",") if name.strip()}
 
 
 @cache
 def get_plugin_manager() -> pluggy.PluginManager:
+    _warned.clear()
     pm = pluggy.PluginManager("egotask")
     pm.add_hookspecs(hookspecs)
     blocked = disabled_plugins()
@@ -52,14 +66,18 @@ def get_plugin_manager() -> pluggy.PluginManager:
         try:
             pm.register(ep.load(), name=ep.name)
         except Exception as exc:
-            warnings.warn(f"egotask plugin {ep.name!r} ({ep.value}) failed to load: {exc!r}",
-                          PluginWarning, stacklevel=2)
+            warn(f"egotask plugin {ep.name!r} ({ep.value}, from {_dist_name(ep)}) failed to load and is "
+                 f"skipped: {exc!r}. {DISABLE_VAR}={ep.name} silences this.")
     return pm
+
+
+def _dist_name(ep) -> str:
+    return ep.dist.name if ep.dist else "?"
 
 
 def _distribution_of(plugin_name: str) -> str:
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=plugin_name):
-        return ep.dist.name if ep.dist else "?"
+        return _dist_name(ep)
     return "?"
 
 
@@ -70,8 +88,7 @@ def _collect(hook_name: str) -> list[Provided]:
         try:
             items = impl.function() or []
         except Exception as exc:
-            warnings.warn(f"egotask plugin {impl.plugin_name!r}: {hook_name}() failed: {exc!r}",
-                          PluginWarning, stacklevel=2)
+            warn(f"egotask plugin {impl.plugin_name!r}: {hook_name}() failed and is skipped: {exc!r}")
             continue
         dist = _distribution_of(impl.plugin_name)
         found.extend(Provided(item, impl.plugin_name, dist) for item in items)
@@ -91,8 +108,8 @@ def model_adapters() -> dict[str, ModelAdapter]:
     out: dict[str, ModelAdapter] = {}
     for p in provided_adapters():
         if p.item.name in out:
-            warnings.warn(f"model adapter {p.item.name!r} from plugin {p.plugin!r} ignored: name taken",
-                          PluginWarning, stacklevel=2)
+            warn(f"model adapter {p.item.name!r} from plugin {p.plugin!r} ignored: another plugin "
+                 "already provides that name")
             continue
         out[p.item.name] = p.item
     return out

@@ -1,11 +1,14 @@
 """What every egotask video-QA adapter shares: lmms-eval plumbing, checkpoint loading (full, LoRA,
 merged LoRA), frame sampling through the one sampler, batching, stop strings and reasoning tags.
 
-A subclass sets ``family``/``default_max_new_tokens`` and implements :meth:`VideoQAModel.generate`.
+:class:`FramesModel` is the base of any adapter that answers from sampled frames; :class:`VideoQAModel`
+adds transformers checkpoints. A subclass implements ``generate`` (and a VLM sets ``family`` and
+``default_max_new_tokens``).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,7 @@ class VideoPrompt:
     text: str
     videos: list[SampledFrames]
     gen_kwargs: dict[str, Any]
+    doc: dict[str, Any] | None = None  # the task's document, for adapters that read fields (e.g. question)
 
 
 def sample_visual(visual: str, *, max_frames: int, fps: float | None = None,
@@ -51,6 +55,10 @@ def parse_bool(value: Any) -> bool:
 
 def is_lora_dir(path: str) -> bool:
     return (Path(path) / "adapter_config.json").is_file()
+
+
+def has_processor(path: str) -> bool:
+    return any((Path(path) / name).is_file() for name in ("processor_config.json", "preprocessor_config.json"))
 
 
 def lora_base(path: str, base: str | None) -> str:
@@ -91,29 +99,37 @@ def apply_stops(reply: str, until: str | list[str] | None) -> str:
     return f"{head}{sep}{answer.strip()}"
 
 
-class VideoQAModel(lmms):
-    """Base for adapters of chat VLMs that answer a question about one or more videos."""
+def _known_args(cls: type) -> list[str]:
+    """Every keyword an adapter's ``__init__`` chain accepts, for the unknown-argument error."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            names += [p for p in inspect.signature(init).parameters if p not in ("self", "kwargs")]
+    return list(dict.fromkeys(names))
 
-    family = "vlm"
-    default_max_new_tokens = 128
-    thinking_max_new_tokens = 1024
 
-    def __init__(self, pretrained: str, base: str | None = None, merge: bool | str = False,
-                 device: str | None = None, device_map: str | None = None, dtype: str = "auto",
-                 batch_size: int | str = 1, max_frames: int | str = 8, fps: float | str | None = None,
-                 max_pixels: int | str | None = None, thinking: bool | str | None = None,
-                 **kwargs: Any) -> None:
+class FramesModel(lmms):
+    """Base for any adapter that answers from the sampled frames of a task's videos: lmms-eval
+    plumbing, ``accelerate`` rank sharding, frame sampling, batching, stop strings and reasoning.
+
+    A subclass implements :meth:`generate`; it need not be a transformers model (see the OCR plugin).
+    """
+
+    family = "frames"
+    thinking = False  # True: replies carry <think>...</think>, normalised for lmms-eval's reasoning_tags
+
+    def __init__(self, device: str | None = None, batch_size: int | str = 1, max_frames: int | str = 8,
+                 fps: float | str | None = None, max_pixels: int | str | None = None, **kwargs: Any) -> None:
         super().__init__()
         if kwargs:
-            raise ValueError(f"{type(self).__name__}: unknown --model_args {sorted(kwargs)}; known: pretrained, "
-                             "base, merge, device, device_map, dtype, batch_size, max_frames, fps, max_pixels, "
-                             "thinking")
+            raise ValueError(f"{type(self).__name__}: unknown --model_args {sorted(kwargs)}; "
+                             f"known: {', '.join(_known_args(type(self)))}")
         from accelerate import Accelerator
 
         self.accelerator = Accelerator()
         if self.accelerator.num_processes > 1:  # data parallel: lmms-eval shards requests by rank
             device = f"cuda:{self.accelerator.local_process_index}"
-            device_map = device
             self._rank = self.accelerator.local_process_index
             self._world_size = self.accelerator.num_processes
         self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -121,40 +137,6 @@ class VideoQAModel(lmms):
         self.max_frames = int(max_frames)
         self.fps = float(fps) if fps not in (None, "", "None") else None
         self.max_pixels = int(max_pixels) if max_pixels not in (None, "", "None") else None
-        self.pretrained = pretrained
-        self.model, self.processor = self.load(pretrained, base=base, merge=parse_bool(merge),
-                                               device_map=device_map, dtype=dtype)
-        self.thinking = self.detect_thinking() if thinking in (None, "", "auto") else parse_bool(thinking)
-
-    # ----------------------------------------------------------------- loading
-
-    def load(self, pretrained: str, *, base: str | None, merge: bool, device_map: str | None,
-             dtype: str) -> tuple[Any, Any]:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-
-        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
-        lora = is_lora_dir(pretrained)
-        weights = lora_base(pretrained, base) if lora else pretrained
-        model = AutoModelForImageTextToText.from_pretrained(weights, dtype=torch_dtype, device_map=device_map)
-        if lora:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, pretrained)
-            if merge:
-                model = model.merge_and_unload()
-        # A LoRA folder written by `egotask finetune` carries the processor; a bare one may not.
-        processor_dir = pretrained if (Path(pretrained) / "preprocessor_config.json").exists() or not lora \
-            else weights
-        processor = AutoProcessor.from_pretrained(processor_dir)
-        processor.tokenizer.padding_side = "left"  # batched generation appends after the prompt
-        if device_map is None:
-            model = model.to(self._device)
-        model.eval()
-        return model, processor
-
-    def detect_thinking(self) -> bool:
-        template = getattr(self.processor, "chat_template", None) or ""
-        return THINK_OPEN in template or "thinking" in str(self.pretrained).lower()
 
     # ----------------------------------------------------------------- lmms-eval API
 
@@ -168,24 +150,10 @@ class VideoQAModel(lmms):
 
     def prompt_for(self, request: Instance) -> VideoPrompt:
         context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
-        visuals = doc_to_visual(self.task_dict[task][split][doc_id])
+        doc = self.task_dict[task][split][doc_id]
         videos = [sample_visual(v, max_frames=self.max_frames, fps=self.fps, max_pixels=self.max_pixels)
-                  for v in visuals or []]
-        return VideoPrompt(context, videos, dict(gen_kwargs))
-
-    def generation_kwargs(self, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Greedy by default; ``max_new_tokens`` defaults by family, and --gen_kwargs wins."""
-        default_tokens = self.thinking_max_new_tokens if self.thinking else self.default_max_new_tokens
-        out: dict[str, Any] = {"max_new_tokens": int(gen_kwargs.get("max_new_tokens", default_tokens))}
-        temperature = float(gen_kwargs.get("temperature", 0) or 0)
-        if parse_bool(gen_kwargs.get("do_sample", False)) and temperature > 0:
-            out.update(do_sample=True, temperature=temperature)
-            for key in ("top_p", "top_k"):
-                if gen_kwargs.get(key) is not None:
-                    out[key] = gen_kwargs[key]
-        else:
-            out["do_sample"] = False
-        return out
+                  for v in doc_to_visual(doc) or []]
+        return VideoPrompt(context, videos, dict(gen_kwargs), doc)
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
         answers: list[str] = []
@@ -208,6 +176,70 @@ class VideoQAModel(lmms):
 
     def generate_until_multi_round(self, requests: list[Instance]) -> list[str]:
         raise NotImplementedError(f"{type(self).__name__} supports single-round generation only")
+
+
+class VideoQAModel(FramesModel):
+    """Base for transformers chat VLMs: loads full, LoRA and merged-LoRA checkpoints, detects Thinking
+    checkpoints, and picks generation settings. A subclass sets ``family``/``default_max_new_tokens``
+    and implements :meth:`generate`."""
+
+    family = "vlm"
+    default_max_new_tokens = 128
+    thinking_max_new_tokens = 1024
+
+    def __init__(self, pretrained: str, base: str | None = None, merge: bool | str = False,
+                 device_map: str | None = None, dtype: str = "auto", thinking: bool | str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.world_size > 1:
+            device_map = str(self._device)  # one whole model per rank
+        self.pretrained = pretrained
+        self.model, self.processor = self.load(pretrained, base=base, merge=parse_bool(merge),
+                                               device_map=device_map, dtype=dtype)
+        self.thinking = self.detect_thinking() if thinking in (None, "", "auto") else parse_bool(thinking)
+
+    # ----------------------------------------------------------------- loading
+
+    def load(self, pretrained: str, *, base: str | None, merge: bool, device_map: str | None,
+             dtype: str) -> tuple[Any, Any]:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+        lora = is_lora_dir(pretrained)
+        weights = lora_base(pretrained, base) if lora else pretrained
+        model = AutoModelForImageTextToText.from_pretrained(weights, dtype=torch_dtype, device_map=device_map)
+        if lora:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, pretrained)
+            if merge:
+                model = model.merge_and_unload()
+        # A LoRA folder saved with its processor carries it; a bare peft folder takes the base's.
+        processor_dir = pretrained if not lora or has_processor(pretrained) else weights
+        processor = AutoProcessor.from_pretrained(processor_dir)
+        processor.tokenizer.padding_side = "left"  # batched generation appends after the prompt
+        if device_map is None:
+            model = model.to(self._device)
+        model.eval()
+        return model, processor
+
+    def detect_thinking(self) -> bool:
+        template = getattr(self.processor, "chat_template", None) or ""
+        return THINK_OPEN in template or "thinking" in str(self.pretrained).lower()
+
+    def generation_kwargs(self, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Greedy by default; ``max_new_tokens`` defaults by family, and --gen_kwargs wins."""
+        default_tokens = self.thinking_max_new_tokens if self.thinking else self.default_max_new_tokens
+        out: dict[str, Any] = {"max_new_tokens": int(gen_kwargs.get("max_new_tokens", default_tokens))}
+        temperature = float(gen_kwargs.get("temperature", 0) or 0)
+        if parse_bool(gen_kwargs.get("do_sample", False)) and temperature > 0:
+            out.update(do_sample=True, temperature=temperature)
+            for key in ("top_p", "top_k"):
+                if gen_kwargs.get(key) is not None:
+                    out[key] = gen_kwargs[key]
+        else:
+            out["do_sample"] = False
+        return out
 
     # ----------------------------------------------------------------- helpers for subclasses
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from egotask.hookspecs import ModelAdapter, hookimpl
 from egotask.model_adapters.base import VideoPrompt, VideoQAModel
+
+if TYPE_CHECKING:
+    from transformers import BatchFeature
 
 
 class Qwen3VL(VideoQAModel):
@@ -13,7 +18,8 @@ class Qwen3VL(VideoQAModel):
     default_max_new_tokens = 128
     thinking_max_new_tokens = 2048
 
-    def generate(self, batch: list[VideoPrompt]) -> list[str]:
+    def inputs(self, batch: list[VideoPrompt]) -> BatchFeature:
+        """The processor's tensors for a batch: chat prompts, frames and their real times."""
         from transformers.video_utils import VideoMetadata
 
         texts, videos, metadata = [], [], []
@@ -30,6 +36,10 @@ class Qwen3VL(VideoQAModel):
         inputs = self.processor(text=texts, videos=videos or None,
                                 video_metadata=metadata or None, do_sample_frames=False,
                                 padding=True, return_tensors="pt").to(self.model.device)
+        return inputs
+
+    def generate(self, batch: list[VideoPrompt]) -> list[str]:
+        inputs = self.inputs(batch)
         with torch.inference_mode():
             output = self.model.generate(**inputs, **self.generation_kwargs(batch[0].gen_kwargs))
         return self.decode_new_tokens(inputs["input_ids"], output)

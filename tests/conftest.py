@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from egotask.fixtures import build_sample_data, build_tiny_qwen3vl
+from egotask.fixtures import build_sample_data, build_tiny_qwen3vl, build_tiny_smolvlm2
 from egotask.judges.fake_server import FakeJudgeServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +50,22 @@ def sample_env(monkeypatch, sample_data) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def tiny_qwen(tmp_path_factory) -> Path:
     return build_tiny_qwen3vl(tmp_path_factory.mktemp("tiny-qwen3vl"))
+
+
+@pytest.fixture(scope="session")
+def tiny_thinking_qwen(tmp_path_factory) -> Path:
+    """A Thinking-template Qwen3-VL whose weights make greedy decoding reply
+    ``the sign</think>kornflake`` (reasoning, then the first indoor sample's answer)."""
+    return build_tiny_qwen3vl(tmp_path_factory.mktemp("tiny-qwen3vl-thinking"), thinking=True,
+                              reply=THINKING_REPLY)
+
+
+THINKING_REPLY = "the sign</think>kornflake"
+
+
+@pytest.fixture(scope="session")
+def tiny_smolvlm(tmp_path_factory) -> Path:
+    return build_tiny_smolvlm2(tmp_path_factory.mktemp("tiny-smolvlm2"))
 
 
 @pytest.fixture

@@ -9,40 +9,66 @@ import sys
 from pathlib import Path
 
 DEMO_TASKS = "egotextvqa,egotempo_openqa"
+DEMO_MODEL = "ocr_baseline"  # from plugins/egotask-ocr: reads the clips' scene text, so it scores well
+OCR_ARGS = "max_frames=4,min_side=320"  # the clips are 160x96: no need to upscale them to 736 for OCR
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "demo", help="generate a small sample and evaluate a tiny model on it end to end (offline)",
+        "demo", help="generate a small sample and evaluate a model on it end to end (offline)",
         description="Generate a few scene-text clips and annotation files in the benchmarks' formats, "
-                    "build a tiny random-weight Qwen3-VL, run `lmms_eval` on egotextvqa_indoor, "
-                    "egotextvqa_outdoor and egotempo_openqa with the offline heuristic judge, and print "
-                    "the results table. Needs no network or GPU; takes a minute or two on 2 cores.")
+                    "run `lmms_eval` on egotextvqa_indoor, egotextvqa_outdoor and egotempo_openqa with "
+                    "the offline heuristic judge, and print the results table. The default model is the "
+                    "OCR baseline plugin (plugins/egotask-ocr), which reads the clips' text; "
+                    "--model qwen3vl or smolvlm2 builds a tiny random-weight checkpoint instead (it scores "
+                    "about zero: the point is the pipeline). Needs no network or GPU; about a minute on "
+                    "2 cores.")
     p.add_argument("--workdir", type=Path, default=Path("egotask_demo"),
                    help="folder for the sample data, the tiny model and lmms-eval's output "
                         "(default: ./egotask_demo)")
-    p.add_argument("--model", default="qwen3vl", help="model adapter to run (default: qwen3vl)")
+    p.add_argument("--model", default=DEMO_MODEL,
+                   help=f"model adapter to run (default: {DEMO_MODEL}; `egotask plugins` lists them)")
     p.add_argument("--model-args", default=None,
-                   help="--model_args for lmms_eval (default: the tiny Qwen3-VL built in the workdir)")
+                   help=f"--model_args for lmms_eval (default: {OCR_ARGS} for {DEMO_MODEL}; for qwen3vl "
+                        "and smolvlm2, a tiny random-weight checkpoint built in the workdir)")
     p.add_argument("--tasks", default=DEMO_TASKS, help=f"tasks to run (default: {DEMO_TASKS})")
     p.set_defaults(func=run)
 
 
+def default_model_args(model: str, workdir: Path) -> str:
+    """Model args that run ``model`` offline: tiny checkpoints for the VLM adapters."""
+    from egotask.fixtures import build_tiny_qwen3vl, build_tiny_smolvlm2
+    from egotask.plugins import model_adapters
+
+    adapters = model_adapters()
+    names = {alias: a.name for a in adapters.values() for alias in (a.name, *a.aliases)}
+    name = names.get(model)
+    if name is None:
+        hint = " Install it with: pip install -e plugins/egotask-ocr" if model == DEMO_MODEL else ""
+        raise SystemExit(f"egotask demo: no model adapter {model!r} is installed (installed: "
+                         f"{', '.join(sorted(adapters)) or 'none'}).{hint}")
+    builders = {"qwen3vl": ("Qwen3-VL", build_tiny_qwen3vl), "smolvlm2": ("SmolVLM2", build_tiny_smolvlm2)}
+    if name == DEMO_MODEL:
+        return OCR_ARGS
+    if name not in builders:
+        raise SystemExit(f"egotask demo: give --model-args for {model!r}")
+    label, build = builders[name]
+    model_dir = workdir / f"tiny-{name}"
+    if not (model_dir / "config.json").exists():
+        print(f"egotask demo: building a tiny random-weight {label} in {model_dir}")
+        build(model_dir)
+    return f"pretrained={model_dir},max_frames=4"
+
+
 def run(args: argparse.Namespace) -> int:
-    from egotask.fixtures import build_sample_data, build_tiny_qwen3vl
+    from egotask.fixtures import build_sample_data
     from egotask.reports.collect import collect_runs
     from egotask.reports.render import render_console, render_markdown
 
     workdir = args.workdir.resolve()
+    model_args = args.model_args if args.model_args is not None else default_model_args(args.model, workdir)
     print(f"egotask demo: writing the sample data set to {workdir / 'data'}")
     env = build_sample_data(workdir / "data")
-    model_args = args.model_args
-    if model_args is None:
-        model_dir = workdir / "tiny-qwen3vl"
-        if not (model_dir / "config.json").exists():
-            print(f"egotask demo: building a tiny random-weight Qwen3-VL in {model_dir}")
-            build_tiny_qwen3vl(model_dir)
-        model_args = f"pretrained={model_dir},max_frames=4"
     output = workdir / "output"
     cmd = [sys.executable, "-m", "egotask.lmms_entry", "--tasks", args.tasks, "--model", args.model,
            "--model_args", model_args, "--output_path", str(output), "--log_samples", "--judge", "heuristic",

@@ -1,0 +1,13 @@
+"""The plugin module egotask loads through the ``egotask`` entry point. It only describes the model;
+lmms-eval imports the class (and RapidOCR) when the model is actually run."""
+
+from __future__ import annotations
+
+from egotask.hookspecs import ModelAdapter, hookimpl
+
+
+@hookimpl
+def egotask_model_adapters() -> list[ModelAdapter]:
+    return [ModelAdapter("ocr_baseline", "egotask_ocr.model.OCRBaseline",
+                         "scene-text baseline: RapidOCR reads the frames, answers with the most relevant text",
+                         aliases=("rapidocr",))]
