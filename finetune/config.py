@@ -107,8 +107,8 @@ class FinetuneConfig:
             raise FinetuneError(f"--report-to must be none or wandb, got {self.report_to!r}")
         if self.learning_rate is None:
             self.learning_rate = 1e-4 if self.method == "lora" else 1e-5
-        self.output_dir = Path(self.output_dir)
-        self.split_manifest = Path(self.split_manifest)
+        self.output_dir = Path(self.output_dir).expanduser().resolve()
+        self.split_manifest = Path(self.split_manifest).expanduser().resolve()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -122,8 +122,23 @@ def save_for_adapters(model: Any, processor: Any, out_dir: Path, config: Finetun
     processor.save_pretrained(out_dir)
 
 
+def untie_adapted_lm_head(model: Any) -> None:
+    """Give a LoRA-adapted ``lm_head`` its own weight before merging: when it is tied to the input
+    embeddings, merging into it would also change every input embedding."""
+    base = model.get_base_model()
+    head, embed = base.get_output_embeddings(), base.get_input_embeddings()
+    layer = getattr(head, "base_layer", None)  # set only when peft wrapped lm_head
+    if layer is None or embed is None or layer.weight.data_ptr() != embed.weight.data_ptr():
+        return
+    layer.weight = torch.nn.Parameter(embed.weight.detach().clone(), requires_grad=False)
+    for config in (base.config, getattr(base.config, "text_config", None)):
+        if config is not None and getattr(config, "tie_word_embeddings", False):
+            config.tie_word_embeddings = False
+
+
 def save_merged(model: Any, processor: Any, out_dir: Path) -> None:
     """LoRA folded into the base weights: a plain full checkpoint (``--merge``)."""
+    untie_adapted_lm_head(model)
     merged = model.merge_and_unload()
     merged.save_pretrained(out_dir, safe_serialization=True)
     processor.save_pretrained(out_dir)

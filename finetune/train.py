@@ -15,6 +15,7 @@ Output folder::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -310,7 +311,8 @@ class Trainer:
             "val_questions": {name: len(part) for name, _, part in self.val_parts},
             # Shares actually drawn since the last (re)start; they follow the weights.
             "train_draw_shares": {name: c / total for name, c in zip(names, counts, strict=True)},
-            "split_manifest": {"path": str(cfg.split_manifest), "hash": self.manifest.get("hash"),
+            "split_manifest": {"path": str(cfg.split_manifest),
+                               "hash": self.manifest.get("hash") or file_sha256(cfg.split_manifest),
                                "seed": self.manifest.get("seed")},
             "hyperparameters": cfg.to_json(),
             "steps": self.step,
@@ -337,6 +339,10 @@ class Trainer:
         except ImportError:
             raise FinetuneError("--report-to wandb needs the wandb package (pip install wandb)") from None
         return wandb.init(project="egotask-finetune", name=self.config.run_name, config=self.config.to_json())
+
+
+def file_sha256(path: Path) -> str:
+    return "sha256-of-file:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def run(config: FinetuneConfig) -> dict[str, Any]:

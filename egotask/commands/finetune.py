@@ -172,7 +172,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"egotask finetune: error: {exc}", file=sys.stderr)
         return 2
     best = summary["best_val_loss"]
-    print(f"egotask finetune: {summary['steps']} steps, final train loss {summary['final_train_loss']:.4f}"
+    final = summary["final_train_loss"]
+    print(f"egotask finetune: {summary['steps']} steps"
+          + (f", final train loss {final:.4f}" if final is not None else "")
           + (f", best val loss {best:.4f} (step {summary['best_step']})" if best is not None else ""))
     print(f"egotask finetune: evaluate with  lmms_eval --model <qwen3vl|smolvlm2> --model_args "
           f"pretrained={config.output_dir},max_frames={config.max_frames} --tasks ...")
