@@ -14,6 +14,7 @@ SUBCOMMANDS = [
     "egotask.commands.tasks_path",
     "egotask.commands.demo",
     "egotask.commands.plugins",
+    "egotask.commands.app",
 ]
 
 
