@@ -108,8 +108,10 @@ def app_script(paths):
     render(paths)
 
 
-def start_app(paths) -> AppTest:
+def start_app(paths, **query: str) -> AppTest:
+    """The app on ``paths``, opened at a URL with ``query`` (``view=Video``: that tab; the first by default)."""
     at = AppTest.from_function(app_script, args=([str(p) for p in paths],), default_timeout=APP_TIMEOUT)
+    at.query_params.update(query)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -236,6 +238,7 @@ def test_app_loads_runs_and_summarises_the_selection(outputs):
     by_type = at.dataframe[0].value
     assert list(by_type["question type"])[:2] == ["all", "book-related"]
     assert not at.warning and not at.error
+    assert not at.get("video")  # only the open tab runs: no player, no frame sampling behind it
 
 
 def test_app_filters_by_verdict_text_and_reports_an_empty_selection(outputs):
@@ -251,15 +254,13 @@ def test_app_filters_by_verdict_text_and_reports_an_empty_selection(outputs):
 
 
 def test_app_video_tab_plays_the_video_with_captions_timeline_and_frames(outputs):
-    at = start_app(outputs)
-    video_box = at.selectbox(key="video")
-    first = INDOOR_SAMPLE[0].video_id
-    choice = next(o for o in video_box.options if first in o)
-    video_box.set_value(f"{IN}|indoor|{first}").run()
-    assert first in choice and "2 q, 1 correct, 1 wrong" in choice
+    at = start_app(outputs, view="Video")
+    assert at.selectbox(key="video").value.endswith("[egotempo]")  # the first video
+    at.selectbox(key="video").set_value(f"{INDOOR_SAMPLE[0].video_id} [indoor]").run()
+    assert "2 question(s) in the selection: 1 correct, 1 wrong" in [c.value for c in at.caption]
     at.selectbox(key="question").set_value("2").run()
-    player = at.get("video")[0].proto
-    assert player.url and player.start_time == 3 and player.subtitles[0].label == "questions"
+    player = at.get("video")[0].proto  # starts at the question (3.5 s, rounded up), captions on
+    assert player.url and player.start_time == 4 and player.subtitles[0].label == "questions"
     timeline = [d.value for d in at.dataframe if "judge's reason" in d.value and "video" not in d.value][0]
     assert list(timeline["question"]) == ["what brand of cereal is on the shelf?", COLOUR_Q]
     assert list(timeline["verdict"]) == ["correct", "wrong"]
@@ -273,15 +274,15 @@ def test_app_video_tab_plays_the_video_with_captions_timeline_and_frames(outputs
 
 def test_app_says_which_video_is_missing(outputs, monkeypatch, tmp_path):
     monkeypatch.setenv("EGOTEXTVQA_VIDEO_DIR", str(tmp_path / "no_videos"))
-    at = start_app(outputs)
-    at.selectbox(key="video").set_value(f"{IN}|indoor|{INDOOR_SAMPLE[1].video_id}").run()
+    at = start_app(outputs, view="Video", video=f"{INDOOR_SAMPLE[1].video_id} [indoor]")  # a deep link
+    assert at.selectbox(key="video").value == f"{INDOOR_SAMPLE[1].video_id} [indoor]"
     assert any("video not found" in w.value and "EGOTEXTVQA_VIDEO_DIR" in w.value for w in at.warning)
     assert any("No video file" in i.value for i in at.info)
     assert not at.exception and not at.error
 
 
 def test_app_compares_two_runs_on_the_same_questions(outputs):
-    at = start_app(outputs)
+    at = start_app(outputs, view="Compare runs")
     assert at.selectbox(key="compare_run").value == "finetuned-qwen (finetuned.jsonl)"
     m = metrics(at)
     assert (m["in both"], m["verdicts differ"], m["A correct, B wrong"], m["A wrong, B correct"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import re
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from egotask.app.selection import (
     format_time,
     question_label,
     question_rows,
+    short_qid,
     side_by_side,
     summary_rows,
     task_of,
@@ -215,13 +217,15 @@ def _video_path(group: VideoGroup) -> Path | None:
 
 
 def video_tab(selection: list[dict[str, Any]], run: LoadedRun) -> None:
-    groups = {f"{g.task}|{g.split}|{g.video_id}": g for g in videos_of(selection)}
+    groups = {g.key: g for g in videos_of(selection)}
+    # Plain option strings: the URL carries the choice (?video=...), so it must not depend on the filters.
     choice = st.selectbox(f"Video ({len(groups)} in the selection)", list(groups), key="video",
-                          format_func=lambda k: groups[k].label)
+                          bind="query-params")
     group = groups[choice]
+    st.caption(group.counts)
     by_id = {r["question_id"]: r for r in group.records}
-    qid = st.selectbox("Question (the player starts at it; its frames are shown below)", list(by_id),
-                       key="question", format_func=lambda q: question_label(by_id[q]))
+    qid = st.selectbox("Question (the player starts at it; the frames below are the ones the model saw for it)",
+                       list(by_id), key="question", format_func=lambda q: question_label(by_id[q]))
     record = by_id[qid]
     left, right = st.columns([3, 2])
     path = None
@@ -229,13 +233,14 @@ def video_tab(selection: list[dict[str, Any]], run: LoadedRun) -> None:
         path = _video_path(group)
         if path is not None:
             duration = media.video_duration(path)
-            st.video(str(path), start_time=int(record.get("timestamp") or 0),
+            # Whole seconds only (st.video); rounding up puts the question's caption on screen at once.
+            st.video(str(path), start_time=math.ceil(record.get("timestamp") or 0),
                      subtitles={"questions": webvtt(group.records, duration).encode()})
-            st.caption(f"`{path}` · captions show each question from its timestamp: ✓ correct, ✗ wrong, "
-                       "? not judged, then the prediction and the reference.")
+            st.caption(f"{path.name} · each question is captioned from its timestamp: ✓ correct, ✗ wrong, "
+                       "? not judged, then the prediction and the reference")
     with right:
         verdict = record["verdict"]
-        st.markdown(f"**Q{md(qid)}** ({md(record.get('question_type'))}, "
+        st.markdown(f"**Q{md(short_qid(record))}** ({md(record.get('question_type'))}, "
                     f"{format_time(record.get('timestamp'))}): {md(record.get('question'))}")
         reason = verdict.get("reason") or verdict.get("error") or "–"
         st.markdown(f"- reference: {md(record.get('answer'))}\n- prediction: {md(record.get('prediction'))}\n"
@@ -244,21 +249,22 @@ def video_tab(selection: list[dict[str, Any]], run: LoadedRun) -> None:
         if record.get("reasoning"):
             with st.expander("model's reasoning"):
                 st.text(record["reasoning"])
+        with guard("Frames"):
+            frames_section(record, path, run)
     st.subheader("Questions on this video")
     table(question_rows(group.records, with_video=False))
-    with guard("Frames"):
-        frames_section(record, path, run)
 
 
 def frames_section(record: dict[str, Any], path: Path | None, run: LoadedRun) -> None:
     max_frames_default, fps = run.frame_settings()
-    st.subheader(f"Frames the model saw for Q{record['question_id']}")
-    max_frames = st.number_input("max_frames", 1, 256, max_frames_default, key="max_frames",
-                                 help="The model's max_frames (default: from the run's --model_args, else the "
-                                      "adapters' default). Frames are re-sampled with the adapters' sampler.")
     start, end = (list(record.get("visible") or [0.0, None]) + [None])[:2]
+    st.markdown(f"**Frames the model saw for Q{md(short_qid(record))}**")
     st.caption(f"visible interval: {format_time(start or 0.0)} to "
-               f"{'the end' if end is None else format_time(end)}" + (f", fps {fps}" if fps else ""))
+               f"{'the end' if end is None else format_time(end)}" + (f", fps {fps}" if fps else "")
+               + "; re-sampled with the model adapters' sampler")
+    max_frames = st.number_input("max_frames", 1, 256, max_frames_default, key="max_frames",
+                                 help="The model's max_frames: by default the run's --model_args value, "
+                                      "else the adapters' default.")
     if path is None:
         st.info("No video file, so no frames.")
         return
@@ -267,7 +273,7 @@ def frames_section(record: dict[str, Any], path: Path | None, run: LoadedRun) ->
     except VideoError as exc:
         st.error(str(exc))
         return
-    st.image(frames, caption=[f"{t:.2f} s" for t in stamps], width=180)
+    st.image(frames, caption=[f"{t:.2f} s" for t in stamps], width=96)
 
 
 def compare_tab(selection: list[dict[str, Any]], run: LoadedRun, runs: list[LoadedRun]) -> None:
@@ -317,22 +323,22 @@ def render(paths: list[str]) -> None:
                 "sidebar.")
         return
     runs = {r.name: r for r in loaded.runs}
-    run = runs[st.sidebar.selectbox("Run", list(runs), key="run")]
+    run = runs[st.sidebar.selectbox("Run", list(runs), key="run", bind="query-params")]
     selection = attempt("Filters", sidebar_filters, run)
     if selection is None:
         return
     st.header(run.name)
-    st.caption(f"{len(selection)} of {len(run.records)} questions selected · from "
-               + ", ".join(f"`{p}`" for p in run.sources))
+    st.caption(f"{len(selection)} of {len(run.records)} questions selected · read from "
+               + ", ".join(f"`{p.name}`" for p in run.sources))
     if not selection:
         st.warning("No question matches the filters. Widen them in the sidebar.")
         return
-    summary, questions, video, compare = st.tabs(["Summary", "Questions", "Video", "Compare runs"])
-    with summary, guard("Summary"):
-        summary_tab(selection)
-    with questions, guard("Questions"):
-        questions_tab(selection)
-    with video, guard("Video"):
-        video_tab(selection, run)
-    with compare, guard("Compare"):
-        compare_tab(selection, run, loaded.runs)
+    # Only the open tab runs (no frame sampling behind a hidden tab); the URL names it (?view=Video).
+    views = {"Summary": lambda: summary_tab(selection), "Questions": lambda: questions_tab(selection),
+             "Video": lambda: video_tab(selection, run),
+             "Compare runs": lambda: compare_tab(selection, run, loaded.runs)}
+    for tab, (name, show) in zip(st.tabs(list(views), key="view", bind="query-params", on_change="rerun"),
+                                 views.items(), strict=True):
+        if tab.open:
+            with tab, guard(name):
+                show()

@@ -75,10 +75,15 @@ class VideoGroup:
     records: list[dict[str, Any]] = field(default_factory=list)  # by timestamp
 
     @property
-    def label(self) -> str:
+    def key(self) -> str:
+        """``video_id [split]``: unique, since each split belongs to one benchmark."""
+        return f"{self.video_id} [{self.split}]"
+
+    @property
+    def counts(self) -> str:
         counts = {v: sum(verdict_label(r) == v for r in self.records) for v in VERDICTS}
         extra = f", {counts['failed to judge']} not judged" if counts["failed to judge"] else ""
-        return (f"{self.video_id} [{self.split}] · {len(self.records)} q, {counts['correct']} correct, "
+        return (f"{len(self.records)} question(s) in the selection: {counts['correct']} correct, "
                 f"{counts['wrong']} wrong{extra}")
 
 
@@ -100,8 +105,14 @@ def format_time(seconds: float | None) -> str:
     return f"{int(minutes)}:{secs:05.2f}"
 
 
+def short_qid(record: dict[str, Any]) -> str:
+    """The question id without a repeated video id (EgoTempo's ids are ``<clip_id>_<n>``)."""
+    qid, prefix = str(record["question_id"]), f"{record['video_id']}_"
+    return qid[len(prefix):] if qid.startswith(prefix) and len(qid) > len(prefix) else qid
+
+
 def question_label(record: dict[str, Any]) -> str:
-    return f"{format_time(record.get('timestamp'))} · Q{record['question_id']} · {record.get('question', '')}"
+    return f"{format_time(record.get('timestamp'))} · Q{short_qid(record)} · {record.get('question', '')}"
 
 
 def question_rows(records: Iterable[dict[str, Any]], *, with_video: bool = True) -> list[dict[str, Any]]:
@@ -157,7 +168,7 @@ def webvtt(records: list[dict[str, Any]], duration: float | None = None) -> str:
         score = r["verdict"].get("score")
         cues += [
             f"{_vtt_time(start)} --> {_vtt_time(end)}",
-            f"Q{_vtt_text(r['question_id'])}: {_vtt_text(r.get('question', ''))}",
+            f"Q{_vtt_text(short_qid(r))}: {_vtt_text(r.get('question', ''))}",
             f"{mark} {_vtt_text(r.get('prediction') or '(empty)')} · ref: {_vtt_text(r.get('answer', ''))}"
             + (f" · {score}/5" if score is not None else ""),
             "",

@@ -38,6 +38,7 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
             "--server.port", str(args.port), "--server.address", args.host,
             "--server.headless", "false" if args.browser else "true",
             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "viewer",
             "--", *paths]
 
 
