@@ -14,18 +14,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest  # streamlit is in the dev extra: these tests must run in CI
 
-pytest.importorskip("streamlit")
-
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from egotask.app import media  # noqa: E402
-from egotask.app.runs import load_paths  # noqa: E402
-from egotask.app.selection import compare_runs, filter_records, verdict_label, videos_of, webvtt  # noqa: E402
-from egotask.cli import build_parser  # noqa: E402
-from egotask.commands.app import PAGE, streamlit_command  # noqa: E402
-from egotask.fixtures import EGOTEMPO_SAMPLE, INDOOR_SAMPLE, OUTDOOR_SAMPLE  # noqa: E402
-from egotask.scoring import summarize  # noqa: E402
+from egotask.app import media
+from egotask.app.runs import load_paths
+from egotask.app.selection import compare_runs, filter_records, verdict_label, videos_of, webvtt
+from egotask.cli import build_parser
+from egotask.commands.app import PAGE, streamlit_command
+from egotask.fixtures import EGOTEMPO_SAMPLE, INDOOR_SAMPLE, OUTDOOR_SAMPLE
+from egotask.scoring import summarize
 
 APP_TIMEOUT = 180  # the first Video tab imports torch for the adapters' sampler; the machine is shared
 STAMP = "20260101_120000"
@@ -134,6 +131,13 @@ def test_loads_lmms_output_folder_and_record_file_as_two_runs(outputs):
     assert a.frame_settings() == (4, None)  # from the results' --model_args
     assert b.name == "finetuned-qwen (finetuned.jsonl)" and len(b.records) == 5
     assert b.frame_settings() == (8, None)  # the adapters' default
+
+
+def test_a_record_file_with_two_models_is_two_runs(tmp_path):
+    other = [{**r, "model": "/ckpt/other-model"} for r in finetuned_records()[:2]]
+    loaded = load_paths([write_records(tmp_path / "both.jsonl", finetuned_records() + other)])
+    assert [(r.name, len(r.records)) for r in loaded.runs] == [("finetuned-qwen (both.jsonl)", 5),
+                                                               ("other-model (both.jsonl)", 2)]
 
 
 def test_unreadable_missing_and_foreign_files_become_messages(tmp_path):
@@ -295,6 +299,15 @@ def test_app_compares_two_runs_on_the_same_questions(outputs):
     # The other way round: B as the run, A to compare with.
     at.sidebar.selectbox(key="run").set_value("finetuned-qwen (finetuned.jsonl)").run()
     assert metrics(at)["not in B"] == "0" and metrics(at)["in both"] == "5"
+
+
+def test_app_survives_a_filter_value_the_next_run_lacks(outputs):
+    at = start_app(outputs)
+    at.multiselect(key="f_tasks").select(TEMPO).run()
+    assert metrics(at)["questions"] == "1"
+    at.sidebar.selectbox(key="run").set_value("finetuned-qwen (finetuned.jsonl)").run()  # no EgoTempo in B
+    assert not at.exception and not at.error
+    assert at.multiselect(key="f_tasks").value == [] and metrics(at)["questions"] == "5"  # the filter resets
 
 
 def test_app_loads_uploads_and_tells_about_bad_paths(tmp_path, sample_env):

@@ -153,13 +153,13 @@ def _lmms_group(folder: Path, stamp: str, files: list[Path], problems: list[str]
     return LoadedRun(name, records, files, model_args)
 
 
-def _record_file(path: Path, problems: list[str]) -> LoadedRun | None:
-    records = _records_of(path, None, problems)
-    if not records:
-        return None
-    models = {str(r["model"]) for r in records if r.get("model")}
-    name = f"{Path(models.pop()).name} ({path.name})" if len(models) == 1 else path.name
-    return LoadedRun(name, records, [path])
+def _record_file(path: Path, problems: list[str]) -> list[LoadedRun]:
+    """One run per ``model`` named in a record file (a file may hold several models' records)."""
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in _records_of(path, None, problems):
+        by_model[str(record.get("model") or "")].append(record)
+    return [LoadedRun(f"{Path(model).name} ({path.name})" if model else path.name, records, [path])
+            for model, records in by_model.items()]
 
 
 # --------------------------------------------------------------------------- paths
@@ -206,9 +206,7 @@ def load_paths(paths: list[str | Path]) -> Loaded:
         if run:
             loaded.runs.append(run)
     for file in singles:
-        run = _record_file(file, loaded.problems)
-        if run:
-            loaded.runs.append(run)
+        loaded.runs.extend(_record_file(file, loaded.problems))
     return loaded
 
 
