@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     "egotask.commands.import_legacy",
     "egotask.commands.judge",
     "egotask.commands.finetune",
+    "egotask.commands.app",
 ]
 
 

@@ -1,0 +1,344 @@
+"""The Streamlit page of `egotask app`. Layout only: loading, selecting and comparing live in
+:mod:`egotask.app.runs`, :mod:`egotask.app.selection` and :mod:`egotask.app.media`.
+
+Every section runs inside :func:`guard`, so an unexpected error shows as a message in that section
+and the rest of the page still works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from egotask.app import media
+from egotask.app.runs import Loaded, LoadedRun, load_paths, unique_names
+from egotask.app.selection import (
+    VERDICTS,
+    VideoGroup,
+    compare_runs,
+    distinct,
+    filter_records,
+    format_time,
+    question_label,
+    question_rows,
+    short_qid,
+    side_by_side,
+    summary_rows,
+    task_of,
+    task_rows,
+    verdict_label,
+    videos_of,
+    webvtt,
+)
+from egotask.data.sources import DataError
+from egotask.frames import VideoError
+from egotask.scoring import summarize
+
+TITLE = "egotask · error analysis"
+
+
+@contextlib.contextmanager
+def guard(section: str) -> Iterator[None]:
+    """Show an unexpected error in one section instead of ending the whole page."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - the app must keep running; the message names the section
+        st.error(f"{section}: {type(exc).__name__}: {exc}")
+        with st.expander("details"):
+            st.exception(exc)
+
+
+def md(value: Any) -> str:
+    """Text shown literally inside markdown (predictions may hold *, `, # or HTML)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", str(value if value not in (None, "") else "–"))
+
+
+def attempt(section: str, fn, *args: Any) -> Any:
+    """``fn(*args)``, or None after showing the error (see :func:`guard`)."""
+    with guard(section):
+        return fn(*args)
+    return None
+
+
+def table(rows: list[dict[str, Any]], **kwargs: Any) -> None:
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", **kwargs)
+
+
+# --------------------------------------------------------------------------- loading
+
+def _stamp(path: Path) -> tuple:
+    """What changes when a path's content does: lets the cache notice new or rewritten files."""
+    try:
+        if path.is_dir():
+            return tuple((str(p), p.stat().st_mtime_ns) for p in sorted(path.rglob("*.json*")))
+        return (path.stat().st_mtime_ns,) if path.exists() else ()
+    except OSError:
+        return ()
+
+
+@st.cache_data(show_spinner="Reading runs…", max_entries=64)
+def _load_cached(path: str, _stamp_value: tuple) -> Loaded:
+    return load_paths([path])
+
+
+def _load(path: str) -> Loaded:
+    return _load_cached(path, _stamp(Path(path)))
+
+
+def _upload_path(upload: Any) -> Path:
+    """An uploaded file, written once under this session's temporary folder (the reader wants a path)."""
+    if "upload_dir" not in st.session_state:
+        st.session_state.upload_dir = tempfile.TemporaryDirectory(prefix="egotask-app-")
+    target = Path(st.session_state.upload_dir.name) / upload.file_id / Path(upload.name).name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(upload.getvalue())
+    return target
+
+
+def _add_path() -> None:
+    value = st.session_state.get("add_path", "").strip()
+    if value and value not in st.session_state.extra_paths:
+        st.session_state.extra_paths.append(value)
+    st.session_state.add_path = ""
+
+
+def sidebar_sources(paths: list[str]) -> Loaded:
+    """The sources panel: paths from the command line, added paths and uploads, all loaded."""
+    st.session_state.setdefault("extra_paths", [])
+    sb = st.sidebar
+    sb.title(TITLE)
+    uploads = sb.file_uploader("Upload samples or record files (.jsonl)", type=["jsonl"],
+                               accept_multiple_files=True, key="uploads",
+                               help="lmms-eval samples files of egotask tasks, or JSONL files of sample "
+                                    "records (what `egotask import-legacy` writes).")
+    sb.text_input("Add a file or folder", key="add_path", on_change=_add_path,
+                  placeholder="path, then Enter",
+                  help="An lmms-eval output folder, a results or samples file, or a record JSONL file.")
+    sources = [*paths, *st.session_state.extra_paths]
+    if sources:
+        sb.caption("Loaded from: " + ", ".join(f"`{p}`" for p in sources))
+    loaded = Loaded()
+    for source in sources:
+        loaded.extend(_load(source))
+    for upload in uploads or []:
+        part = _load(str(_upload_path(upload)))
+        part.runs = [dataclasses.replace(r, name=f"uploaded: {r.name}") for r in part.runs]
+        loaded.extend(part)
+    loaded.runs = unique_names(loaded.runs)
+    return loaded
+
+
+# --------------------------------------------------------------------------- filters
+
+def sidebar_filters(run: LoadedRun) -> list[dict[str, Any]]:
+    sb = st.sidebar
+    sb.header("Filters")
+    tasks = sb.multiselect("Task", sorted({task_of(r) for r in run.records}), key="f_tasks", placeholder="all tasks")
+    types = sb.multiselect("Question type", distinct(run.records, "question_type"), key="f_types",
+                           placeholder="all types")
+    verdicts = sb.multiselect("Verdict", list(VERDICTS), key="f_verdicts", placeholder="all verdicts",
+                              help="failed to judge: the judge gave no verdict (never counted as wrong)")
+    score = sb.slider("Score", 0, 5, (0, 5), key="f_score",
+                      help="The judge's 0-5 score. Items that failed to be judged have none; the verdict "
+                           "filter selects them.")
+    text = sb.text_input("Search questions and answers", key="f_text",
+                         help="Keeps questions whose question, reference or prediction contain every word.")
+    return filter_records(run.records, tasks=tasks or None, types=types or None, verdicts=verdicts or None,
+                          score_range=None if score == (0, 5) else score, text=text)
+
+
+# --------------------------------------------------------------------------- tabs
+
+def summary_tab(selection: list[dict[str, Any]]) -> None:
+    summary = summarize(selection)
+    cols = st.columns(5)
+    cols[0].metric("questions", summary["n"])
+    cols[1].metric("judged", summary["n_judged"])
+    cols[2].metric("failed to judge", summary["n_failed"])
+    cols[3].metric("accuracy", "–" if summary["accuracy"] is None else f"{100 * summary['accuracy']:.1f} %")
+    cols[4].metric("score (0-5)", "–" if summary["score"] is None else f"{summary['score']:.2f}")
+    st.caption(f"judge: {summary['judge'] or '?'} ({summary['judge_model'] or '?'}), prompt "
+               f"{summary['prompt_version'] or '?'}. "
+               + ("Items that failed to be judged count as wrong (EGOTASK_COUNT_FAILED_AS_WRONG)."
+                  if summary["failed_counted_as_wrong"] else
+                  "Items that failed to be judged are left out of accuracy and score."))
+    st.subheader("By question type")
+    table(summary_rows(summary))
+    if len({task_of(r) for r in selection}) > 1:
+        st.subheader("By task")
+        table(task_rows(selection))
+    if summary["failed"]:
+        with st.expander(f"{len(summary['failed'])} item(s) failed to be judged"):
+            st.text("\n".join(summary["failed"]))
+
+
+def questions_tab(selection: list[dict[str, Any]]) -> None:
+    rows = question_rows(selection)
+    table(rows)
+    st.download_button("Download as CSV", pd.DataFrame(rows).to_csv(index=False).encode(),
+                       file_name="egotask_selection.csv", mime="text/csv", key="download_csv")
+
+
+@st.cache_data(show_spinner="Sampling frames…", max_entries=32)
+def _frames(path: str, mtime: int, visible: tuple, max_frames: int, fps: float | None):
+    sampled = media.frames_seen(Path(path), list(visible), max_frames, fps)
+    return list(sampled.frames), sampled.timestamps
+
+
+def _video_path(group: VideoGroup) -> Path | None:
+    """The video file, or None after explaining why it is missing (offering a download if it can)."""
+    record = group.records[0]
+    downloaded = st.session_state.setdefault("downloaded", {})
+    key = f"{group.task}/{group.video_id}"
+    if key in downloaded:
+        return downloaded[key]
+    location = media.locate_video(record)
+    if location.path is not None:
+        return location.path
+    st.warning(location.problem)
+    if location.downloadable and st.button("Download this video from the Hugging Face Hub", key="download_video"):
+        try:
+            with st.spinner("Downloading…"):
+                downloaded[key] = media.download_video(record)
+            return downloaded[key]
+        except DataError as exc:
+            st.error(str(exc))
+    return None
+
+
+def video_tab(selection: list[dict[str, Any]], run: LoadedRun) -> None:
+    groups = {g.key: g for g in videos_of(selection)}
+    # Plain option strings: the URL carries the choice (?video=...), so it must not depend on the filters.
+    choice = st.selectbox(f"Video ({len(groups)} in the selection)", list(groups), key="video",
+                          bind="query-params")
+    group = groups[choice]
+    st.caption(group.counts)
+    by_id = {r["question_id"]: r for r in group.records}
+    qid = st.selectbox("Question (the player starts at it; the frames below are the ones the model saw for it)",
+                       list(by_id), key="question", format_func=lambda q: question_label(by_id[q]))
+    record = by_id[qid]
+    left, right = st.columns([3, 2])
+    path = None
+    with left, guard("Video player"):
+        path = _video_path(group)
+        if path is not None:
+            duration = media.video_duration(path)
+            # Whole seconds only (st.video); rounding up puts the question's caption on screen at once.
+            st.video(str(path), start_time=math.ceil(record.get("timestamp") or 0),
+                     subtitles={"questions": webvtt(group.records, duration).encode()})
+            st.caption(f"{path.name} · each question is captioned from its timestamp: ✓ correct, ✗ wrong, "
+                       "? not judged, then the prediction and the reference")
+    with right:
+        verdict = record["verdict"]
+        st.markdown(f"**Q{md(short_qid(record))}** ({md(record.get('question_type'))}, "
+                    f"{format_time(record.get('timestamp'))}): {md(record.get('question'))}")
+        reason = verdict.get("reason") or verdict.get("error") or "–"
+        st.markdown(f"- reference: {md(record.get('answer'))}\n- prediction: {md(record.get('prediction'))}\n"
+                    f"- verdict: **{verdict_label(record)}**, score {md(verdict.get('score', '–'))}\n"
+                    f"- judge's reason: {md(reason)}")
+        if record.get("reasoning"):
+            with st.expander("model's reasoning"):
+                st.text(record["reasoning"])
+        with guard("Frames"):
+            frames_section(record, path, run)
+    st.subheader("Questions on this video")
+    table(question_rows(group.records, with_video=False))
+
+
+def frames_section(record: dict[str, Any], path: Path | None, run: LoadedRun) -> None:
+    max_frames_default, fps = run.frame_settings()
+    start, end = (list(record.get("visible") or [0.0, None]) + [None])[:2]
+    st.markdown(f"**Frames the model saw for Q{md(short_qid(record))}**")
+    st.caption(f"visible interval: {format_time(start or 0.0)} to "
+               f"{'the end' if end is None else format_time(end)}" + (f", fps {fps}" if fps else "")
+               + "; re-sampled with the model adapters' sampler")
+    max_frames = st.number_input("max_frames", 1, 256, max_frames_default, key="max_frames",
+                                 help="The model's max_frames: by default the run's --model_args value, "
+                                      "else the adapters' default.")
+    if path is None:
+        st.info("No video file, so no frames.")
+        return
+    try:
+        frames, stamps = _frames(str(path), path.stat().st_mtime_ns, (start, end), int(max_frames), fps)
+    except VideoError as exc:
+        st.error(str(exc))
+        return
+    st.image(frames, caption=[f"{t:.2f} s" for t in stamps], width=96)
+
+
+def compare_tab(selection: list[dict[str, Any]], run: LoadedRun, runs: list[LoadedRun]) -> None:
+    others = [r for r in runs if r is not run]
+    if not others:
+        st.info("Load a second run (another output folder or file, or an upload) to compare it with this one.")
+        return
+    names = {r.name: r for r in others}
+    other = names[st.selectbox("Compare with", list(names), key="compare_run")]
+    st.caption(f"A = **{run.name}**, B = **{other.name}**. The filters select A's questions; B's answers to "
+               "the same questions (same split, video id and question id) are shown beside them.")
+    comparison = compare_runs(selection, other.records)
+    for note in comparison.duplicates:
+        st.warning(note)
+    rows = comparison.rows
+    cols = st.columns(5)
+    cols[0].metric("in both", len(rows))
+    cols[1].metric("verdicts differ", len(comparison.disagreements))
+    cols[2].metric("A correct, B wrong", sum(r["verdict A"] == "correct" and r["verdict B"] == "wrong" for r in rows))
+    cols[3].metric("A wrong, B correct", sum(r["verdict A"] == "wrong" and r["verdict B"] == "correct" for r in rows))
+    cols[4].metric("not in B", len(comparison.missing_in_b))
+    if not rows:
+        st.warning("The two runs have no question in common in this selection.")
+        return
+    st.subheader("On the same questions")
+    table(side_by_side(comparison.common_a, comparison.common_b))
+    only = st.checkbox("Only questions where the verdicts differ", value=True, key="only_disagree")
+    shown = comparison.disagreements if only else rows
+    if shown:
+        table(shown)
+    else:
+        st.success(f"The two runs' verdicts agree on all {len(rows)} questions.")
+
+
+# --------------------------------------------------------------------------- the page
+
+def render(paths: list[str]) -> None:
+    st.set_page_config(page_title=TITLE, layout="wide")
+    loaded = attempt("Loading", sidebar_sources, paths)
+    if loaded is None:
+        return
+    for problem in loaded.problems:
+        st.warning(problem)
+    if not loaded.runs:
+        st.info("No runs loaded yet. Start the app with `egotask app OUTPUT_DIR...` (lmms-eval output run "
+                "with --log_samples, or `egotask import-legacy` files), add a path or upload a file in the "
+                "sidebar.")
+        return
+    runs = {r.name: r for r in loaded.runs}
+    run = runs[st.sidebar.selectbox("Run", list(runs), key="run", bind="query-params")]
+    selection = attempt("Filters", sidebar_filters, run)
+    if selection is None:
+        return
+    st.header(run.name)
+    st.caption(f"{len(selection)} of {len(run.records)} questions selected · read from "
+               + ", ".join(f"`{p.name}`" for p in run.sources))
+    if not selection:
+        st.warning("No question matches the filters. Widen them in the sidebar.")
+        return
+    # Only the open tab runs (no frame sampling behind a hidden tab); the URL names it (?view=Video).
+    views = {"Summary": lambda: summary_tab(selection), "Questions": lambda: questions_tab(selection),
+             "Video": lambda: video_tab(selection, run),
+             "Compare runs": lambda: compare_tab(selection, run, loaded.runs)}
+    for tab, (name, show) in zip(st.tabs(list(views), key="view", bind="query-params", on_change="rerun"),
+                                 views.items(), strict=True):
+        if tab.open:
+            with tab, guard(name):
+                show()
