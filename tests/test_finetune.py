@@ -81,7 +81,7 @@ def test_lora_output_folder_holds_adapter_processor_and_training_record(lora_run
     record = json.loads((lora_run / "training.json").read_text())
     assert record["base_model"] == str(tiny_qwen.resolve())
     assert record["train_datasets"] == {"egotextvqa_indoor": 1.0}
-    assert record["split_manifest"]["hash"] == "f" * 64
+    assert record["split_manifest"]["hash"] == load_manifest(lora_run.parent / "splits.json")["hash"]
     assert record["steps"] == 40 and record["hyperparameters"]["learning_rate"] == 5e-3
     assert record["saved_weights"] == "last step 40" and record["evaluate_with"]["max_frames"] == 2
     assert not (lora_run / "checkpoints").exists()  # resume state is dropped once the run finishes
@@ -206,3 +206,20 @@ def test_killed_run_resumes_from_its_last_checkpoint(sample_env, tiny_qwen, tmp_
     resumed = {e["step"]: e["loss"] for e in read_log(killed) if "loss" in e}
     for entry in (e for e in read_log(straight) if "loss" in e and e["step"] > at):
         assert resumed[entry["step"]] == pytest.approx(entry["loss"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_smolvlm2_lora_run_learns_and_evaluates_with_lmms_eval(sample_env, tiny_smolvlm, tmp_path, lmms_eval):
+    manifest = write_manifest(tmp_path / "splits.json")
+    out = tmp_path / "smol"
+    code, _ = finetune(["--model-id", str(tiny_smolvlm), "--split-manifest", str(manifest),
+                        "--train-datasets", "egotextvqa_indoor", "--output-dir", str(out),
+                        "--max-steps", "30", "--learning-rate", "5e-3", *FAST])
+    assert code == 0
+    assert (out / "adapter_config.json").is_file() and (out / "training.json").is_file()
+    losses = [e["loss"] for e in read_log(out) if "loss" in e]
+    assert losses[-1] <= losses[0] / 2
+    run = lmms_eval(["--tasks", "egotextvqa_indoor", "--model", "smolvlm2", "--model_args",
+                     f"pretrained={out},max_frames=2", "--judge", "heuristic"], sample_env, tmp_path / "ev")
+    assert run.returncode == 0, run.output
+    assert run.results["results"]["egotextvqa_indoor"]["details,none"]["n_judged"] == 4
