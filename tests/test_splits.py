@@ -86,6 +86,15 @@ def test_edited_manifest_is_rejected_naming_the_file(tmp_path):
     assert manifest_text(manifest) == manifest_text(json.loads(manifest_text(manifest)))
 
 
+def test_manifest_with_a_video_in_two_splits_is_rejected(tmp_path):
+    splits = {"egotempo_openqa": {"train": ["a"], "val": [], "test": ["a"]}}
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps({"version": 1, "seed": 42, "ratios": {"train": 0.8, "val": 0.1, "test": 0.1},
+                                "hash": canonical_hash(splits), "splits": splits}))
+    with pytest.raises(DataError, match="two.json: video 'a' of egotempo_openqa is in both train and test"):
+        load_manifest(path)
+
+
 def test_test_task_keeps_only_held_out_videos(sample_env, tmp_path, monkeypatch):
     from egotask.tasklib import make_process_docs
 
