@@ -181,7 +181,7 @@ class FramesModel(lmms):
 class VideoQAModel(FramesModel):
     """Base for transformers chat VLMs: loads full, LoRA and merged-LoRA checkpoints, detects Thinking
     checkpoints, and picks generation settings. A subclass sets ``family``/``default_max_new_tokens``
-    and implements :meth:`generate`."""
+    and implements :meth:`inputs` (the processor call for its family)."""
 
     family = "vlm"
     default_max_new_tokens = 128
@@ -242,6 +242,17 @@ class VideoQAModel(FramesModel):
         return out
 
     # ----------------------------------------------------------------- helpers for subclasses
+
+    def inputs(self, batch: list[VideoPrompt]) -> Any:
+        """The processor's tensors for a batch, on the model's device."""
+        raise NotImplementedError
+
+    def generate(self, batch: list[VideoPrompt]) -> list[str]:
+        inputs = self.inputs(batch)
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, **self.generation_kwargs(batch[0].gen_kwargs))
+        # Only the new tokens: decoding the whole sequence would echo the prompt ("User: ... Assistant:").
+        return self.decode_new_tokens(inputs["input_ids"], output)
 
     def decode_new_tokens(self, input_ids: torch.Tensor, output_ids: torch.Tensor) -> list[str]:
         new = output_ids[:, input_ids.shape[1]:]  # left padding: every prompt ends at the same column

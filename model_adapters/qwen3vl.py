@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import torch
-
 from egotask.hookspecs import ModelAdapter, hookimpl
 from egotask.model_adapters.base import VideoPrompt, VideoQAModel
 
@@ -37,12 +35,6 @@ class Qwen3VL(VideoQAModel):
                                 video_metadata=metadata or None, do_sample_frames=False,
                                 padding=True, return_tensors="pt").to(self.model.device)
         return inputs
-
-    def generate(self, batch: list[VideoPrompt]) -> list[str]:
-        inputs = self.inputs(batch)
-        with torch.inference_mode():
-            output = self.model.generate(**inputs, **self.generation_kwargs(batch[0].gen_kwargs))
-        return self.decode_new_tokens(inputs["input_ids"], output)
 
 
 @hookimpl

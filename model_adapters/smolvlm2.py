@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import torch
-
 from egotask.hookspecs import ModelAdapter, hookimpl
 from egotask.model_adapters.base import VideoPrompt, VideoQAModel
 
@@ -37,13 +35,6 @@ class SmolVLM2(VideoQAModel):
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         return inputs
-
-    def generate(self, batch: list[VideoPrompt]) -> list[str]:
-        inputs = self.inputs(batch)
-        with torch.inference_mode():
-            output = self.model.generate(**inputs, **self.generation_kwargs(batch[0].gen_kwargs))
-        # Only the new tokens: decoding the whole sequence echoes "User: ... Assistant:".
-        return self.decode_new_tokens(inputs["input_ids"], output)
 
 
 @hookimpl
