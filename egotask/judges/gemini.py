@@ -8,30 +8,22 @@ Replies are constrained to JSON with :data:`~egotask.judges.prompt.REPLY_SCHEMA`
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 from egotask.hookspecs import JudgeBackend, hookimpl
 from egotask.judges.base import JudgeNotReady
-from egotask.judges.llm import ATTEMPTS_VAR, MODEL_VAR, RPM_VAR, TIMEOUT_VAR, CallError, LLMJudge
+from egotask.judges.llm import ATTEMPTS_VAR, MODEL_VAR, RPM_VAR, TIMEOUT_VAR, CallError, LLMJudge, classify_status
 from egotask.judges.parse import UnreadableReply
 from egotask.judges.prompt import REPLY_SCHEMA
 
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 BASE_URL_VAR = "GOOGLE_GEMINI_BASE_URL"
 DEFAULT_MODEL = "gemini-2.5-flash"
-RETRY_STATUS = {408, 429}
-FATAL_STATUS = {401, 403, 404}
 
 
 class GeminiJudge(LLMJudge):
     name = "gemini"
     default_model = DEFAULT_MODEL
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._client_lock = threading.Lock()
-        self._client: Any = None
 
     def check_ready(self) -> None:
         if not any(os.environ.get(var, "").strip() for var in KEY_VARS):
@@ -40,22 +32,16 @@ class GeminiJudge(LLMJudge):
                 "To judge offline instead, pass --judge heuristic (or set EGOTASK_JUDGE=heuristic); "
                 "its numbers are rule-based, not an LLM judge's.")
 
-    def _models(self) -> Any:
-        with self._client_lock:
-            if self._client is None:
-                import httpx
-                from google import genai
-                from google.genai import types
+    def _make_client(self) -> Any:
+        from google import genai
+        from google.genai import types
 
-                # One pooled connection per request slot; the SDK's own retries stay off (ours honour
-                # Retry-After and count attempts per item).
-                limits = httpx.Limits(max_connections=self.settings.concurrency,
-                                      max_keepalive_connections=self.settings.concurrency)
-                self._client = genai.Client(http_options=types.HttpOptions(
-                    timeout=int(self.settings.timeout * 1000), client_args={"limits": limits}))
-                self._config = types.GenerateContentConfig(
-                    temperature=0.0, response_mime_type="application/json", response_json_schema=REPLY_SCHEMA)
-            return self._client.models
+        # The SDK's own retries stay off: ours honour Retry-After and count attempts per item.
+        client = genai.Client(http_options=types.HttpOptions(
+            timeout=int(self.settings.timeout * 1000), client_args={"limits": self.http_limits()}))
+        self._config = types.GenerateContentConfig(
+            temperature=0.0, response_mime_type="application/json", response_json_schema=REPLY_SCHEMA)
+        return client  # keep the Client itself: dropping it closes its connection pool
 
     def _config_for(self, system: str) -> Any:
         """The request config with this system prompt (built once: the prompt rarely changes)."""
@@ -63,11 +49,8 @@ class GeminiJudge(LLMJudge):
             self._config = self._config.model_copy(update={"system_instruction": system})
         return self._config
 
-    def _connect(self) -> None:
-        self._models()
-
     def _call(self, system: str, prompt: str) -> str:
-        models = self._models()
+        models = self.client.models  # first: building the client also builds the request config
         response = models.generate_content(model=self.model, contents=prompt, config=self._config_for(system))
         text = response.text
         if not text:
@@ -86,11 +69,9 @@ class GeminiJudge(LLMJudge):
         if isinstance(exc, errors.APIError):
             headers = getattr(getattr(exc, "response", None), "headers", None) or {}
             message = f"Gemini API error {exc.code} {exc.status or ''}: {exc.message or ''}".strip()
-            if exc.code in RETRY_STATUS or (exc.code or 0) >= 500:
-                return CallError("retry", message, parse_retry_after(headers.get("retry-after")))
-            if exc.code in FATAL_STATUS or "api key" in (exc.message or "").lower():
-                return CallError("fatal", f"{message} (check {' / '.join(KEY_VARS)} and {MODEL_VAR})")
-            return CallError("item", message)
+            return classify_status(exc.code, message, parse_retry_after(headers.get("retry-after")),
+                                   fatal="api key" in (exc.message or "").lower(),
+                                   fatal_hint=f"check {' / '.join(KEY_VARS)} and {MODEL_VAR}")
         if isinstance(exc, httpx.TimeoutException):
             return CallError("retry", f"timed out after {self.settings.timeout:g} s ({TIMEOUT_VAR})")
         if isinstance(exc, httpx.TransportError):

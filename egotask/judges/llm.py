@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from typing import Any
 
 from tqdm import tqdm
 
@@ -97,6 +98,17 @@ class CallError:
     retry_after: float | None = None
 
 
+def classify_status(code: int | None, message: str, retry_after: float | None, *, fatal: bool = False,
+                    fatal_hint: str = "") -> CallError:
+    """The common reading of an HTTP status: 408/429/5xx are worth retrying, 401/403/404 (or a
+    backend's own ``fatal`` signal) stop every request, anything else fails only this item."""
+    if code in (408, 429) or (code or 0) >= 500:
+        return CallError("retry", message, retry_after)
+    if fatal or code in (401, 403, 404):
+        return CallError("fatal", f"{message} ({fatal_hint})" if fatal_hint else message)
+    return CallError("item", message)
+
+
 class LLMJudge(Judge):
     default_model: str
     prompt_version = PROMPT_VERSION
@@ -110,6 +122,7 @@ class LLMJudge(Judge):
         self._limiter = RateLimiter(self.settings.rpm)
         self._lock = threading.Lock()
         self._fatal: str | None = None
+        self._client: Any = None
 
     # ------------------------------------------------------------------ what a backend provides
 
@@ -122,8 +135,24 @@ class LLMJudge(Judge):
     def _classify(self, exc: Exception) -> CallError:
         """Say whether an exception from ``_call`` is worth retrying."""
 
-    def _connect(self) -> None:  # noqa: B027 - optional hook
-        """Build the client (once), so its set-up time is not spent inside a rate-limit slot."""
+    @abc.abstractmethod
+    def _make_client(self) -> Any:
+        """Build the object ``_call`` sends requests with; :attr:`client` calls this once."""
+
+    @property
+    def client(self) -> Any:
+        # Built on first use, under a lock: lmms-eval calls judge() from many threads at once.
+        with self._lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    def http_limits(self) -> Any:
+        """One pooled connection per request slot."""
+        import httpx
+
+        return httpx.Limits(max_connections=self.settings.concurrency,
+                            max_keepalive_connections=self.settings.concurrency)
 
     # ------------------------------------------------------------------ judging
 
@@ -171,7 +200,7 @@ class LLMJudge(Judge):
     def _judge_uncached(self, item: JudgeItem, key: str) -> Verdict:
         error, raw, retry_after = "", None, None
         unreadable = 0
-        self._connect()
+        _ = self.client  # build it before taking a rate-limit slot, so set-up time is not spent there
         for attempt in range(1, self.settings.max_attempts + 1):
             if self._fatal:
                 return self._failure(self._fatal)
