@@ -14,13 +14,9 @@ from typing import Any
 import torch
 
 from egotask.finetune.data import Example
+from egotask.model_adapters.base import chat_messages, video_inputs
 
 IGNORE_INDEX = -100
-
-
-def user_messages(text: str, n_videos: int = 1) -> list[dict[str, Any]]:
-    content = [{"type": "video"} for _ in range(n_videos)] + [{"type": "text", "text": text}]
-    return [{"role": "user", "content": content}]
 
 
 class AnswerOnlyCollator:
@@ -34,14 +30,14 @@ class AnswerOnlyCollator:
             self.pad_id = self.tokenizer.eos_token_id
 
     def prompt(self, text: str) -> str:
-        return self.processor.apply_chat_template(user_messages(text), tokenize=False, add_generation_prompt=True)
+        return self.processor.apply_chat_template(chat_messages(text), tokenize=False, add_generation_prompt=True)
 
     def answer_suffix(self, text: str, answer: str) -> str:
         """What the template renders after the generation prompt for this answer: the answer and the
         end-of-turn marker (e.g. ``ANSWER<|im_end|>`` for Qwen, `` ANSWER<end_of_utterance>`` for SmolVLM)."""
         prompt = self.prompt(text)
         full = self.processor.apply_chat_template(
-            user_messages(text) + [{"role": "assistant", "content": [{"type": "text", "text": answer}]}],
+            chat_messages(text) + [{"role": "assistant", "content": [{"type": "text", "text": answer}]}],
             tokenize=False)
         if full.startswith(prompt) and answer in full[len(prompt):]:
             return full[len(prompt):].rstrip()
@@ -49,16 +45,7 @@ class AnswerOnlyCollator:
         return answer + (self.tokenizer.eos_token or "")
 
     def visual_inputs(self, examples: list[Example]) -> dict[str, Any]:
-        from transformers.video_utils import VideoMetadata
-
-        # As the adapters do: pre-sampled frames with their real times (Qwen3-VL otherwise assumes 24 fps).
-        return {
-            "videos": [e.frames.frames for e in examples],
-            "video_metadata": [VideoMetadata(total_num_frames=len(e.frames.frames), fps=e.frames.fps,
-                                             frames_indices=e.frames.frame_indices(), duration=e.frames.duration)
-                               for e in examples],
-            "do_sample_frames": False,
-        }
+        return video_inputs([e.frames for e in examples])  # exactly what the adapters pass at evaluation
 
     def __call__(self, examples: list[Example]) -> dict[str, torch.Tensor]:
         prompts = [self.prompt(e.text) for e in examples]

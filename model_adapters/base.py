@@ -43,6 +43,31 @@ def sample_visual(visual: str, *, max_frames: int, fps: float | None = None,
                          sampled.duration, sampled.start, sampled.end)
 
 
+def chat_messages(text: str, n_videos: int = 1) -> list[dict[str, Any]]:
+    """One user turn: the videos, then the question (what the chat templates expect)."""
+    content = [{"type": "video"} for _ in range(n_videos)] + [{"type": "text", "text": text}]
+    return [{"role": "user", "content": content}]
+
+
+def video_inputs(videos: list[SampledFrames]) -> dict[str, Any]:
+    """Processor arguments for pre-sampled frames, shared by evaluation and finetuning.
+
+    The processors need the frames' real times (Qwen3-VL otherwise assumes 24 fps; SmolVLM2 writes
+    "Frame from MM:SS" from them) and the clip length, which is the end of what the model may see,
+    not the length of the file.
+    """
+    from transformers.video_utils import VideoMetadata
+
+    if not videos:
+        return {}
+    return {
+        "videos": [v.frames for v in videos],
+        "video_metadata": [VideoMetadata(total_num_frames=len(v.frames), fps=v.fps, frames_indices=v.frame_indices(),
+                                         duration=v.end) for v in videos],
+        "do_sample_frames": False,
+    }
+
+
 def parse_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -181,7 +206,7 @@ class FramesModel(lmms):
 class VideoQAModel(FramesModel):
     """Base for transformers chat VLMs: loads full, LoRA and merged-LoRA checkpoints, detects Thinking
     checkpoints, and picks generation settings. A subclass sets ``family``/``default_max_new_tokens``
-    and implements :meth:`inputs` (the processor call for its family)."""
+    and overrides :meth:`inputs` only where its processor needs something different."""
 
     family = "vlm"
     default_max_new_tokens = 128
@@ -243,9 +268,18 @@ class VideoQAModel(FramesModel):
 
     # ----------------------------------------------------------------- helpers for subclasses
 
+    def prompt_text(self, prompt: VideoPrompt) -> str:
+        return self.processor.apply_chat_template(chat_messages(prompt.text, len(prompt.videos)), tokenize=False,
+                                                  add_generation_prompt=True)
+
     def inputs(self, batch: list[VideoPrompt]) -> Any:
-        """The processor's tensors for a batch, on the model's device."""
-        raise NotImplementedError
+        """The processor's tensors for a batch (chat prompts, frames and their times), on the model's device."""
+        inputs = self.processor(text=[self.prompt_text(p) for p in batch],
+                                **video_inputs([v for p in batch for v in p.videos]),
+                                padding=True, return_tensors="pt").to(self.model.device)
+        if "pixel_values" in inputs:  # SmolVLM's image tensor comes back float32 whatever the model's dtype
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        return inputs
 
     def generate(self, batch: list[VideoPrompt]) -> list[str]:
         inputs = self.inputs(batch)
