@@ -117,3 +117,22 @@ def test_test_task_with_videos_outside_the_manifest_names_manifest_and_variable(
     # The packaged default holds the real ids, not the sample's.
     with pytest.raises(DataError, match=r"not in split manifest .*splits_default.json .*EGOTASK_SPLIT_MANIFEST"):
         make_process_docs("egotextvqa_indoor", split="test")(None)
+
+
+def test_preflight_of_a_test_task_needs_only_the_held_out_videos(sample_env, tmp_path, monkeypatch):
+    import shutil
+
+    from egotask.preflight import preflight
+
+    manifest = tmp_path / "sample_splits.json"
+    assert _splits_cli(manifest, sample_env, "--ratios", "0.5,0,0.5").returncode == 0
+    held_out = load_manifest(manifest)["splits"]["egotextvqa_outdoor"]["test"]
+    videos = tmp_path / "videos" / "EgoTextVQA-Outdoor"
+    videos.mkdir(parents=True)
+    for vid in held_out:  # a user who downloaded only the held-out videos
+        shutil.copy(os.path.join(sample_env["EGOTEXTVQA_VIDEO_DIR"], "EgoTextVQA-Outdoor", f"{vid}.mp4"), videos)
+    monkeypatch.setenv("EGOTASK_SPLIT_MANIFEST", str(manifest))
+    monkeypatch.setenv("EGOTEXTVQA_VIDEO_DIR", str(videos.parent))
+    preflight(["egotextvqa_outdoor_test"])
+    with pytest.raises(DataError, match="video file\\(s\\) missing"):
+        preflight(["egotextvqa_outdoor"])
