@@ -20,8 +20,7 @@ from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
 from egotask.frames import SampledFrames, downscale, sample_frames
-
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+from egotask.tasklib import THINK_CLOSE, THINK_OPEN
 
 
 @dataclass
