@@ -46,17 +46,18 @@ def opencv_resample(src: Path, dst: Path, fps: float, scale: float) -> None:
 
 
 def main() -> int:
+    from egotask.data.resample import resample_tree
+    from egotask.data.transcode import TranscodeSpec
+    from egotask.frames import probe_video
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/egotask-bench"))
     parser.add_argument("--clips", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--fps", type=float, default=6.0)
     parser.add_argument("--scale", type=float, default=0.5)
+    parser.add_argument("--preset", default=TranscodeSpec.preset, help="x264 preset for egotask (default: %(default)s)")
     args = parser.parse_args()
-
-    from egotask.data.resample import resample_tree
-    from egotask.data.transcode import TranscodeSpec
-    from egotask.frames import probe_video
 
     src = args.workdir / "resample_src"
     src.mkdir(parents=True, exist_ok=True)
@@ -73,7 +74,7 @@ def main() -> int:
     print(f"{len(files)} clips, {seconds:.0f} s of 1280x720 30 fps H.264 -> {args.fps:g} fps, scale {args.scale:g}; "
           f"{os.cpu_count()} CPUs\n")
 
-    spec = TranscodeSpec(fps=args.fps, scale=args.scale)
+    spec = TranscodeSpec(fps=args.fps, scale=args.scale, preset=args.preset)
     times: dict[str, list[float]] = {"opencv mp4v (baseline)": [], "egotask, 1 worker": [], "egotask, 2 workers": []}
     for _ in range(args.repeats):
         out = args.workdir / "resample_cv"

@@ -9,19 +9,23 @@ the final name, and a finished file is never written twice.
 from __future__ import annotations
 
 import os
+import queue
 import re
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import av
+from av.video.reformatter import VideoReformatter
 
 from egotask.frames import RefFilter, VideoError, VideoInfo, decode_only, index_frames, probe_video
 
+T = TypeVar("T")
 TMP_RE = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)\.mp4$")
 
 
@@ -137,8 +141,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def transcode(src: Path, dst: Path, spec: TranscodeSpec, *, force: bool = False) -> JobResult:
-    """Make ``dst`` from ``src``; skip when ``dst`` already exists and measures as it should."""
+def transcode(src: Path, dst: Path, spec: TranscodeSpec, *, force: bool = False, threads: int = 0) -> JobResult:
+    """Make ``dst`` from ``src``; skip when ``dst`` already exists and measures as it should.
+
+    ``threads``: encoder threads (0: x264 decides); decoding takes one more.
+    """
     began = time.perf_counter()
     src, dst = Path(src), Path(dst)
     try:
@@ -158,7 +165,7 @@ def transcode(src: Path, dst: Path, spec: TranscodeSpec, *, force: bool = False)
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = tmp_path_for(dst)
         try:
-            _encode(src, tmp, spec, want)
+            _encode(src, tmp, spec, want, threads)
             got = verify(tmp, want)
             os.replace(tmp, dst)
         finally:
@@ -197,18 +204,23 @@ def plan_frames(times: list[float] | Any, start: float, length: float | None,
     return chosen
 
 
-def transcode_job(src: Path, dst: Path, spec: TranscodeSpec, force: bool) -> JobResult:
+def transcode_job(src: Path, dst: Path, spec: TranscodeSpec, force: bool, threads: int = 0) -> JobResult:
     """:func:`transcode` with positional arguments, for :func:`run_jobs` (picklable, module level)."""
-    return transcode(src, dst, spec, force=force)
+    return transcode(src, dst, spec, force=force, threads=threads)
 
 
-def _encode(src: Path, tmp: Path, spec: TranscodeSpec, want: Expected) -> None:
+def threads_per_job(workers: int) -> int:
+    """Codec threads for each of ``workers`` concurrent files: the CPUs shared out, at least one.
+    Threads beyond that only contend: on 2 cores, two files with 2 threads each ran slower."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def _encode(src: Path, tmp: Path, spec: TranscodeSpec, want: Expected, threads: int) -> None:
     index = index_frames(src)
     if index is None:
         raise VideoError(f"{src}: the video stream has no timestamps (a raw stream); remux it into mp4 first")
     with av.open(str(src)) as inp:
         stream = inp.streams.video[0]
-        stream.thread_type = "AUTO"
         source_rate = float(stream.average_rate or stream.guessed_rate or 30)
         rate = output_rate(source_rate, spec.fps)
         resample = float(rate) < source_rate - 1e-6
@@ -217,36 +229,52 @@ def _encode(src: Path, tmp: Path, spec: TranscodeSpec, want: Expected) -> None:
         plan = plan_frames(index.times, start, length, float(rate) if resample else None)
         if not plan:
             raise VideoError(f"{src}: no frame in the requested interval")
-        shown = {int(index.pts[pos]): t for pos, t in plan.items()}
-        key_pos = int(index.keyframe_of[min(plan)])
         out_tb = (1 / rate) if resample else stream.time_base
-        remaining = len(shown)
+        shown = {int(index.pts[pos]): int(round(t / float(out_tb))) for pos, t in plan.items()}
+        frames = _output_frames(src, inp, stream, index, int(index.keyframe_of[min(plan)]), shown, want, out_tb)
+        written = 0
         with av.open(str(tmp), "w", format="mp4") as out:
-            ostream = out.add_stream(spec.codec, rate=rate, options={"crf": str(spec.crf), "preset": spec.preset})
+            ostream = out.add_stream(spec.codec, rate=rate, options={
+                "crf": str(spec.crf), "preset": spec.preset, "threads": str(threads)})
             ostream.width, ostream.height, ostream.pix_fmt = want.width, want.height, "yuv420p"
             ostream.codec_context.time_base = out_tb
-            for frame in _frames_from(src, inp, stream, index, key_pos, set(shown)):
-                t = shown.get(frame.pts)
-                if t is None:
-                    continue
-                if (frame.width, frame.height) != (want.width, want.height) or frame.format.name != "yuv420p":
-                    frame = frame.reformat(want.width, want.height, "yuv420p", interpolation="AREA")
-                frame.pts, frame.time_base = int(round(t / float(out_tb))), out_tb
+            # Decoding runs in a second thread (PyAV releases the GIL), so it overlaps with encoding.
+            for frame in in_background(frames):
                 for packet in ostream.encode(frame):
                     out.mux(packet)
-                remaining -= 1
-                if remaining == 0:
-                    break
-            if remaining:
-                raise VideoError(f"{src}: truncated or corrupt: {remaining} of {len(shown)} frames could not be "
-                                 "decoded")
+                written += 1
+            if written < len(shown):
+                raise VideoError(f"{src}: truncated or corrupt: {len(shown) - written} of {len(shown)} frames "
+                                 "could not be decoded")
             for packet in ostream.encode():
                 out.mux(packet)
 
 
+def _output_frames(src: Path, inp, stream, index, key_pos: int, shown: dict[int, int], want: Expected, out_tb):
+    """The frames of the output, scaled and stamped, in order; stops after the last one."""
+    scaler = VideoReformatter()  # one scaler for the whole file keeps its swscale context
+    remaining = len(shown)
+    for frame in _frames_from(src, inp, stream, index, key_pos, set(shown)):
+        pts = shown.get(frame.pts)
+        if pts is None:
+            continue
+        if (frame.width, frame.height) != (want.width, want.height) or frame.format.name != "yuv420p":
+            frame = scaler.reformat(frame, want.width, want.height, "yuv420p", interpolation="AREA")
+        frame.pts, frame.time_base = pts, out_tb
+        yield frame
+        remaining -= 1
+        if remaining == 0:
+            return
+
+
 def _frames_from(src: Path, inp, stream, index, key_pos: int, keep: set[int]):
     """Decoded frames from the keyframe before the first wanted one; from the top of a fresh open
-    when the seek lands past it (some MPEG-TS files)."""
+    when the seek lands past it (some MPEG-TS files).
+
+    One decoder thread: frame threading made each file cost about 60% more CPU (the files
+    themselves run in parallel), and its extra latency buys nothing when most packets are skipped.
+    """
+    stream.thread_type, stream.codec_context.thread_count = "SLICE", 1
     if key_pos > 0:
         inp.seek(int(index.pts[key_pos]), stream=stream, backward=True, any_frame=False)
         frames = decode_only(inp, stream, keep, RefFilter(stream))
@@ -257,8 +285,54 @@ def _frames_from(src: Path, inp, stream, index, key_pos: int, keep: set[int]):
             return
     with av.open(str(src)) as again:
         fresh = again.streams.video[0]
-        fresh.thread_type = "AUTO"
+        fresh.thread_type, fresh.codec_context.thread_count = "SLICE", 1
         yield from decode_only(again, fresh, keep, RefFilter(fresh))
+
+
+def in_background(items: Iterator[T], depth: int = 8) -> Iterator[T]:
+    """Iterate ``items`` in a worker thread, ``depth`` ahead of the caller; its errors are raised here.
+
+    Leaving the loop early stops the worker and waits for it, so nothing it uses is closed under it.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def offer(item) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not offer((item, None)):
+                    return
+            offer((end, None))
+        except BaseException as exc:  # handed to the caller, which re-raises it
+            offer((end, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name="egotask-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def run_jobs(jobs: Iterable[Any], fn: Callable[..., JobResult], *, workers: int, desc: str) -> list[JobResult]:

@@ -11,7 +11,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from egotask.data.sources import DataError, read_egotempo_json
-from egotask.data.transcode import JobResult, TranscodeSpec, clean_stale_tmp, run_jobs, transcode_job
+from egotask.data.transcode import (
+    JobResult,
+    TranscodeSpec,
+    clean_stale_tmp,
+    run_jobs,
+    threads_per_job,
+    transcode_job,
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ def trim_all(annotations: Path, videos_root: Path, out_dir: Path, *, spec: Trans
             results.append(JobResult(str(videos_root / f"{clip.video_uid}.mp4"), str(dst), "failed",
                                      f"source video {clip.video_uid}.mp4 not found under {videos_root}"))
             continue
-        jobs.append((src, dst, replace(spec or TranscodeSpec(), start=max(clip.start, 0.0), end=clip.end), force))
+        jobs.append((src, dst, replace(spec or TranscodeSpec(), start=max(clip.start, 0.0), end=clip.end), force,
+                     threads_per_job(workers)))
     return results + run_jobs(jobs, transcode_job, workers=workers, desc="trim-egotempo")
 
