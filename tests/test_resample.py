@@ -6,12 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
+import av
 import pytest
 
 from egotask.data.resample import resample_tree
-from egotask.data.transcode import TranscodeSpec, plan_frames
+from egotask.data.transcode import TranscodeSpec, in_background, plan_frames, transcode
 from egotask.fixtures import write_clip
 from egotask.frames import probe_video
 
@@ -98,3 +100,35 @@ def test_plan_keeps_one_frame_per_slot_and_skips_unreachable_slots():
     assert sparse == {0: 0.0, 1: 1.0, 2: 2.0}
     cut = plan_frames(times, 0.5, 1.0, None)
     assert min(cut.values()) == 0.0 and len(cut) == 30
+
+
+def test_each_resampled_frame_is_the_source_frame_of_its_slot(tmp_path):
+    # Every source frame shows its own number, so a frame taken from the wrong slot is told apart.
+    src = write_clip(tmp_path / "count.mp4", [str(i) for i in range(60)], seconds=2.0, fps=30, size=(160, 96))
+    dst = tmp_path / "out.mp4"
+    assert transcode(src, dst, TranscodeSpec(fps=6), threads=1).status == "done"
+    with av.open(str(src)) as c:
+        source = [f.to_ndarray(format="gray").astype(float) for f in c.decode(video=0)]
+    with av.open(str(dst)) as c:
+        output = [f.to_ndarray(format="gray").astype(float) for f in c.decode(video=0)]
+    assert len(output) == 12
+    nearest = [min(range(60), key=lambda i: ((source[i] - frame) ** 2).mean()) for frame in output]
+    assert nearest == list(range(0, 60, 5))
+
+
+def test_background_iteration_hands_over_errors_and_stops_when_left_early():
+    def numbers(fail_at=None):
+        for i in range(1000):
+            if i == fail_at:
+                raise ValueError(f"broken at {i}")
+            yield i
+
+    assert list(in_background(numbers(), depth=2)) == list(range(1000))
+    with pytest.raises(ValueError, match="broken at 7"):
+        list(in_background(numbers(fail_at=7)))
+    source = numbers()
+    for i in in_background(source, depth=2):
+        if i == 3:
+            break
+    assert source.gi_frame is None  # the worker closed the generator, and it has exited
+    assert not [t for t in threading.enumerate() if t.name == "egotask-decode"]
