@@ -9,14 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from egotask.data.transcode import (
-    JobResult,
-    TranscodeSpec,
-    clean_stale_tmp,
-    run_jobs,
-    threads_per_job,
-    transcode_job,
-)
+from egotask.data.transcode import JobResult, TranscodeSpec, clean_stale_tmp, transcode_all
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".ts", ".m4v")
 
@@ -39,7 +32,4 @@ def resample_tree(src_root: Path, dst_root: Path, spec: TranscodeSpec, *, worker
                   force: bool = False) -> list[JobResult]:
     pairs = plan_tree(src_root, dst_root)
     clean_stale_tmp(Path(dst_root))
-    threads = threads_per_job(workers)
-    return run_jobs([(src, dst, spec, force, threads) for src, dst in pairs], transcode_job, workers=workers,
-                    desc="resample")
-
+    return transcode_all([(src, dst, spec) for src, dst in pairs], workers=workers, force=force, desc="resample")

@@ -13,7 +13,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from fractions import Fraction
@@ -204,18 +204,6 @@ def plan_frames(times: list[float] | Any, start: float, length: float | None,
     return chosen
 
 
-def transcode_job(src: Path, dst: Path, spec: TranscodeSpec, force: bool, threads: int = 0) -> JobResult:
-    """:func:`transcode` with positional arguments, for :func:`run_jobs` (picklable, module level)."""
-    return transcode(src, dst, spec, force=force, threads=threads)
-
-
-def threads_per_job(workers: int) -> int:
-    """x264 threads for each of ``workers`` concurrent files: each file's share of the CPUs, less the
-    one its decoder thread keeps busy, and at least one. More only contend: on 2 cores, giving x264
-    2 threads beside the decoder cost 20% more CPU for the same wall time."""
-    return max(1, (os.cpu_count() or 1) // max(1, workers) - 1)
-
-
 def _encode(src: Path, tmp: Path, spec: TranscodeSpec, want: Expected, threads: int) -> None:
     index = index_frames(src)
     if index is None:
@@ -335,22 +323,24 @@ def in_background(items: Iterator[T], depth: int = 8) -> Iterator[T]:
         worker.join()
 
 
-def run_jobs(jobs: Iterable[Any], fn: Callable[..., JobResult], *, workers: int, desc: str) -> list[JobResult]:
-    """Run ``fn(*job)`` for every job, in ``workers`` processes, with a progress bar."""
+def transcode_all(jobs: Iterable[tuple[Path, Path, TranscodeSpec]], *, workers: int, force: bool = False,
+                  desc: str) -> list[JobResult]:
+    """:func:`transcode` every ``(src, dst, spec)``, ``workers`` files at a time, with a progress bar."""
     from tqdm import tqdm
 
     jobs = list(jobs)
+    threads = x264_threads(workers)
     results: list[JobResult] = []
     bar = tqdm(total=len(jobs), desc=desc, unit="file")
     try:
         if workers <= 1:
             for job in jobs:
-                results.append(fn(*job))
+                results.append(transcode(*job, force=force, threads=threads))
                 bar.set_postfix_str(results[-1].status)
                 bar.update()
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(fn, *job) for job in jobs]
+                futures = [pool.submit(transcode, *job, force=force, threads=threads) for job in jobs]
                 for future in as_completed(futures):
                     results.append(future.result())
                     bar.set_postfix_str(results[-1].status)
@@ -358,6 +348,13 @@ def run_jobs(jobs: Iterable[Any], fn: Callable[..., JobResult], *, workers: int,
     finally:
         bar.close()
     return results
+
+
+def x264_threads(workers: int) -> int:
+    """x264 threads for each of ``workers`` concurrent files: each file's share of the CPUs, less the
+    one its decoder thread keeps busy, and at least one. More only contend: on 2 cores, giving x264
+    2 threads beside the decoder cost 20% more CPU for the same wall time."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers) - 1)
 
 
 def summarize_results(results: list[JobResult]) -> dict[str, Any]:

@@ -11,14 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from egotask.data.sources import DataError, read_egotempo_json
-from egotask.data.transcode import (
-    JobResult,
-    TranscodeSpec,
-    clean_stale_tmp,
-    run_jobs,
-    threads_per_job,
-    transcode_job,
-)
+from egotask.data.transcode import JobResult, TranscodeSpec, clean_stale_tmp, transcode_all
 
 
 @dataclass(frozen=True)
@@ -79,7 +72,6 @@ def trim_all(annotations: Path, videos_root: Path, out_dir: Path, *, spec: Trans
             results.append(JobResult(str(videos_root / f"{clip.video_uid}.mp4"), str(dst), "failed",
                                      f"source video {clip.video_uid}.mp4 not found under {videos_root}"))
             continue
-        jobs.append((src, dst, replace(spec or TranscodeSpec(), start=max(clip.start, 0.0), end=clip.end), force,
-                     threads_per_job(workers)))
-    return results + run_jobs(jobs, transcode_job, workers=workers, desc="trim-egotempo")
+        jobs.append((src, dst, replace(spec or TranscodeSpec(), start=max(clip.start, 0.0), end=clip.end)))
+    return results + transcode_all(jobs, workers=workers, force=force, desc="trim-egotempo")
 
