@@ -50,3 +50,14 @@ def write_motion_clip(path: str | Path, seconds: float = 60.0, fps: int = 30, si
             out.mux(packet)
     tmp.replace(path)
     return path
+
+
+def benchmark_clips(workdir: Path, count: int) -> list[Path]:
+    """The shared benchmark set: ``count`` 60 s 1280x720 30 fps clips, keyframe every 2 s, cached in ``workdir``."""
+    clips = []
+    for i in range(count):
+        path = Path(workdir) / f"clip60_720p30_gop2_{i}.mp4"
+        if not path.exists():
+            print(f"generating {path} ...", flush=True)
+        clips.append(write_motion_clip(path, 60.0, 30, (1280, 720), 2.0, seed=i))
+    return clips

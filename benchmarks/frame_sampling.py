@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _clips import write_motion_clip  # noqa: E402
+from _clips import benchmark_clips  # noqa: E402
 
 
 def lmms_indices(total: int, n: int) -> list[int]:
@@ -42,12 +42,7 @@ def main() -> int:
 
     from egotask.frames import probe_video, read_frames_at, sample_frames
 
-    clips = []
-    for i in range(args.clips):
-        path = args.workdir / f"clip60_720p30_gop2_{i}.mp4"
-        if not path.exists():
-            print(f"generating {path} ...", flush=True)
-        clips.append(write_motion_clip(path, 60.0, 30, (1280, 720), 2.0, seed=i))
+    clips = benchmark_clips(args.workdir, args.clips)
     info = probe_video(clips[0], exact=True)
     print(f"clips: {len(clips)} x {info.duration:.0f}s {info.width}x{info.height} {info.fps:g} fps H.264 "
           f"({info.num_frames} frames), keyframe every 2 s\n")

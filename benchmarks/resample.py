@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _clips import write_motion_clip  # noqa: E402
+from _clips import benchmark_clips  # noqa: E402
 
 
 def opencv_resample(src: Path, dst: Path, fps: float, scale: float) -> None:
@@ -70,11 +70,7 @@ def main() -> int:
 
     src = args.workdir / "resample_src"
     src.mkdir(parents=True, exist_ok=True)
-    for i in range(args.clips):
-        cached = args.workdir / f"clip60_720p30_gop2_{i}.mp4"
-        if not cached.exists():
-            print(f"generating {cached} ...", flush=True)
-        write_motion_clip(cached, 60.0, 30, (1280, 720), 2.0, seed=i)
+    for cached in benchmark_clips(args.workdir, args.clips):
         link = src / cached.name
         if not link.exists():
             os.link(cached, link)
