@@ -1,9 +1,10 @@
-# Two entry points for a fresh machine: `make demo` and `make test`. Both create .venv first.
+# Entry points for a fresh machine: `make demo`, `make test` (everything) and `make test-fast` (no test
+# marked slow, i.e. over 10 s). Each creates .venv first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test test-fast lint clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +22,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .

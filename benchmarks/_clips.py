@@ -3,11 +3,16 @@ decoding costs what it costs on camera footage rather than on static frames."""
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+DEFAULT_WORKDIR = Path("/tmp/egotask-bench")
 
 
 def _scene(width: int, height: int, seed: int) -> np.ndarray:
@@ -52,12 +57,35 @@ def write_motion_clip(path: str | Path, seconds: float = 60.0, fps: int = 30, si
     return path
 
 
-def benchmark_clips(workdir: Path, count: int) -> list[Path]:
-    """The shared benchmark set: ``count`` 60 s 1280x720 30 fps clips, keyframe every 2 s, cached in ``workdir``."""
+def _clip_set(workdir: Path, count: int, seconds: int, size: tuple[int, int]) -> list[Path]:
     clips = []
     for i in range(count):
-        path = Path(workdir) / f"clip60_720p30_gop2_{i}.mp4"
+        path = Path(workdir) / f"clip{seconds}_{size[1]}p30_gop2_{i}.mp4"
         if not path.exists():
             print(f"generating {path} ...", flush=True)
-        clips.append(write_motion_clip(path, 60.0, 30, (1280, 720), 2.0, seed=i))
+        clips.append(write_motion_clip(path, float(seconds), 30, size, 2.0, seed=i))
     return clips
+
+
+def benchmark_clips(workdir: Path, count: int) -> list[Path]:
+    """The shared benchmark set: ``count`` 60 s 1280x720 30 fps clips, keyframe every 2 s, cached in ``workdir``."""
+    return _clip_set(workdir, count, 60, (1280, 720))
+
+
+def quick_clips(workdir: Path, count: int) -> list[Path]:
+    """``--quick``'s set: the same kind of clip (motion, text, 30 fps, keyframe every 2 s, so the same
+    seeking and B-frame paths), 6 s at 320x180, so a whole check takes seconds."""
+    return _clip_set(workdir, count, 6, (320, 180))
+
+
+@contextlib.contextmanager
+def bench_workdir(workdir: Path | None, quick: bool) -> Iterator[Path]:
+    """``workdir`` if given; else the cached /tmp/egotask-bench, or for ``--quick`` a fresh folder
+    removed afterwards (so CI also exercises clip generation and never trusts a stale cache)."""
+    if workdir is not None:
+        yield workdir
+    elif quick:
+        with tempfile.TemporaryDirectory(prefix="egotask-bench-quick-") as tmp:
+            yield Path(tmp)
+    else:
+        yield DEFAULT_WORKDIR

@@ -383,6 +383,42 @@ def _sample_sequential(container, stream, rate: float, plan, path: Path) -> Samp
                          stamps[0] if start_t is None else start_t, stamps[-1] if stop is None else stop)
 
 
+class VisibleVideo(str):
+    """A video path that also carries the interval the model may see, ``[start, end)``.
+
+    It is a ``str`` so that any lmms-eval model can open it. For models that open the file themselves
+    the string is an exact cut of the interval (see :mod:`egotask.protocol`) and ``source`` is the
+    original file; egotask's adapters read ``source`` and sample inside ``[start, end)`` through
+    :func:`sample_visual`.
+    """
+
+    start: float
+    end: float | None
+    source: str
+
+    def __new__(cls, path: str, start: float = 0.0, end: float | None = None,
+                source: str | None = None) -> VisibleVideo:
+        obj = super().__new__(cls, path)
+        obj.start, obj.end = float(start), (None if end is None else float(end))
+        obj.source = str(source or path)
+        return obj
+
+    def __reduce__(self):
+        return (VisibleVideo, (str(self), self.start, self.end, self.source))
+
+
+def sample_visual(visual: str, *, max_frames: int, fps: float | None = None,
+                  max_pixels: int | None = None) -> SampledFrames:
+    """Frames of one visual, only from its visible interval when it carries one (:class:`VisibleVideo`):
+    ``max_frames`` spread evenly, or ``fps`` frames a second capped at ``max_frames``, then downscaled
+    to at most ``max_pixels`` each. Adapters, finetuning and the app all sample through this."""
+    start, end = getattr(visual, "start", 0.0), getattr(visual, "end", None)
+    path = getattr(visual, "source", None) or str(visual)
+    sampled = sample_frames(path, None if fps else max_frames, start, end, fps=fps, max_frames=max_frames)
+    return SampledFrames(downscale(sampled.frames, max_pixels), sampled.timestamps, sampled.fps,
+                         sampled.duration, sampled.start, sampled.end)
+
+
 def downscale(frames: np.ndarray, max_pixels: int | None) -> np.ndarray:
     """Shrink frames (keeping the aspect ratio) so each has at most ``max_pixels`` pixels."""
     n, h, w, _ = frames.shape

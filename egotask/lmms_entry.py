@@ -2,20 +2,20 @@
 
 It differs from upstream's ``lmms-eval`` in three ways:
 - egotask's task folder is always on ``--include_path`` (next to any folder you pass);
-- ``--judge NAME`` picks the judge backend (same as ``EGOTASK_JUDGE``), ``--judge-cache on|off|refresh``
-  its verdict cache (same as ``EGOTASK_JUDGE_CACHE``);
+- ``--judge NAME`` picks the judge backend, ``--judge-cache on|off|refresh`` its verdict cache (they
+  override the ``EGOTASK_JUDGE`` / ``EGOTASK_JUDGE_CACHE`` settings of :mod:`egotask.settings`);
 - it exits non-zero when the evaluation fails (upstream logs the exception and exits 0).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 
 from egotask.lmms_bridge import check_model_name
 from egotask.paths import tasks_path
 from egotask.preflight import preflight
+from egotask.settings import SettingsError, configure
 
 HELP_EXTRA = """
 egotask additions:
@@ -28,7 +28,8 @@ egotask additions:
 """
 
 
-def _pop_option(argv: list[str], name: str) -> tuple[list[str], str | None]:
+def pop_option(argv: list[str], name: str) -> tuple[list[str], str | None]:
+    """``argv`` without ``name VALUE`` / ``name=VALUE`` (the last one wins), and that value."""
     out, value, i = [], None, 0
     while i < len(argv):
         arg = argv[i]
@@ -54,12 +55,13 @@ def root_cause(exc: BaseException) -> BaseException:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    argv, judge = _pop_option(argv, "--judge")
-    if judge:
-        os.environ["EGOTASK_JUDGE"] = judge
-    argv, judge_cache = _pop_option(argv, "--judge-cache")
-    if judge_cache:
-        os.environ["EGOTASK_JUDGE_CACHE"] = judge_cache
+    argv, judge = pop_option(argv, "--judge")
+    argv, judge_cache = pop_option(argv, "--judge-cache")
+    try:
+        configure(**{k: v for k, v in (("judge", judge), ("judge_cache", judge_cache)) if v})
+    except SettingsError as exc:
+        print(f"lmms_eval: {exc}", file=sys.stderr)
+        return 2
     if any(a in ("-h", "--help") for a in argv):
         sys.argv = ["lmms_eval", "--help"]
         try:
@@ -132,7 +134,8 @@ def print_results(args, results: dict, make_table) -> None:
         print(render_console(runs))
         failed = sum(r.summary["n_failed"] for r in runs)
         if failed:
-            print(f"WARNING: {failed} item(s) could not be judged; they are not counted as wrong. "
+            how = "counted as wrong" if any(r.failed_counted_as_wrong for r in runs) else "not counted as wrong"
+            print(f"WARNING: {failed} item(s) could not be judged; they are {how}. "
                   "See 'failed' under details in the results JSON.")
 
 

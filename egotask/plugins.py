@@ -6,7 +6,6 @@ import, or whose hook raises, is reported with a warning naming it, and the othe
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from functools import cache
@@ -16,6 +15,7 @@ import pluggy
 
 from egotask import hookspecs
 from egotask.hookspecs import JudgeBackend, ModelAdapter
+from egotask.settings import get_settings
 
 ENTRY_POINT_GROUP = "egotask"
 DISABLE_VAR = "EGOTASK_DISABLE_PLUGINS"
@@ -48,7 +48,7 @@ def warn(message: str) -> None:
 
 
 def disabled_plugins() -> set[str]:
-    return {name.strip() for name in os.environ.get(DISABLE_VAR, "").split(",") if name.strip()}
+    return set(get_settings().disable_plugins)
 
 
 @cache
@@ -68,7 +68,26 @@ def get_plugin_manager() -> pluggy.PluginManager:
         except Exception as exc:
             warn(f"egotask plugin {ep.name!r} ({ep.value}, from {_dist_name(ep)}) failed to load and is "
                  f"skipped: {exc!r}. {DISABLE_VAR}={ep.name} silences this.")
+    _check_pending(pm)
     return pm
+
+
+def _check_pending(pm: pluggy.PluginManager) -> None:
+    """A hook implementation that matches no hookspec (a misspelled name) would silently provide
+    nothing: name each such plugin and hook. pluggy's check_pending() finds them; it stops at the first,
+    so the rest are listed from the same registry."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError:
+        for name in dir(pm.hook):
+            hook = getattr(pm.hook, name)
+            if name.startswith("_") or hook.has_spec():
+                continue
+            for impl in hook.get_hookimpls():
+                if not impl.optionalhook:
+                    known = ", ".join(n for n in dir(hookspecs) if n.startswith("egotask_"))
+                    warn(f"egotask plugin {impl.plugin_name!r} implements {name!r}, which is no egotask hook "
+                         f"(misspelled?), so it provides nothing there; the hooks are: {known}")
 
 
 def _dist_name(ep) -> str:

@@ -9,54 +9,18 @@ videos, a ``_fullvideo`` task the whole video).
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from egotask.judges import get_judge
-from egotask.paths import tasks_path
-
-
-@cache
-def task_index() -> dict[str, list[Path] | Path]:
-    """Task name -> its YAML; group or tag name -> the YAMLs of its tasks."""
-    tasks: dict[str, Path] = {}
-    members: dict[str, list[str]] = {}
-    for path in sorted(tasks_path().rglob("*.yaml")):
-        # The simple pass only needs names, so leave `!function` tags unresolved.
-        config = yaml.load(path.read_text(), Loader=_NameLoader) or {}
-        if "group" in config:
-            members.setdefault(config["group"], []).extend(config.get("task", []))
-        elif "task" in config:
-            tasks[config["task"]] = path
-            tags = config.get("tag", [])
-            for tag in [tags] if isinstance(tags, str) else tags:
-                members.setdefault(tag, []).append(config["task"])
-    index: dict[str, list[Path] | Path] = dict(tasks)
-    for name, listed in members.items():
-        index[name] = [tasks[t] for t in listed if t in tasks]
-    return index
-
-
-class _NameLoader(yaml.SafeLoader):
-    pass
-
-
-_NameLoader.add_constructor("!function", lambda loader, node: None)
+from egotask.taskindex import resolve, task_files
 
 
 def process_docs_of(task_names: list[str]) -> list[Callable[[Any], Any]]:
     """The ``process_docs`` of every egotask task named (directly or through a group or tag)."""
     from lmms_eval.utils import load_yaml_config
 
-    index = task_index()
-    paths: list[Path] = []
-    for name in task_names:
-        found = index.get(name)
-        paths.extend(found if isinstance(found, list) else [found] if found else [])
-    return [load_yaml_config(str(p))["process_docs"] for p in dict.fromkeys(paths)]
+    files = task_files()
+    return [load_yaml_config(str(files[t]))["process_docs"] for t in resolve(task_names)]
 
 
 def preflight(task_names: list[str]) -> None:

@@ -1,20 +1,45 @@
-"""The one sample record that judging, aggregation and reports all share.
+"""The one sample record: what a task writes for each question, and what judging, aggregation,
+reports, the app and ``import-legacy`` read.
 
-A record is a plain dict (it must survive lmms-eval's samples JSONL unchanged):
+A record is stored as a JSON object (in lmms-eval's samples JSONL under ``details``, or one per line
+in a ``*.records.jsonl``). :meth:`SampleRecord.to_dict` writes the current version; :func:`read_record`
+reads every version written so far:
 
-    {task, split, video_id, question_id, question_type, question, answer, timestamp,
-     visible: [start, end|None], prediction, reasoning, model, verdict: {...}}
+- version 1 (no ``version`` field): ``task`` held the benchmark and ``split`` the setting;
+- version 2: ``task`` is the lmms-eval task, ``benchmark`` and ``setting`` are their own fields, and
+  ``seen`` / ``frames`` / ``generation_error`` say what the model was actually shown and whether it
+  produced an answer at all.
 
-``verdict["pred"]`` is ``"yes"``, ``"no"`` or ``None``; ``None`` means the item could not be
-judged and it is counted in ``n_failed``, never as a wrong answer.
+``verdict.pred`` is ``"yes"``, ``"no"`` or ``None``; ``None`` means the item could not be judged and
+it is counted in ``n_failed``, never as a wrong answer. A ``generation_error`` means the model gave no
+answer (undecodable video, failed request); it is counted apart, and never judged.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 Pred = Literal["yes", "no"]
+RECORD_VERSION = 2
+SETTINGS = ("indoor", "outdoor", "egotempo")  # which benchmark setting a question belongs to
+BENCHMARK_OF_SETTING = {"indoor": "egotextvqa_indoor", "outdoor": "egotextvqa_outdoor",
+                        "egotempo": "egotempo_openqa"}
+SETTING_OF_BENCHMARK = {b: s for s, b in BENCHMARK_OF_SETTING.items()}
+RECORDS_SUFFIX = ".records.jsonl"
+_SAMPLES_NAME = re.compile(r"^.+_samples_(?P<task>.+)\.jsonl$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class RecordError(ValueError):
+    """A record that cannot be read; the message names the file and line (or record)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +59,11 @@ class Verdict:
     def failed(self) -> bool:
         return self.pred is None
 
+    @property
+    def correct(self) -> int | None:
+        """1 for "yes", 0 for "no", None for a verdict that failed."""
+        return None if self.pred is None else int(self.pred == "yes")
+
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None or k in ("pred", "score")}
 
@@ -41,6 +71,8 @@ class Verdict:
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
         known = {k: data.get(k) for k in cls.__dataclass_fields__}
         known["reason"] = known.get("reason") or ""
+        for k in ("judge", "judge_model", "prompt_version"):
+            known[k] = str(known.get(k) or "?")
         return cls(**known)
 
     @classmethod
@@ -50,9 +82,181 @@ class Verdict:
                    prompt_version=prompt_version, error=error, raw=raw)
 
 
-SPLITS = ("indoor", "outdoor", "egotempo")
+NOT_JUDGED = {"judge": "none", "judge_model": "none", "prompt_version": "none"}
 
 
-def record_key(record: dict[str, Any]) -> tuple[str, str, str]:
-    """(split, video_id, question_id): question ids are unique only within a video."""
-    return (record["split"], str(record["video_id"]), str(record["question_id"]))
+@dataclass(frozen=True)
+class SampleRecord:
+    """One question, what the model answered and how it was judged."""
+
+    task: str  # the lmms-eval task (egotextvqa_indoor_fullvideo, ...)
+    benchmark: str  # egotextvqa_indoor | egotextvqa_outdoor | egotempo_openqa
+    setting: str  # indoor | outdoor | egotempo
+    video_id: str
+    question_id: str  # unique only within a video
+    question_type: str
+    question: str
+    answer: str  # the reference
+    prediction: str  # the final answer only; reasoning is kept apart
+    verdict: Verdict
+    timestamp: float | None = None  # when the question is asked (None: about the whole clip)
+    visible: tuple[float, float | None] = (0.0, None)  # what the protocol allows; end None = whole video
+    seen: tuple[float, float] | None = None  # what the model was actually shown (first, last frame time)
+    frames: dict[str, Any] | None = None  # the frame settings the model sampled with
+    reasoning: str | None = None
+    model: str | None = None
+    generation_error: str | None = None  # the model produced no answer: counted apart, never judged
+    source: str | None = None  # where an imported record came from
+    missing_videos_skipped: int = 0  # questions of the run left out for a missing video file
+    version: int = RECORD_VERSION
+
+    def __post_init__(self) -> None:
+        if self.setting not in SETTINGS:
+            raise RecordError(f"setting must be one of {', '.join(SETTINGS)}, got {self.setting!r}")
+        if not isinstance(self.verdict, Verdict):
+            raise RecordError(f"verdict must be a Verdict, got {type(self.verdict).__name__}")
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(setting, video_id, question_id): question ids are unique only within a video."""
+        return (self.setting, self.video_id, self.question_id)
+
+    @property
+    def judged(self) -> bool:
+        return self.verdict.pred is not None
+
+    def with_verdict(self, verdict: Verdict) -> SampleRecord:
+        return dataclasses.replace(self, verdict=verdict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["verdict"] = self.verdict.to_dict()
+        out["visible"] = list(self.visible)
+        out["seen"] = None if self.seen is None else list(self.seen)
+        return out
+
+
+def _interval(value: Any, where: str, name: str) -> tuple[float, float | None] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise RecordError(f"{where}: field {name} must be [start, end], got {value!r}")
+    try:
+        start = float(value[0])
+        end = None if value[1] is None else float(value[1])
+    except (TypeError, ValueError):
+        raise RecordError(f"{where}: field {name} must hold numbers, got {value!r}") from None
+    if not math.isfinite(start) or (end is not None and not math.isfinite(end)):
+        raise RecordError(f"{where}: field {name} must hold finite numbers, got {value!r}")
+    return (start, end)
+
+
+def _setting_of(data: dict[str, Any], benchmark: str | None) -> str | None:
+    """A version-1 record's setting: its ``split``, else its benchmark, else its video id."""
+    if data.get("split") in SETTINGS:
+        return data["split"]
+    if benchmark in SETTING_OF_BENCHMARK:
+        return SETTING_OF_BENCHMARK[benchmark]
+    vid = str(data.get("video_id") or "")
+    if _UUID.match(vid):
+        return "indoor"
+    if re.fullmatch(r"\d+(\.0+)?", vid):
+        return "outdoor"
+    return None
+
+
+def read_record(data: Any, where: str, task: str | None = None) -> SampleRecord:
+    """A record of any version. ``task`` is the lmms-eval task the file came from (its samples file
+    name), which version-1 records did not store."""
+    if not isinstance(data, dict):
+        raise RecordError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    version = data.get("version", 1)
+    if version not in (1, RECORD_VERSION):
+        raise RecordError(f"{where}: record version {version!r} is newer than this egotask reads "
+                          f"(up to {RECORD_VERSION}); upgrade egotask")
+    for name in ("video_id", "question_id"):
+        if data.get(name) in (None, ""):
+            raise RecordError(f"{where}: missing field {name}")
+    if not isinstance(data.get("verdict"), dict):
+        raise RecordError(f"{where}: field verdict must be an object (not an egotask sample record?)")
+    if version == 1:
+        # v1's "task" was the benchmark and its "split" the setting.
+        benchmark = data.get("task") if data.get("task") in SETTING_OF_BENCHMARK else None
+        setting = _setting_of(data, benchmark)
+        if setting is None:
+            raise RecordError(f"{where}: no setting, and none follows from task {data.get('task')!r} or "
+                              f"video id {data.get('video_id')!r}")
+        benchmark = benchmark or BENCHMARK_OF_SETTING[setting]
+        lmms_task = task or benchmark
+    else:
+        missing = [k for k in ("task", "benchmark", "setting") if not data.get(k)]
+        if missing:
+            raise RecordError(f"{where}: missing field(s) {', '.join(missing)}")
+        lmms_task, benchmark, setting = str(data["task"]), str(data["benchmark"]), str(data["setting"])
+    timestamp = data.get("timestamp")
+    try:
+        return SampleRecord(
+            task=lmms_task, benchmark=benchmark, setting=setting,
+            video_id=str(data["video_id"]), question_id=str(data["question_id"]),
+            question_type=str(data.get("question_type") or "unknown"),
+            question=str(data.get("question") or ""), answer=str(data.get("answer") or ""),
+            prediction="" if data.get("prediction") is None else str(data["prediction"]),
+            verdict=Verdict.from_dict(data["verdict"]),
+            timestamp=None if timestamp is None else float(timestamp),
+            # Without a recorded interval the model saw the whole video (the predecessor's protocol).
+            visible=_interval(data.get("visible"), where, "visible") or (0.0, None),
+            seen=_interval(data.get("seen"), where, "seen"),
+            frames=data.get("frames") if isinstance(data.get("frames"), dict) else None,
+            reasoning=data.get("reasoning"), model=data.get("model"),
+            generation_error=data.get("generation_error"), source=data.get("source"),
+            missing_videos_skipped=int(data.get("missing_videos_skipped") or 0),
+        )
+    except (TypeError, ValueError) as exc:  # RecordError from __post_init__ included
+        raise RecordError(f"{where}: {exc}") from None
+
+
+def task_of_samples_file(path: Path) -> str | None:
+    """lmms-eval names samples files ``<date>_samples_<task>.jsonl``."""
+    match = _SAMPLES_NAME.match(path.name)
+    return match["task"] if match else None
+
+
+def iter_rows(path: str | Path) -> Iterator[tuple[str, Any]]:
+    """(``file:line``, record data) per line of an lmms-eval samples JSONL (each line's ``details``) or a
+    JSONL of bare records. A line that is not JSON, or a file that is not UTF-8, is a RecordError."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise RecordError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                yield f"{path}:{lineno}", (row.get("details", row) if isinstance(row, dict) else row)
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{path}: not a text file (not UTF-8: {exc.reason} at byte {exc.start})") from None
+
+
+def iter_records(path: str | Path) -> Iterator[SampleRecord]:
+    """The records of a samples JSONL or a records JSONL (see :func:`iter_rows`)."""
+    task = task_of_samples_file(Path(path))
+    for where, data in iter_rows(path):
+        yield read_record(data, where, task)
+
+
+def load_records(path: str | Path) -> list[SampleRecord]:
+    return list(iter_records(path))
+
+
+def write_records(records: list[SampleRecord], path: Path) -> None:
+    """A records JSONL, written whole or not at all."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+__all__ = ["BENCHMARK_OF_SETTING", "NOT_JUDGED", "RECORDS_SUFFIX", "RECORD_VERSION", "SETTINGS", "Pred",
+           "RecordError", "SampleRecord", "Verdict", "iter_records", "iter_rows", "load_records", "read_record",
+           "task_of_samples_file", "write_records"]

@@ -6,46 +6,31 @@ task, so nothing stateful lives there. The judge client lives in :mod:`egotask.j
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 from egotask import scoring
 from egotask.data.sources import DataError, load_docs, missing_videos, resolve_video
-from egotask.judges import JudgeItem, get_judge
-from egotask.records import Verdict
+from egotask.frames import VisibleVideo
+from egotask.judges import JudgeItem, get_judge, judge_answers
+from egotask.records import SampleRecord, Verdict, read_record
+from egotask.settings import get_settings
 
 MISSING_VIDEOS_VAR = "EGOTASK_MISSING_VIDEOS"  # "error" (default) or "skip"
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-
-
-class VisibleVideo(str):
-    """A video path that also carries the interval the model may see, ``[start, end)``.
-
-    It is a ``str`` so that any lmms-eval model can open the file; egotask's adapters also honour
-    ``start``/``end`` (other models see the whole file).
-    """
-
-    start: float
-    end: float | None
-
-    def __new__(cls, path: str, start: float = 0.0, end: float | None = None) -> VisibleVideo:
-        obj = super().__new__(cls, path)
-        obj.start, obj.end = float(start), (None if end is None else float(end))
-        return obj
-
-    def __reduce__(self):
-        return (VisibleVideo, (str(self), self.start, self.end))
 
 
 # --------------------------------------------------------------------------- docs
 
-def make_process_docs(benchmark: str, *, full_video: bool = False, split: str | None = None) -> Callable[[Any], Any]:
+def make_process_docs(benchmark: str, *, full_video: bool = False, split: str | None = None,
+                      task: str | None = None) -> Callable[[Any], Any]:
     """A ``process_docs`` that swaps the packaged stub split for the benchmark's real docs.
 
     ``split`` ("train", "val" or "test") keeps only the videos of that split of the split manifest
-    (``EGOTASK_SPLIT_MANIFEST``, else egotask's default; see :mod:`egotask.data.splits`).
+    (``EGOTASK_SPLIT_MANIFEST``, else egotask's default; see :mod:`egotask.data.splits`). ``task`` is
+    the lmms-eval task's name, recorded with every sample (default: the benchmark plus ``_fullvideo``
+    and ``_<split>`` as the task YAMLs name them).
     """
+    task = task or benchmark + ("_fullvideo" if full_video else "") + (f"_{split}" if split else "")
 
     def process_docs(_stub_split: Any) -> Any:
         import datasets
@@ -62,6 +47,7 @@ def make_process_docs(benchmark: str, *, full_video: bool = False, split: str | 
         docs, skipped = _check_videos(docs)
         for doc in docs:
             doc["missing_videos_skipped"] = skipped
+            doc["task"] = task
         return datasets.Dataset.from_list(docs)
 
     return process_docs
@@ -71,7 +57,7 @@ def _check_videos(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int
     missing = missing_videos(docs)
     if not missing:
         return docs, 0
-    mode = os.environ.get(MISSING_VIDEOS_VAR, "error").strip().lower()
+    mode = get_settings().missing_videos
     shown = "\n  ".join(str(p) for p in missing[:5])
     more = f"\n  ... and {len(missing) - 5} more" if len(missing) > 5 else ""
     if mode != "skip":
@@ -98,53 +84,36 @@ def doc_to_target(doc: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- judging
 
-def unfinished_reasoning(prediction: str) -> bool:
-    """True when generation stopped inside a reasoning block, so there is no final answer."""
-    return THINK_OPEN in prediction and THINK_CLOSE not in prediction.split(THINK_OPEN, 1)[1]
-
-
-def build_record(doc: dict[str, Any], prediction: str, verdict: Verdict) -> dict[str, Any]:
-    return {
-        "task": doc["benchmark"],
-        "split": doc["split"],
-        "video_id": doc["video_id"],
-        "question_id": doc["question_id"],
-        "question_type": doc["question_type"],
-        "question": doc["question"],
-        "answer": doc["answer"],
-        "timestamp": doc.get("timestamp"),
-        "visible": [doc["visible_start"], doc["visible_end"]],
-        "prediction": prediction,
-        "missing_videos_skipped": doc.get("missing_videos_skipped", 0),
-        "verdict": verdict.to_dict(),
-    }
+def build_record(doc: dict[str, Any], prediction: str, verdict: Verdict) -> SampleRecord:
+    return SampleRecord(
+        task=doc.get("task") or doc["benchmark"], benchmark=doc["benchmark"], setting=doc["setting"],
+        video_id=doc["video_id"], question_id=doc["question_id"], question_type=doc["question_type"],
+        question=doc["question"], answer=doc["answer"], prediction=prediction, verdict=verdict,
+        timestamp=doc.get("timestamp"), visible=(doc["visible_start"], doc["visible_end"]),
+        missing_videos_skipped=doc.get("missing_videos_skipped", 0),
+    )
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
-    prediction = (results[0] if results else "") or ""
-    judge = get_judge()
-    if unfinished_reasoning(prediction):
-        # The model never answered: that is a wrong answer, not a judge failure.
-        verdict = Verdict(pred="no", score=0, reason="no final answer: generation ended inside <think>",
-                          **judge.describe())
-    else:
-        verdict = judge.judge(JudgeItem(doc["question"], doc["answer"], prediction.strip(),
-                                        doc["question_type"]))
-    record = build_record(doc, prediction.strip(), verdict)
-    correct = scoring.verdict_correct(record["verdict"])
+    prediction = ((results[0] if results else "") or "").strip()
+    verdict = judge_answers(get_judge(), [JudgeItem(doc["question"], doc["answer"], prediction,
+                                                    doc["question_type"])])[0]
+    record = build_record(doc, prediction, verdict)
+    correct = scoring.correct_values([record])[0]
     return {
         "accuracy": correct,
         "score": verdict.score,
         "n_judged": int(correct is not None),
         "n_failed": int(correct is None),
-        "details": record,
+        "details": record.to_dict(),
     }
 
 
 # --------------------------------------------------------------------------- aggregation
+# The run's choice of counting failures as wrong is taken here, once, and recorded in the summary.
 
 def aggregate_mean(items: list[int | None]) -> float | None:
-    return scoring.mean_of_judged(items)
+    return scoring.mean_of_judged(items, get_settings().count_failed_as_wrong)
 
 
 def aggregate_count(items: list[int]) -> int:
@@ -152,9 +121,11 @@ def aggregate_count(items: list[int]) -> int:
 
 
 def aggregate_details(items: list[dict[str, Any]]) -> dict[str, Any]:
-    summary = scoring.summarize(items)
-    summary["missing_videos_skipped"] = max((r.get("missing_videos_skipped", 0) for r in items), default=0)
+    records = [read_record(r, f"sample {i}") for i, r in enumerate(items)]
+    summary = scoring.summarize(records, get_settings().count_failed_as_wrong)
+    summary["missing_videos_skipped"] = max((r.missing_videos_skipped for r in records), default=0)
     if summary["n_failed"]:
+        how = "counted as wrong" if summary["failed_counted_as_wrong"] else "left out of accuracy and score"
         print(f"egotask: {summary['n_failed']} of {summary['n']} items could not be judged "
-              f"({summary['judge']}); they are left out of accuracy and score. See 'failed' in the results.")
+              f"({summary['judge']}); they are {how}. See 'failed' in the results.")
     return summary

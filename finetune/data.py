@@ -17,10 +17,9 @@ from torch.utils.data import Dataset
 
 from egotask import tasklib
 from egotask.data.sources import DataError, load_docs, missing_videos
-from egotask.data.splits import video_split
+from egotask.data.splits import videos_split
 from egotask.finetune.prompts import question_text
-from egotask.frames import SampledFrames
-from egotask.model_adapters.base import sample_visual
+from egotask.frames import SampledFrames, sample_visual
 
 log = logging.getLogger("egotask.finetune")
 
@@ -30,7 +29,8 @@ def split_docs(benchmark: str, split: str, manifest: dict[str, Any]) -> list[dic
     if split == "test":
         raise ValueError("finetuning never reads the test split")
     docs = load_docs(benchmark)
-    kept = [d for d in docs if video_split(manifest, benchmark, d["video_id"]) == split]
+    splits = videos_split(manifest, benchmark, [d["video_id"] for d in docs])
+    kept = [d for d, s in zip(docs, splits, strict=True) if s == split]
     missing = missing_videos(kept)
     if missing:
         shown = "\n  ".join(str(p) for p in missing[:5])

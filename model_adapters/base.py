@@ -19,8 +19,8 @@ from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
-from egotask.frames import SampledFrames, downscale, sample_frames
-from egotask.tasklib import THINK_CLOSE, THINK_OPEN
+from egotask.frames import SampledFrames, sample_visual
+from egotask.reasoning import THINK_CLOSE, THINK_OPEN
 
 
 @dataclass
@@ -31,15 +31,6 @@ class VideoPrompt:
     videos: list[SampledFrames]
     gen_kwargs: dict[str, Any]
     doc: dict[str, Any] | None = None  # the task's document, for adapters that read fields (e.g. question)
-
-
-def sample_visual(visual: str, *, max_frames: int, fps: float | None = None,
-                  max_pixels: int | None = None) -> SampledFrames:
-    """Frames of one visual, only from its visible interval when it carries one (``VisibleVideo``)."""
-    start, end = getattr(visual, "start", 0.0), getattr(visual, "end", None)
-    sampled = sample_frames(visual, None if fps else max_frames, start, end, fps=fps, max_frames=max_frames)
-    return SampledFrames(downscale(sampled.frames, max_pixels), sampled.timestamps, sampled.fps,
-                         sampled.duration, sampled.start, sampled.end)
 
 
 def chat_messages(text: str, n_videos: int = 1) -> list[dict[str, Any]]:

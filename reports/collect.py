@@ -6,6 +6,11 @@ Two inputs give the same :class:`Run`:
   ``<date>_samples_<task>.jsonl`` whose ``details`` are the records);
 - a JSONL of bare records (``*.records.jsonl``, what ``egotask import-legacy`` writes), grouped by the
   records' ``model`` and ``task``.
+
+Records are read by :func:`egotask.records.load_records`, the one reader of every record version.
+Nothing here reads the environment: whether failures count as wrong is what each run recorded
+(``failed_counted_as_wrong`` in its results' summary); a records file carries no such choice, so its
+runs leave failures out.
 """
 
 from __future__ import annotations
@@ -19,49 +24,40 @@ from typing import Any
 
 from egotask import scoring
 from egotask.data.sources import BENCHMARKS
+from egotask.records import RECORDS_SUFFIX, RecordError, SampleRecord, load_records
 
-RECORDS_SUFFIX = ".records.jsonl"
+__all__ = ["RECORDS_SUFFIX", "Run", "assign_labels", "attach_samples", "collect_runs", "read_results_file",
+           "runs_from_records", "runs_from_results", "samples_path", "setting_of_task", "source_tag"]
 
-
-def load_records(path: str | Path) -> list[dict[str, Any]]:
-    """Sample records from an lmms-eval samples JSONL (the ``details`` of each sample) or from a JSONL
-    of bare records (what ``egotask import-legacy`` writes)."""
-    path = Path(path)
-    records = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            record = row.get("details", row) if isinstance(row, dict) else None
-            if not isinstance(record, dict) or "verdict" not in record:
-                raise ValueError(f"{path}:{lineno}: not an egotask sample record (no 'verdict')")
-            records.append(record)
-    return records
+# Records files carry no scoring choice: their runs leave failures out of accuracy and score.
+RECORDS_COUNT_FAILED_AS_WRONG = False
 
 
 @dataclass
 class Run:
     model: str  # display name: the checkpoint or the model adapter
-    task: str
-    split: str  # indoor | outdoor | egotempo
+    task: str  # the lmms-eval task (egotextvqa_indoor_fullvideo, ...)
+    setting: str  # indoor | outdoor | egotempo
     summary: dict[str, Any]  # egotask.scoring.summarize() output
     source: Path
     limit: float | None = None
-    records: list[dict[str, Any]] | None = None  # per-sample records, when the samples were logged
+    records: list[SampleRecord] | None = None  # per-sample records, when the samples were logged
     label: str = ""  # unique among the runs of a report; set by assign_labels()
 
     def __post_init__(self) -> None:
         self.label = self.label or self.model
 
+    @property
+    def failed_counted_as_wrong(self) -> bool:
+        """The run's own choice, recorded in its summary (absent in a summary: left out)."""
+        return bool(self.summary.get("failed_counted_as_wrong"))
 
-def split_of_task(task: str) -> str:
+
+def setting_of_task(task: str) -> str:
+    """The setting of an egotask lmms-eval task (its benchmark's name, maybe with a suffix)."""
     for name, bench in BENCHMARKS.items():
         if task == name or task.startswith(name + "_"):
-            return bench.split
+            return bench.setting
     raise ValueError(f"task {task!r} is not an egotask task")
 
 
@@ -94,7 +90,7 @@ def runs_from_results(data: dict[str, Any], path: Path) -> list[Run]:
     for task, metrics in data.get("results", {}).items():
         summary = metrics.get("details,none")
         if isinstance(summary, dict) and "by_type" in summary:
-            runs.append(Run(model, task, split_of_task(task), summary, path, limit))
+            runs.append(Run(model, task, setting_of_task(task), summary, path, limit))
     return runs
 
 
@@ -111,31 +107,33 @@ def attach_samples(run: Run) -> None:
         print(f"egotask report: {path.name} not found next to {run.source}; {run.model}/{run.task} gets "
               "no confidence intervals (rerun lmms_eval with --log_samples)", file=sys.stderr)
         return
-    records = load_records(path)
+    records = load_records(path)  # RecordError (a ValueError) names the file and line
     if len(records) != run.summary.get("n"):
-        raise ValueError(f"{path}: {len(records)} sample records, but {run.source} reports "
-                         f"n={run.summary.get('n')} for {run.task}")
+        raise RecordError(f"{path}: {len(records)} sample records, but {run.source} reports "
+                          f"n={run.summary.get('n')} for {run.task}")
+    for i, record in enumerate(records, 1):
+        if record.setting != run.setting:
+            raise RecordError(f"{path}: record {i} is an {record.setting} question, but {run.task} is "
+                              f"the {run.setting} setting")
     run.records = records
 
 
 def runs_from_records(path: Path) -> list[Run]:
-    """One run per (model, task) in a records JSONL, summarised by :func:`egotask.scoring.summarize`."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for i, record in enumerate(load_records(path), 1):
-        missing = [k for k in ("task", "split", "question_type", "video_id", "question_id") if k not in record]
-        if missing:
-            raise ValueError(f"{path}: record {i} lacks field(s) {', '.join(missing)}")
+    """One run per (model, task) in a records JSONL, summarised by :func:`egotask.scoring.summarize`
+    (failures left out: a records file records no other choice)."""
+    groups: dict[tuple[str, str], list[SampleRecord]] = defaultdict(list)
+    for record in load_records(path):
         # lmms-eval's own samples carry no model; their folder is named after it.
-        model = str(record.get("model") or path.parent.name)
-        groups[(model, str(record["task"]))].append(record)
+        groups[(record.model or path.parent.name, record.task)].append(record)
     if not groups:
-        raise ValueError(f"{path}: no records")
+        raise RecordError(f"{path}: no records")
     runs = []
     for (model, task), records in groups.items():
-        splits = {r["split"] for r in records}
-        if len(splits) != 1:
-            raise ValueError(f"{path}: {model}/{task} mixes splits {sorted(splits)}")
-        runs.append(Run(model, task, splits.pop(), scoring.summarize(records), path, records=records))
+        settings = sorted({r.setting for r in records})
+        if len(settings) != 1:
+            raise RecordError(f"{path}: {model}/{task} mixes settings {', '.join(settings)}")
+        summary = scoring.summarize(records, count_failed_as_wrong=RECORDS_COUNT_FAILED_AS_WRONG)
+        runs.append(Run(model, task, settings[0], summary, path, records=records))
     return runs
 
 
@@ -170,10 +168,10 @@ def source_tag(run: Run) -> str:
 
 
 def assign_labels(runs: list[Run]) -> None:
-    """Label runs by model; runs sharing a model and split get the task and, if needed, the file."""
+    """Label runs by model; runs sharing a model and setting get the task and, if needed, the file."""
     groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
     for run in runs:
-        groups[(run.model, run.split)].append(run)
+        groups[(run.model, run.setting)].append(run)
     for group in groups.values():
         parts = []
         if len({r.task for r in group}) > 1:

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from egotask.data.sources import BENCHMARKS, DataError, split_of_video_id
-from egotask.records import Verdict
-from egotask.reports.collect import RECORDS_SUFFIX
+from egotask.data.sources import DataError, setting_of_video_id
+from egotask.records import BENCHMARK_OF_SETTING, RECORDS_SUFFIX, SampleRecord, Verdict, write_records
 
 DEFAULT_MODEL_KEY = "gemini-2.5-flash"
 LEGACY_JUDGE = {"judge": "legacy-gemini", "judge_model": "legacy-unknown", "prompt_version": "legacy-unknown"}
@@ -37,7 +36,6 @@ UNJUDGED = {"judge": "unjudged", "judge_model": "none", "prompt_version": "none"
 REQUIRED_FIELDS = ("video_id", "question_id", "question_type", "question", "correct_answer")
 MANIFEST = "import-legacy.json"
 NAME_RE = re.compile(r"(?P<model>.+?)(?P<egotempo>_egotempo_test)?_(?P<kind>predictions|results)\.json")
-TASK_OF_SPLIT = {b.split: b.name for b in BENCHMARKS.values()}
 
 
 class LegacyError(ValueError):
@@ -83,7 +81,7 @@ def _verdict(row: dict[str, Any]) -> Verdict:
     return Verdict.failure(error=error, **LEGACY_JUDGE)
 
 
-def convert_row(row: Any, index: int, source: LegacyFile, model_key: str) -> dict[str, Any]:
+def convert_row(row: Any, index: int, source: LegacyFile, model_key: str) -> SampleRecord:
     where = f"{source.path}: row {index}"
     if not isinstance(row, dict):
         raise LegacyError(f"{where}: expected a JSON object, got {type(row).__name__}")
@@ -95,34 +93,29 @@ def convert_row(row: Any, index: int, source: LegacyFile, model_key: str) -> dic
         raise LegacyError(f"{where}: no prediction under the model key {model_key!r} (other fields: "
                           f"{', '.join(other) or 'none'}); pass --model-key to name the field")
     if source.egotempo:
-        split = "egotempo"
+        setting = "egotempo"
     else:
         try:
-            split = split_of_video_id(row["video_id"])
+            setting = setting_of_video_id(row["video_id"])
         except DataError as exc:
             raise LegacyError(f"{where}: {exc}") from None
     prediction = row[model_key]
     verdict = _verdict(row) if source.kind == "results" else \
         Verdict.failure(error="not judged: imported from a predictions file", **UNJUDGED)
-    return {
-        "task": TASK_OF_SPLIT[split],
-        "split": split,
-        "video_id": str(row["video_id"]),
-        "question_id": str(row["question_id"]),
-        "question_type": str(row["question_type"]),
-        "question": str(row["question"]),
-        "answer": str(row["correct_answer"]),
-        "timestamp": None,  # not in the predecessor's files
-        "visible": [0.0, None],  # the predecessor showed the whole video
-        "prediction": "" if prediction is None else str(prediction),
-        "reasoning": None,
-        "model": source.model,
-        "source": f"legacy:{source.path.name}",
-        "verdict": verdict.to_dict(),
-    }
+    benchmark = BENCHMARK_OF_SETTING[setting]
+    return SampleRecord(
+        task=benchmark, benchmark=benchmark, setting=setting,
+        video_id=str(row["video_id"]), question_id=str(row["question_id"]),
+        question_type=str(row["question_type"]), question=str(row["question"]),
+        answer=str(row["correct_answer"]),
+        prediction="" if prediction is None else str(prediction), verdict=verdict,
+        timestamp=None,  # not in the predecessor's files
+        visible=(0.0, None),  # the predecessor showed the whole video
+        model=source.model, source=f"legacy:{source.path.name}",
+    )
 
 
-def convert_file(source: LegacyFile, model_key: str = DEFAULT_MODEL_KEY) -> list[dict[str, Any]]:
+def convert_file(source: LegacyFile, model_key: str = DEFAULT_MODEL_KEY) -> list[SampleRecord]:
     try:
         rows = json.loads(source.path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -132,7 +125,7 @@ def convert_file(source: LegacyFile, model_key: str = DEFAULT_MODEL_KEY) -> list
     if not isinstance(rows, list) or not rows:
         raise LegacyError(f"{source.path}: expected a non-empty JSON list of rows")
     records = [convert_row(row, i, source, model_key) for i, row in enumerate(rows)]
-    keys = [(r["split"], r["video_id"], r["question_id"]) for r in records]
+    keys = [r.key for r in records]
     if len(set(keys)) != len(keys):
         raise LegacyError(f"{source.path}: {len(keys) - len(set(keys))} duplicate (video_id, question_id) rows")
     return records
@@ -169,16 +162,12 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_records(records: list[dict[str, Any]], path: Path) -> None:
-    _write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-
-
-def counts(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+def counts(records: list[SampleRecord]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for r in records:
-        c = out.setdefault(r["split"], {"n": 0, "n_failed": 0})
+        c = out.setdefault(r.setting, {"n": 0, "n_failed": 0})
         c["n"] += 1
-        c["n_failed"] += r["verdict"]["pred"] is None
+        c["n_failed"] += not r.judged
     return out
 
 

@@ -1,4 +1,4 @@
-"""Per-question-type accuracy bar charts (one PNG per split), drawn from the report's type tables."""
+"""Per-question-type accuracy bar charts (one PNG per setting), drawn from the report's type tables."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import numpy as np  # noqa: E402
 PNG_METADATA = {"Software": None}
 
 
-def plot_name(split: str) -> str:
-    return f"{split}_accuracy_by_type.png"
+def plot_name(setting: str) -> str:
+    return f"{setting}_accuracy_by_type.png"
 
 
 def plot_type_table(table: dict[str, Any], path: Path) -> Path:
@@ -48,5 +48,5 @@ def plot_type_table(table: dict[str, Any], path: Path) -> Path:
 
 
 def write_plots(tables: list[dict[str, Any]], folder: Path) -> dict[str, Path]:
-    """One PNG per split in ``folder``; returns split -> path."""
-    return {t["split"]: plot_type_table(t, folder / plot_name(t["split"])) for t in tables}
+    """One PNG per setting in ``folder``; returns setting -> path."""
+    return {t["setting"]: plot_type_table(t, folder / plot_name(t["setting"])) for t in tables}

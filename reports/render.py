@@ -9,7 +9,17 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 from tabulate import tabulate
 
 from egotask.reports.collect import Run
-from egotask.reports.tables import BootstrapOptions, build_context, footer, overall_rows, type_tables
+from egotask.reports.tables import (
+    COUNTED_WRONG,
+    LEFT_OUT,
+    MIXED_FAILURES,
+    BootstrapOptions,
+    any_generation_failed,
+    build_context,
+    footer,
+    overall_rows,
+    type_tables,
+)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_TEMPLATE = "report.md.j2"
@@ -56,7 +66,7 @@ def resolve_template(template: str | Path | None) -> tuple[str, Path | None]:
 def render_markdown(runs: list[Run], template: str | Path | None = None, template_dir: Path | None = None,
                     opts: BootstrapOptions | None = None, plots: dict[str, str] | None = None,
                     heading: int = 3) -> str:
-    """The report in markdown; ``plots`` maps a split to the link of its chart."""
+    """The report in markdown; ``plots`` maps a setting to the link of its chart."""
     if template_dir is None:
         name, found_dir = resolve_template(template)
     else:
@@ -69,14 +79,17 @@ def render_markdown(runs: list[Run], template: str | Path | None = None, templat
 
 
 def render_console(runs: list[Run], opts: BootstrapOptions | None = None, by_type: bool = False) -> str:
-    """Plain-text tables: the overall table, and with ``by_type`` one table per split (best marked *)."""
+    """Plain-text tables: the overall table, and with ``by_type`` one table per setting (best marked *)."""
     rows = overall_rows(runs, opts)
     with_ci = any(r.records is not None for r in runs)
-    headers = ["model", "task", "split", "acc %", *(["acc 95% CI"] if with_ci else []), "score",
-               *(["score 95% CI"] if with_ci else []), "n", "judged", "failed"]
-    table = [[r["model"], r["task"], r["split"], fmt(r["accuracy"], 1, 100),
+    no_answer = any_generation_failed(runs)
+    headers = ["model", "task", "setting", "acc %", *(["acc 95% CI"] if with_ci else []), "score",
+               *(["score 95% CI"] if with_ci else []), "n", "judged", "failed",
+               *(["no answer"] if no_answer else []), "failures"]
+    table = [[r["model"], r["task"], r["setting"], fmt(r["accuracy"], 1, 100),
               *([fmt_ci(r["accuracy_ci"], 1, 100)] if with_ci else []), fmt(r["score"]),
-              *([fmt_ci(r["score_ci"])] if with_ci else []), r["n"], r["n_judged"], r["n_failed"]]
+              *([fmt_ci(r["score_ci"])] if with_ci else []), r["n"], r["n_judged"], r["n_failed"],
+              *([r["n_generation_failed"]] if no_answer else []), r["failures"]]
              for r in rows]
     parts = [tabulate(table, headers=headers, disable_numparse=True)]
     if by_type:
@@ -98,5 +111,14 @@ def console_footer(runs: list[Run]) -> str:
     for p in info["protocols"]:
         kinds = "; ".join(k["protocol"] + (f" for {', '.join(k['runs'])}" if k["runs"] else "")
                           for k in p["kinds"])
-        lines.append(f"{', '.join(p['splits'])}: {kinds}")
+        lines.append(f"{', '.join(p['settings'])}: {kinds}")
+    lines.append(FAILURES_LINE[info["failures"]].format(runs=", ".join(info["counted_wrong_runs"])))
     return "\n".join(lines)
+
+
+FAILURES_LINE = {
+    LEFT_OUT: "items that failed to be judged (or got no answer) are left out of accuracy and score",
+    COUNTED_WRONG: "items that failed to be judged (or got no answer) count as wrong, as the runs chose",
+    MIXED_FAILURES: "items that failed to be judged (or got no answer) count as wrong for {runs}, as those "
+                    "runs chose, and are left out for the others",
+}

@@ -2,7 +2,9 @@
 tables (models as columns, best value per row marked) and the footer's provenance.
 
 Every number comes from :mod:`egotask.scoring` (the runs' summaries and its ``judged_values``); this
-module only arranges them.
+module only arranges them. Nothing is read from the environment: whether failures count as wrong is
+each run's recorded choice (:attr:`Run.failed_counted_as_wrong`), so the same inputs give the same
+report wherever it is rendered.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from typing import Any
 
 from egotask import scoring
 from egotask.data.sources import BENCHMARKS
+from egotask.records import SETTINGS
 from egotask.reports.collect import Run
 from egotask.reports.legacy import LEGACY_JUDGE
 from egotask.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci
 
-SPLIT_ORDER = ("indoor", "outdoor", "egotempo")
-SPLIT_TITLES = {"indoor": "EgoTextVQA indoor", "outdoor": "EgoTextVQA outdoor", "egotempo": "EgoTempo"}
+SETTING_ORDER = SETTINGS
+SETTING_TITLES = {"indoor": "EgoTextVQA indoor", "outdoor": "EgoTextVQA outdoor", "egotempo": "EgoTempo"}
+# How a run treated items without a verdict (or without an answer), as the overall table shows it.
+LEFT_OUT, COUNTED_WRONG, MIXED_FAILURES = "left out", "counted wrong", "mixed"
 REAL_TIME = "real time, only the video before each question's timestamp"
 WHOLE_VIDEO = "the whole video"
 WHOLE_CLIP = "the whole clip"
@@ -34,21 +39,21 @@ class BootstrapOptions:
     level: float = 0.95
 
 
-def split_key(split: str) -> int:
-    return SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER)
+def setting_key(setting: str) -> int:
+    return SETTING_ORDER.index(setting) if setting in SETTING_ORDER else len(SETTING_ORDER)
 
 
 def protocol(run: Run) -> str:
     """What the model saw: from the records' ``visible`` interval, else from the task's name."""
-    whole = WHOLE_CLIP if run.split == "egotempo" else WHOLE_VIDEO
-    ends = {r["visible"][1] is None for r in run.records or () if r.get("visible")}
+    whole = WHOLE_CLIP if run.setting == "egotempo" else WHOLE_VIDEO
+    ends = {r.visible[1] is None for r in run.records or ()}
     if ends == {True}:
         return whole
     if ends == {False}:
         return REAL_TIME
     if ends:
         return MIXED
-    if run.split == "egotempo" or run.task.endswith("_fullvideo"):
+    if run.setting == "egotempo" or run.task.endswith("_fullvideo"):
         return whole
     return REAL_TIME
 
@@ -57,29 +62,40 @@ def confidence_intervals(run: Run, opts: BootstrapOptions) -> dict[str, tuple[fl
     """Bootstrap CIs of accuracy and score over the same per-sample values scoring averages."""
     if run.records is None:
         return {"accuracy": None, "score": None}
-    flag = bool(run.summary.get("failed_counted_as_wrong"))
-    verdicts = [r["verdict"] for r in run.records]
-    acc = scoring.judged_values([scoring.verdict_correct(v) for v in verdicts], flag)
-    score = scoring.judged_values([v.get("score") for v in verdicts], flag)
+    flag = run.failed_counted_as_wrong
+    acc = scoring.judged_values(scoring.correct_values(run.records), flag)
+    score = scoring.judged_values(scoring.score_values(run.records), flag)
     return {"accuracy": bootstrap_ci(acc, opts.n_resamples, opts.seed, opts.level),
             "score": bootstrap_ci(score, opts.n_resamples, opts.seed, opts.level)}
 
 
 def ordered(runs: list[Run]) -> list[Run]:
-    return sorted(runs, key=lambda r: (split_key(r.split), r.label.lower(), r.task))
+    return sorted(runs, key=lambda r: (setting_key(r.setting), r.label.lower(), r.task))
 
 
 def overall_rows(runs: list[Run], opts: BootstrapOptions | None = None) -> list[dict[str, Any]]:
     opts = opts or BootstrapOptions()
     rows = []
-    for run in sorted(runs, key=lambda r: (r.label.lower(), split_key(r.split), r.task)):
+    for run in sorted(runs, key=lambda r: (r.label.lower(), setting_key(r.setting), r.task)):
         cis = confidence_intervals(run, opts)
-        rows.append({"model": run.label, "task": run.task, "split": run.split, "protocol": protocol(run),
+        rows.append({"model": run.label, "task": run.task, "setting": run.setting, "protocol": protocol(run),
                      "accuracy": run.summary.get("accuracy"), "score": run.summary.get("score"),
                      "n": run.summary.get("n"), "n_judged": run.summary.get("n_judged"),
                      "n_failed": run.summary.get("n_failed"),
+                     "n_generation_failed": generation_failed(run),
+                     "failures": COUNTED_WRONG if run.failed_counted_as_wrong else LEFT_OUT,
                      "accuracy_ci": cis["accuracy"], "score_ci": cis["score"]})
     return rows
+
+
+def generation_failed(run: Run) -> int:
+    """Items the model gave no answer for (results written before egotask counted them: 0)."""
+    return int(run.summary.get("n_generation_failed") or 0)
+
+
+def any_generation_failed(runs: list[Run]) -> bool:
+    """Whether the overall table needs its "No answer" column."""
+    return any(generation_failed(r) for r in runs)
 
 
 def _best(values: list[float | None], digits: int) -> list[bool]:
@@ -103,26 +119,26 @@ def _row(name: str, stats: list[dict[str, Any] | None], overall: bool = False) -
     return {"type": name, "overall": overall, "cells": cells}
 
 
-def question_types(split: str, runs: list[Run]) -> list[str]:
+def question_types(setting: str, runs: list[Run]) -> list[str]:
     """The benchmark's own order of types, then any others the runs have, alphabetically."""
     seen = {t for run in runs for t in run.summary.get("by_type", {})}
-    known = next((b.question_types for b in BENCHMARKS.values() if b.split == split), ())
+    known = next((b.question_types for b in BENCHMARKS.values() if b.setting == setting), ())
     return [t for t in known if t in seen] + sorted(seen - set(known))
 
 
 def type_tables(runs: list[Run]) -> list[dict[str, Any]]:
-    """Per split: question types as rows, runs as columns (accuracy and score), plus an overall row."""
-    by_split: dict[str, list[Run]] = defaultdict(list)
+    """Per setting: question types as rows, runs as columns (accuracy and score), plus an overall row."""
+    by_setting: dict[str, list[Run]] = defaultdict(list)
     for run in ordered(runs):
-        by_split[run.split].append(run)
+        by_setting[run.setting].append(run)
     tables = []
-    for split in sorted(by_split, key=split_key):
-        split_runs = by_split[split]
-        rows = [_row(t, [r.summary.get("by_type", {}).get(t) for r in split_runs])
-                for t in question_types(split, split_runs)]
-        rows.append(_row("overall", [r.summary for r in split_runs], overall=True))
-        tables.append({"split": split, "title": SPLIT_TITLES.get(split, split),
-                       "columns": [r.label for r in split_runs], "rows": rows})
+    for setting in sorted(by_setting, key=setting_key):
+        setting_runs = by_setting[setting]
+        rows = [_row(t, [r.summary.get("by_type", {}).get(t) for r in setting_runs])
+                for t in question_types(setting, setting_runs)]
+        rows.append(_row("overall", [r.summary for r in setting_runs], overall=True))
+        tables.append({"setting": setting, "title": SETTING_TITLES.get(setting, setting),
+                       "columns": [r.label for r in setting_runs], "rows": rows})
     return tables
 
 
@@ -133,23 +149,29 @@ def footer(runs: list[Run]) -> dict[str, Any]:
         key = tuple(str(run.summary.get(k) or "?") for k in ("judge", "judge_model", "prompt_version"))
         if run.label not in judges[key]:
             judges[key].append(run.label)
-    per_split: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    per_setting: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for run in ordered(runs):
-        per_split[run.split][protocol(run)].append(run.label)
-    # Splits whose runs all saw the same thing share a line: "the whole video: indoor, outdoor".
+        per_setting[run.setting][protocol(run)].append(run.label)
+    # Settings whose runs all saw the same thing share a line: "the whole video: indoor, outdoor".
     protocols: dict[tuple, list[str]] = defaultdict(list)
-    for split in sorted(per_split, key=split_key):
-        kinds = per_split[split]
+    for setting in sorted(per_setting, key=setting_key):
+        kinds = per_setting[setting]
         key = tuple((kind, tuple(names) if len(kinds) > 1 else ()) for kind, names in kinds.items())
-        protocols[key].append(SPLIT_TITLES.get(split, split))
+        protocols[key].append(SETTING_TITLES.get(setting, setting))
+    counted = [f"{r.label} ({r.setting})" for r in ordered(runs) if r.failed_counted_as_wrong]
     return {
         "judges": [{"judge": j, "judge_model": m, "prompt_version": p, "runs": names}
                    for (j, m, p), names in judges.items()],
-        "protocols": [{"splits": titles, "kinds": [{"protocol": kind, "runs": list(names)} for kind, names in key]}
+        "protocols": [{"settings": titles,
+                       "kinds": [{"protocol": kind, "runs": list(names)} for kind, names in key]}
                       for key, titles in protocols.items()],
-        "failed_counted_as_wrong": any(r.summary.get("failed_counted_as_wrong") for r in runs),
+        # Each run's recorded choice: "left out", "counted wrong", or "mixed" (counted_wrong_runs say which).
+        "failures": COUNTED_WRONG if len(counted) == len(runs) else MIXED_FAILURES if counted else LEFT_OUT,
+        "failed_counted_as_wrong": bool(counted),
+        "counted_wrong_runs": counted,
         "n_failed": sum(int(r.summary.get("n_failed") or 0) for r in runs),
-        "without_samples": [f"{r.label} ({r.split})" for r in ordered(runs) if r.records is None],
+        "n_generation_failed": sum(generation_failed(r) for r in runs),
+        "without_samples": [f"{r.label} ({r.setting})" for r in ordered(runs) if r.records is None],
         "legacy_verdicts": any(LEGACY_JUDGE["judge"] in str(r.summary.get("judge")) for r in runs),
     }
 
@@ -162,6 +184,6 @@ def build_context(runs: list[Run], opts: BootstrapOptions | None = None,
     opts = opts or BootstrapOptions()
     tables = type_tables(runs)
     for table in tables:
-        table["plot"] = (plots or {}).get(table["split"])
-    return {"overall": overall_rows(runs, opts), "type_tables": tables, "footer": footer(runs),
-            "bootstrap": opts, "h": "#" * heading}
+        table["plot"] = (plots or {}).get(table["setting"])
+    return {"overall": overall_rows(runs, opts), "generation_failed": any_generation_failed(runs),
+            "type_tables": tables, "footer": footer(runs), "bootstrap": opts, "h": "#" * heading}

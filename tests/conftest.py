@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from egotask import settings
 from egotask.fixtures import build_sample_data, build_tiny_qwen3vl, build_tiny_smolvlm2
 from egotask.judges.fake_server import FakeJudgeServer
 
@@ -26,12 +27,17 @@ def _isolated_env(monkeypatch, tmp_path_factory):
     for var in (*DATA_VARS, "EGOTASK_MISSING_VIDEOS", "EGOTASK_DISABLE_PLUGINS", "GEMINI_API_KEY", "GOOGLE_API_KEY",
                 "GOOGLE_GEMINI_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "EGOTASK_JUDGE_MODEL",
                 "EGOTASK_JUDGE_CONCURRENCY", "EGOTASK_JUDGE_RPM", "EGOTASK_JUDGE_CACHE", "EGOTASK_JUDGE_TIMEOUT",
-                "EGOTASK_JUDGE_MAX_ATTEMPTS", "EGOTASK_JUDGE_BACKOFF"):
+                "EGOTASK_JUDGE_MAX_ATTEMPTS", "EGOTASK_JUDGE_BACKOFF", "EGOTASK_COUNT_FAILED_AS_WRONG"):
         monkeypatch.delenv(var, raising=False)
     # The default judge (gemini) needs the network; tests use the offline one unless they say otherwise.
     monkeypatch.setenv("EGOTASK_JUDGE", "heuristic")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("EGOTASK_CACHE_DIR", str(tmp_path_factory.mktemp("egotask-cache")))
+    # Settings are read once per process; each test starts from its own variables. A test that changes
+    # a variable after egotask has read them calls egotask.settings.reset() itself.
+    settings.reset()
+    yield
+    settings.reset()
 
 
 @pytest.fixture(scope="session")

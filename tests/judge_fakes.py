@@ -9,6 +9,7 @@ from conftest import FAKE_JUDGE_KEY as KEY  # noqa: F401 - re-exported for tests
 
 from egotask.judges import JudgeItem
 from egotask.judges.fake_server import fake_verdict
+from egotask.records import SETTING_OF_BENCHMARK, SampleRecord
 
 
 def make_items(n: int) -> list[JudgeItem]:
@@ -30,14 +31,15 @@ def expected_verdicts(items: list[JudgeItem]) -> list[tuple[str, int]]:
 
 
 def write_samples(path: Path, items: list[JudgeItem], task: str = "egotextvqa_indoor") -> Path:
-    """An lmms-eval-style samples file whose records were judged by the heuristic judge."""
+    """An lmms-eval-style samples file whose records were judged by the heuristic judge (``task`` is
+    one of the benchmarks' own tasks)."""
     from egotask.judges.heuristic import heuristic_verdict
 
     with open(path, "w") as fh:
         for i, item in enumerate(items):
-            record = {"task": task, "split": "indoor", "video_id": f"v{i // 4}", "question_id": str(i),
-                      "question_type": item.question_type, "question": item.question, "answer": item.answer,
-                      "timestamp": 1.0, "visible": [0.0, 1.0], "prediction": item.prediction,
-                      "verdict": heuristic_verdict(item).to_dict()}
-            fh.write(json.dumps({"doc_id": i, "details": record}) + "\n")
+            record = SampleRecord(task=task, benchmark=task, setting=SETTING_OF_BENCHMARK[task],
+                                  video_id=f"v{i // 4}", question_id=str(i), question_type=item.question_type,
+                                  question=item.question, answer=item.answer, prediction=item.prediction,
+                                  verdict=heuristic_verdict(item), timestamp=1.0, visible=(0.0, 1.0))
+            fh.write(json.dumps({"doc_id": i, "details": record.to_dict()}) + "\n")
     return path

@@ -6,6 +6,10 @@ from __future__ import annotations
 import pytest
 from conftest import THINKING_REPLY
 
+from egotask.fixtures import INDOOR_SAMPLE, build_tiny_smolvlm2, script_reply
+from egotask.judges import JudgeItem
+from egotask.judges.heuristic import heuristic_verdict
+
 pytestmark = pytest.mark.slow
 
 
@@ -22,11 +26,37 @@ def run_indoor(lmms_eval, env, out, model: str, model_args: str, *extra: str, li
     return run, samples
 
 
-def test_smolvlm2_runs_end_to_end(sample_env, tiny_smolvlm, tmp_path, lmms_eval):
+SMOLVLM_REPLY = "kornflake"  # the first indoor sample's answer, lower case: its tokens are in the tiny vocabulary
+
+
+@pytest.fixture(scope="module")
+def replying_smolvlm(tmp_path_factory):
+    """A tiny SmolVLM2 whose weights make greedy decoding answer SMOLVLM_REPLY to any question."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    folder = build_tiny_smolvlm2(tmp_path_factory.mktemp("tiny-smolvlm2-replying"))
+    model, processor = AutoModelForImageTextToText.from_pretrained(folder), AutoProcessor.from_pretrained(folder)
+    tokenizer = processor.tokenizer
+    # The generation prompt ends with "Assistant:"; the reply follows its last token.
+    last = tokenizer.encode("Assistant:")[-1]
+    script_reply(model, model.model.text_model, [last, *tokenizer.encode(SMOLVLM_REPLY), tokenizer.eos_token_id])
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_smolvlm2_answers_are_judged_and_scored_end_to_end(sample_env, replying_smolvlm, tmp_path, lmms_eval):
     run, samples = run_indoor(lmms_eval, sample_env, tmp_path / "out", "smolvlm2",
-                              f"pretrained={tiny_smolvlm},max_frames=2", "--gen_kwargs", "max_new_tokens=8")
-    details = run.results["results"]["egotextvqa_indoor"]["details,none"]
-    assert details["n_judged"] + details["n_failed"] == 4
+                              f"pretrained={replying_smolvlm},max_frames=2", "--gen_kwargs", "max_new_tokens=8")
+    assert [s["details"]["prediction"] for s in samples] == [SMOLVLM_REPLY] * 4
+    metrics = run.results["results"]["egotextvqa_indoor"]
+    details = metrics["details,none"]
+    assert (details["n"], details["n_judged"], details["n_failed"]) == (4, 4, 0)
+    assert metrics["accuracy,none"] == 0.25  # right only about the cereal box
+    expected = [heuristic_verdict(JudgeItem(qa.question, qa.answer, SMOLVLM_REPLY, qa.question_type))
+                for qa in INDOOR_SAMPLE]
+    assert metrics["score,none"] == pytest.approx(sum(v.score for v in expected) / 4)
+    assert {s["details"]["answer"]: s["details"]["verdict"]["pred"] for s in samples} == {
+        qa.answer: v.pred for qa, v in zip(INDOOR_SAMPLE, expected, strict=True)}
 
 
 def test_peft_lora_folder_runs_through_pretrained(sample_env, tiny_qwen, tmp_path, lmms_eval):

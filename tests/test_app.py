@@ -4,6 +4,7 @@ served over HTTP."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -16,12 +17,14 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest  # streamlit is in the dev extra: these tests must run in CI
 
+from egotask import settings
 from egotask.app import media
 from egotask.app.runs import load_paths
 from egotask.app.selection import compare_runs, filter_records, verdict_label, videos_of, webvtt
 from egotask.cli import build_parser
 from egotask.commands.app import PAGE, streamlit_command
 from egotask.fixtures import EGOTEMPO_SAMPLE, INDOOR_SAMPLE, OUTDOOR_SAMPLE
+from egotask.records import SampleRecord, Verdict
 from egotask.scoring import summarize
 
 APP_TIMEOUT = 180  # the first Video tab imports torch for the adapters' sampler; the machine is shared
@@ -29,18 +32,16 @@ STAMP = "20260101_120000"
 
 
 def verdict(pred, score, reason=""):
-    v = {"pred": pred, "score": score, "judge": "heuristic", "judge_model": "heuristic-v1",
-         "prompt_version": "heuristic-v1", "reason": reason}
-    if pred is None:
-        v["error"] = "judge reply could not be parsed"
-    return v
+    return Verdict(pred=pred, score=score, judge="heuristic", judge_model="heuristic-v1",
+                   prompt_version="heuristic-v1", reason=reason,
+                   error="judge reply could not be parsed" if pred is None else None)
 
 
-def record(qa, task, split, qid, ts, prediction, pred, score, question=None, answer=None):
-    return {"task": task, "split": split, "video_id": qa.video_id, "question_id": qid,
-            "question_type": qa.question_type, "question": question or qa.question,
-            "answer": answer or qa.answer, "timestamp": ts, "visible": [0.0, ts], "prediction": prediction,
-            "verdict": verdict(pred, score, "hand-made")}
+def record(qa, task, setting, qid, ts, prediction, pred, score, question=None, answer=None):
+    return SampleRecord(task=task, benchmark=task, setting=setting, video_id=qa.video_id, question_id=qid,
+                        question_type=qa.question_type, question=question or qa.question,
+                        answer=answer or qa.answer, timestamp=ts, visible=(0.0, ts), prediction=prediction,
+                        verdict=verdict(pred, score, "hand-made"))
 
 
 IN, OUT, TEMPO = "egotextvqa_indoor", "egotextvqa_outdoor", "egotempo_openqa"
@@ -67,28 +68,28 @@ def finetuned_records():
             record(INDOOR_SAMPLE[1], IN, "indoor", "1", 3.5, "PAPRIKA", "yes", 5),
             record(INDOOR_SAMPLE[2], IN, "indoor", "1", 3.5, "ODYSSEY", "yes", 5),
             record(OUTDOOR_SAMPLE[0], OUT, "outdoor", "1", 2.0, "MAIN ST", "no", 0)]
-    for r in recs:
-        r["model"] = "finetuned-qwen"
-    return recs
+    return [dataclasses.replace(r, model="finetuned-qwen") for r in recs]
 
 
-def write_lmms_output(folder: Path, by_task: dict[str, list[dict]]) -> Path:
+def write_lmms_output(folder: Path, by_task: dict[str, list[SampleRecord]], count_failed_as_wrong=False) -> Path:
     """What `lmms_eval --output_path folder --log_samples` writes for egotask tasks."""
     run_dir = folder / "models__base-qwen"
     run_dir.mkdir(parents=True)
     for task, recs in by_task.items():
         with open(run_dir / f"{STAMP}_samples_{task}.jsonl", "w") as fh:
             for i, r in enumerate(recs):
-                fh.write(json.dumps({"doc_id": i, "target": r["answer"], "details": r, "input": r["question"]}) + "\n")
+                fh.write(json.dumps({"doc_id": i, "target": r.answer, "details": r.to_dict(),
+                                     "input": r.question}) + "\n")
     results = {"model_name": "/models/base-qwen",
                "config": {"model": "qwen3vl", "model_args": "pretrained=/models/base-qwen,max_frames=4"},
-               "results": {task: {"details,none": summarize(recs)} for task, recs in by_task.items()}}
+               "results": {task: {"details,none": summarize(recs, count_failed_as_wrong)}
+                           for task, recs in by_task.items()}}
     (run_dir / f"{STAMP}_results.json").write_text(json.dumps(results))
     return folder
 
 
-def write_records(path: Path, recs: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+def write_records(path: Path, recs: list[SampleRecord | dict]) -> Path:
+    path.write_text("".join(json.dumps(r if isinstance(r, dict) else r.to_dict()) + "\n" for r in recs))
     return path
 
 
@@ -127,14 +128,14 @@ def test_loads_lmms_output_folder_and_record_file_as_two_runs(outputs):
     assert loaded.problems == []
     a, b = loaded.runs
     assert a.name == f"base-qwen · {STAMP}" and len(a.records) == 6
-    assert {r["eval_task"] for r in a.records} == {IN, OUT, TEMPO}
+    assert {r.task for r in a.records} == {IN, OUT, TEMPO}
     assert a.frame_settings() == (4, None)  # from the results' --model_args
     assert b.name == "finetuned-qwen (finetuned.jsonl)" and len(b.records) == 5
     assert b.frame_settings() == (8, None)  # the adapters' default
 
 
 def test_a_record_file_with_two_models_is_two_runs(tmp_path):
-    other = [{**r, "model": "/ckpt/other-model"} for r in finetuned_records()[:2]]
+    other = [dataclasses.replace(r, model="/ckpt/other-model") for r in finetuned_records()[:2]]
     loaded = load_paths([write_records(tmp_path / "both.jsonl", finetuned_records() + other)])
     assert [(r.name, len(r.records)) for r in loaded.runs] == [("finetuned-qwen (both.jsonl)", 5),
                                                                ("other-model (both.jsonl)", 2)]
@@ -151,7 +152,7 @@ def test_unreadable_missing_and_foreign_files_become_messages(tmp_path):
     problems = "\n".join(loaded.problems)
     assert "broken.jsonl:2: not valid JSON" in problems
     assert "empty.jsonl: no records" in problems
-    assert "other_task.jsonl:1: not an egotask sample record" in problems
+    assert "other_task.jsonl: not egotask sample records" in problems
     assert "no_video.jsonl: 1 of 1 records left out" in problems and "missing field video_id" in problems
     assert "binary.jsonl: not a text file" in problems
     assert "missing_dir: no such file or folder" in problems
@@ -162,22 +163,29 @@ def test_failed_to_judge_is_its_own_verdict_not_wrong():
     assert [verdict_label(r) for r in recs] == ["correct", "wrong", "wrong", "failed to judge"]
     assert filter_records(recs, verdicts={"wrong"}) == recs[1:3]
     assert filter_records(recs, verdicts={"failed to judge"}) == recs[3:]
+    # A model that gave no answer is neither wrong nor a judge failure.
+    unanswered = dataclasses.replace(recs[0], prediction="", generation_error="video could not be decoded",
+                                     verdict=verdict(None, None))
+    assert verdict_label(unanswered) == "no answer"
+    assert filter_records([*recs, unanswered], verdicts={"no answer"}) == [unanswered]
+    stats = summarize([*recs, unanswered])
+    assert (stats["n_judged"], stats["n_failed"], stats["n_generation_failed"]) == (3, 1, 1)
 
 
 def test_filters_by_task_type_score_and_text():
     recs = [r for rs in base_records().values() for r in rs]
     assert len(filter_records(recs, tasks={OUT, TEMPO})) == 2
-    assert len(filter_records(recs, tasks={"indoor"})) == 4  # a split names its task too
-    assert [r["question_type"] for r in filter_records(recs, types={"kitchen"})] == ["kitchen"]
+    assert len(filter_records(recs, tasks={"indoor"})) == 4  # a setting names its tasks too
+    assert [r.question_type for r in filter_records(recs, types={"kitchen"})] == ["kitchen"]
     # The score range keeps unjudged items (no score); the verdict filter decides about those.
-    assert {r["prediction"] for r in filter_records(recs, score_range=(4, 5))} == {"KORNFLAKE", "ELM ST", "SPOON",
-                                                                                  "ODYSSEY"}
-    assert [r["answer"] for r in filter_records(recs, text="COLOUR red")] == ["red"]  # question + reference
-    assert [r["prediction"] for r in filter_records(recs, text="cumin")] == ["cumin"]  # prediction
+    assert {r.prediction for r in filter_records(recs, score_range=(4, 5))} == {"KORNFLAKE", "ELM ST", "SPOON",
+                                                                               "ODYSSEY"}
+    assert [r.answer for r in filter_records(recs, text="COLOUR red")] == ["red"]  # question + reference
+    assert [r.prediction for r in filter_records(recs, text="cumin")] == ["cumin"]  # prediction
     assert filter_records(recs, text="no such words") == []
 
 
-def test_compare_pairs_questions_by_split_video_and_question_id():
+def test_compare_pairs_questions_by_setting_video_and_question_id():
     a = [r for rs in base_records().values() for r in rs]
     comparison = compare_runs(a, finetuned_records())
     assert len(comparison.rows) == 5 and len(comparison.missing_in_b) == 1  # the EgoTempo question
@@ -195,7 +203,7 @@ def test_compare_pairs_questions_by_split_video_and_question_id():
 
 def test_caption_track_shows_each_question_from_its_timestamp():
     video = videos_of(base_records()[IN])[0]
-    assert [r["question_id"] for r in video.records] == ["1", "2"]
+    assert [r.question_id for r in video.records] == ["1", "2"]
     vtt = webvtt(video.records, duration=5.0)
     assert vtt.startswith("WEBVTT")
     assert "00:00:01.000 --> 00:00:05.000\nQ1: what brand of cereal" in vtt  # to the next question, >= 4 s
@@ -208,10 +216,9 @@ def test_frames_are_the_adapters_sample_of_the_visible_interval(sample_env):
     rec = base_records()[IN][1]  # asked at 3.5 s: the model saw [0, 3.5)
     location = media.locate_video(rec)
     assert location.problem is None and location.path.is_file()
-    frames = media.frames_seen(location.path, rec["visible"], max_frames=4)
+    frames = media.frames_seen(location.path, rec.visible, max_frames=4)
     assert len(frames.timestamps) == 4 and all(0 <= t < 3.5 for t in frames.timestamps)
-    from egotask.model_adapters.base import sample_visual
-    from egotask.tasklib import VisibleVideo
+    from egotask.frames import VisibleVideo, sample_visual
 
     direct = sample_visual(VisibleVideo(str(location.path), 0.0, 3.5), max_frames=4)
     assert direct.timestamps == frames.timestamps
@@ -224,8 +231,9 @@ def test_missing_video_folder_or_file_is_explained(monkeypatch, tmp_path):
     tempo = media.locate_video(base_records()[TEMPO][0])
     assert "EGOTEMPO_VIDEO_DIR is not set" in tempo.problem and not tempo.downloadable
     monkeypatch.setenv("EGOTEXTVQA_VIDEO_DIR", str(tmp_path))
+    settings.reset()  # settings are read once per process
     gone = media.locate_video(rec)
-    assert gone.problem == (f"video not found: {tmp_path}/EgoTextVQA-Indoor/{rec['video_id']}.mp4 "
+    assert gone.problem == (f"video not found: {tmp_path}/EgoTextVQA-Indoor/{rec.video_id}.mp4 "
                             "(folder from EGOTEXTVQA_VIDEO_DIR)")
 
 
@@ -243,6 +251,22 @@ def test_app_loads_runs_and_summarises_the_selection(outputs):
     assert list(by_type["question type"])[:2] == ["all", "book-related"]
     assert not at.warning and not at.error
     assert not at.get("video")  # only the open tab runs: no player, no frame sampling behind it
+
+
+def test_summaries_follow_each_runs_recorded_choice_not_the_apps_environment(tmp_path, sample_env, monkeypatch):
+    counted = write_lmms_output(tmp_path / "counted", base_records(), count_failed_as_wrong=True)
+    records = [dataclasses.replace(r, model="records-run") for rs in base_records().values() for r in rs]
+    plain = write_records(tmp_path / "plain.jsonl", records)
+    monkeypatch.setenv("EGOTASK_COUNT_FAILED_AS_WRONG", "1")  # the app's own environment changes nothing
+    settings.reset()
+    a, b = load_paths([counted, plain]).runs
+    assert a.count_failed_as_wrong and not b.count_failed_as_wrong  # a record file records no such choice
+    at = start_app([counted, plain])
+    assert metrics(at)["accuracy"] == "50.0 %"  # 3 yes of 6: the failed verdict counted as no, as the run chose
+    assert any("count as wrong: the run chose so" in c.value for c in at.caption)
+    at.sidebar.selectbox(key="run").set_value("records-run (plain.jsonl)").run()
+    assert metrics(at)["accuracy"] == "60.0 %"  # 3 yes of 5 judged
+    assert any("left out of accuracy and score" in c.value for c in at.caption)
 
 
 def test_app_filters_by_verdict_text_and_reports_an_empty_selection(outputs):
@@ -314,7 +338,7 @@ def test_app_loads_uploads_and_tells_about_bad_paths(tmp_path, sample_env):
     at = start_app([tmp_path / "missing"])
     assert any("missing: no such file or folder" in w.value for w in at.warning)
     assert any("No runs loaded yet" in i.value for i in at.info)
-    body = "".join(json.dumps(r) + "\n" for r in finetuned_records()).encode()
+    body = "".join(json.dumps(r.to_dict()) + "\n" for r in finetuned_records()).encode()
     at.sidebar.file_uploader[0].upload("finetuned.jsonl", body, "application/jsonl").run()
     assert not at.exception
     assert at.sidebar.selectbox(key="run").options == ["uploaded: finetuned-qwen (finetuned.jsonl)"]
@@ -349,7 +373,25 @@ def fetch(url: str) -> str:
         return response.read().decode()
 
 
-def test_egotask_app_serves_the_page_over_http(outputs, tmp_path):
+def test_the_page_egotask_app_serves_renders_the_runs_named_on_its_command_line(outputs, monkeypatch):
+    """The script `egotask app` hands to `streamlit run` (PAGE), run as Streamlit runs it: its arguments
+    (after `--`) arrive in sys.argv, and the page shows those runs."""
+    base, finetuned = outputs
+    monkeypatch.setattr(sys, "argv", [str(PAGE), *streamlit_command(
+        build_parser().parse_args(["app", str(base), str(finetuned)]))[-2:]])
+    at = AppTest.from_file(str(PAGE), default_timeout=APP_TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.sidebar.selectbox(key="run").options == [f"base-qwen · {STAMP}", "finetuned-qwen (finetuned.jsonl)"]
+    assert [h.value for h in at.main.header] == [f"base-qwen · {STAMP}"]
+    assert "6 of 6 questions selected" in at.caption[0].value
+    m = metrics(at)
+    assert (m["questions"], m["judged"], m["failed to judge"], m["accuracy"]) == ("6", "5", "1", "60.0 %")
+    assert not at.warning and not at.error
+
+
+def test_egotask_app_starts_a_streamlit_server_on_the_given_port(outputs, tmp_path):
+    """Only that the server comes up: what it renders is the test above (the HTTP page is Streamlit's shell)."""
     port = free_port()
     egotask = Path(sys.executable).with_name("egotask")
     cmd = [str(egotask)] if egotask.exists() else [sys.executable, "-m", "egotask.cli"]

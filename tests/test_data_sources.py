@@ -14,15 +14,15 @@ from egotask.data.sources import (
     DataError,
     load_docs,
     read_egotextvqa_jsonl,
-    split_of_video_id,
+    setting_of_video_id,
 )
 
 
 def test_video_id_decides_the_split():
-    assert split_of_video_id("0479bea8-d221-4c6a-8c91-60108e43fe56") == "indoor"
-    assert split_of_video_id("11") == "outdoor"
+    assert setting_of_video_id("0479bea8-d221-4c6a-8c91-60108e43fe56") == "indoor"
+    assert setting_of_video_id("11") == "outdoor"
     with pytest.raises(DataError, match="neither"):
-        split_of_video_id("clip-7")
+        setting_of_video_id("clip-7")
 
 
 def test_real_annotations_load_with_their_counts_and_types(shared_data, monkeypatch):
@@ -38,7 +38,7 @@ def test_real_annotations_load_with_their_counts_and_types(shared_data, monkeypa
     assert set(Counter(d["question_type"] for d in indoor)) == set(INDOOR_TYPES)
     assert set(Counter(d["question_type"] for d in outdoor)) == set(OUTDOOR_TYPES)
     assert Counter(d["question_type"] for d in tempo) == {t: 50 for t in EGOTEMPO_TYPES}
-    assert all(d["split"] == "indoor" for d in indoor) and all(d["split"] == "outdoor" for d in outdoor)
+    assert all(d["setting"] == "indoor" for d in indoor) and all(d["setting"] == "outdoor" for d in outdoor)
     # (video_id, question_id) is the key; question ids alone repeat.
     for docs in (indoor, outdoor, tempo):
         keys = [(d["video_id"], d["question_id"]) for d in docs]
@@ -62,7 +62,7 @@ GOOD = {"video_id": "0479bea8-d221-4c6a-8c91-60108e43fe56", "question_id": "1", 
 @pytest.mark.parametrize("bad, message", [
     ({**GOOD, "timestamp": "soon"}, r":2: field timestamp must be a number"),
     ({k: v for k, v in GOOD.items() if k != "correct_answer"}, r":2: missing field\(s\) correct_answer"),
-    ({**GOOD, "video_id": "42"}, r":2: video_id '42' is an outdoor id, but this is the indoor split"),
+    ({**GOOD, "video_id": "42"}, r":2: video_id '42' is an outdoor id, but these are the indoor annotations"),
     ('{"video_id": ', r":2: not valid JSON"),
 ])
 def test_malformed_row_names_file_line_and_field(tmp_path, bad, message):

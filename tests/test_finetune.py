@@ -21,7 +21,8 @@ from egotask.finetune import checkpoint
 from egotask.finetune.collate import AnswerOnlyCollator
 from egotask.finetune.data import DocDataset, split_docs
 from egotask.finetune.prompts import question_text
-from egotask.model_adapters.base import VideoPrompt, sample_visual
+from egotask.frames import sample_visual
+from egotask.model_adapters.base import VideoPrompt
 from egotask.tasklib import doc_to_visual
 
 

@@ -89,7 +89,7 @@ def test_manifest_reader_knows_each_videos_split(tmp_path):
     manifest = load_manifest(write_manifest(tmp_path / "splits.json"))
     assert video_split(manifest, "egotextvqa_outdoor", "104") == "test"
     assert video_split(manifest, "egotextvqa_outdoor", 101) == "train"
-    with pytest.raises(DataError, match="video '999' of egotextvqa_outdoor is in no split"):
+    with pytest.raises(DataError, match="video.s. of egotextvqa_outdoor are in no split of the split manifest: '999'"):
         video_split(manifest, "egotextvqa_outdoor", "999")
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from egotask.cli import main
-from egotask.reports.collect import collect_runs, load_records
+from egotask.records import load_records
+from egotask.reports.collect import collect_runs
 from egotask.reports.legacy import LegacyError, choose_files, convert_file, parse_name
 
 INDOOR = "0479bea8-d221-4c6a-8c91-60108e43fe56"
@@ -37,15 +38,15 @@ def test_split_comes_from_the_video_id_and_missing_verdicts_are_failures_not_wro
         legacy_row(qid="2", acc=None, score=None), legacy_row(video_id="102", qid="3", acc="maybe", score=2),
         legacy_row(qid="4", acc="YES ", score="4")])
     records = convert_file(parse_name(path))
-    assert [r["split"] for r in records] == ["indoor", "outdoor", "indoor", "outdoor", "indoor"]
-    assert [r["verdict"]["pred"] for r in records] == ["yes", "no", None, None, "yes"]
-    assert records[2]["verdict"]["error"] == "no verdict in the predecessor's results file"
-    assert "acc='maybe'" in records[3]["verdict"]["error"]
-    assert records[4]["verdict"]["score"] == 4
-    assert {r["verdict"]["judge"] for r in records} == {"legacy-gemini"}
-    assert {r["verdict"]["prompt_version"] for r in records} == {"legacy-unknown"}
-    assert records[0]["model"] == "m" and records[0]["visible"] == [0.0, None]
-    assert records[0]["task"] == "egotextvqa_indoor" and records[1]["task"] == "egotextvqa_outdoor"
+    assert [r.setting for r in records] == ["indoor", "outdoor", "indoor", "outdoor", "indoor"]
+    assert [r.verdict.pred for r in records] == ["yes", "no", None, None, "yes"]
+    assert records[2].verdict.error == "no verdict in the predecessor's results file"
+    assert "acc='maybe'" in records[3].verdict.error
+    assert records[4].verdict.score == 4
+    assert {r.verdict.judge for r in records} == {"legacy-gemini"}
+    assert {r.verdict.prompt_version for r in records} == {"legacy-unknown"}
+    assert records[0].model == "m" and records[0].visible == (0.0, None)
+    assert records[0].task == "egotextvqa_indoor" and records[1].task == "egotextvqa_outdoor"
 
 
 def test_report_over_imported_records_leaves_failures_out_of_the_denominator(tmp_path, capsys):
@@ -53,7 +54,8 @@ def test_report_over_imported_records_leaves_failures_out_of_the_denominator(tmp
                                                legacy_row(qid="3", acc=None, score=None)])
     assert main(["import-legacy", str(src), "--output", str(tmp_path / "out")]) == 0
     (run,) = collect_runs([tmp_path / "out"])
-    assert (run.model, run.split, run.task) == ("m", "indoor", "egotextvqa_indoor")
+    assert (run.model, run.setting, run.task) == ("m", "indoor", "egotextvqa_indoor")
+    assert run.records[0].benchmark == "egotextvqa_indoor" and not run.failed_counted_as_wrong
     assert (run.summary["n"], run.summary["n_judged"], run.summary["n_failed"]) == (3, 2, 1)
     assert run.summary["accuracy"] == 0.5 and run.summary["score"] == 3.0
 
@@ -62,7 +64,7 @@ def test_egotempo_split_comes_from_the_file_name(tmp_path):
     clip = f"{INDOOR}_120.0_180.0"
     path = write(tmp_path / "m_egotempo_test_results.json", [legacy_row(video_id=clip, qid=clip)])
     (rec,) = convert_file(parse_name(path))
-    assert (rec["split"], rec["task"], rec["video_id"]) == ("egotempo", "egotempo_openqa", clip)
+    assert (rec.setting, rec.task, rec.video_id) == ("egotempo", "egotempo_openqa", clip)
 
 
 def test_model_key_option_reads_another_field_and_a_wrong_key_says_how_to_fix(tmp_path, capsys):
@@ -72,7 +74,7 @@ def test_model_key_option_reads_another_field_and_a_wrong_key_says_how_to_fix(tm
         convert_file(parse_name(path))
     assert main(["import-legacy", str(path), "--output", str(tmp_path / "o"), "--model-key", "answer_model"]) == 0
     (rec,) = load_records(tmp_path / "o" / "m_results.records.jsonl")
-    assert rec["prediction"] == "on the shelf"
+    assert rec.prediction == "on the shelf"
 
 
 def test_bad_rows_and_names_are_errors_naming_file_row_and_field(tmp_path):
@@ -107,8 +109,8 @@ def test_predictions_files_import_unjudged_unless_their_results_file_is_given(tm
     chosen, skipped = choose_files([preds, results])
     assert [f.path for f in chosen] == [results] and [f.path for f, _ in skipped] == [preds]
     (rec,) = convert_file(parse_name(preds))
-    assert rec["verdict"]["pred"] is None and rec["verdict"]["judge"] == "unjudged"
-    assert "predictions file" in rec["verdict"]["error"]
+    assert rec.verdict.pred is None and rec.verdict.judge == "unjudged"
+    assert "predictions file" in rec.verdict.error
 
 
 # --------------------------------------------------------------------------- the real files
@@ -136,16 +138,16 @@ def test_every_seed_result_file_imports_with_the_files_split_counts(shared_data,
     for folder, group in ((tmp_path / "res", results), (tmp_path / "pred", predictions)):
         for src in group:
             records = load_records(folder / (src.name.removesuffix(".json") + ".records.jsonl"))
-            assert Counter(r["split"] for r in records) == expected_counts(src), src.name
+            assert Counter(r.setting for r in records) == expected_counts(src), src.name
             raw = json.loads(src.read_text())
             if src in results:
-                assert sum(r["verdict"]["pred"] == "yes" for r in records) == \
+                assert sum(r.verdict.pred == "yes" for r in records) == \
                     sum(row["acc"] == "yes" for row in raw), src.name
             else:
-                assert all(r["verdict"]["pred"] is None for r in records), src.name
+                assert all(r.verdict.pred is None for r in records), src.name
     counts = expected_counts(seed / "Qwen3-VL-2B-Instruct_results.json")
     assert counts == {"indoor": 199, "outdoor": 486}
-    runs = {(r.model, r.split): r for r in collect_runs([tmp_path / "res"])}
+    runs = {(r.model, r.setting): r for r in collect_runs([tmp_path / "res"])}
     assert len(runs) == 16
     tempo = runs[("Qwen3-VL-2B-Instruct", "egotempo")]
     assert tempo.summary["n"] == 496 and tempo.summary["accuracy"] == pytest.approx(125 / 496)

@@ -15,6 +15,7 @@ from judge_fakes import expected_verdicts, make_items, write_samples
 from egotask.cli import main as egotask_main
 from egotask.judges.agreement import agreement
 from egotask.judges.cache import VerdictCache
+from egotask.records import load_records
 from egotask.scoring import summarize
 
 RUN = "2026-01-02T03-04-05.123456"
@@ -43,7 +44,8 @@ def test_rejudge_writes_results_beside_the_samples_with_summary_and_agreement(fa
     assert [(r["verdict"]["pred"], r["verdict"]["score"]) for r in records] == expected_verdicts(make_items(9))
     assert all(r["verdict"]["judge"] == "gemini" for r in records)
     task = results["results"]["egotextvqa_indoor"]
-    assert task["details,none"] == {**summarize(records), "missing_videos_skipped": 0}
+    assert task["details,none"] == {**summarize(load_records(new_samples)), "missing_videos_skipped": 0}
+    assert task["details,none"]["n_generation_failed"] == 0 and records[0]["version"] == 2
     assert task["accuracy,none"] == pytest.approx(6 / 9) and task["n_failed,none"] == 0
     assert results["model_name"] == "tiny-qwen" and results["config"] == {"limit": 9}
     agree = results["egotask_rejudge"]["agreement"]["egotextvqa_indoor"]
@@ -91,10 +93,11 @@ def test_missing_key_and_bad_input_fail_before_any_judging(fake_judge, tmp_path,
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"details": {"verdict": {}}}\nnot json\n')
     assert egotask_main(["judge", str(samples), str(bad), "--judge", "gemini"]) == 2
-    assert "bad.jsonl:2: not valid JSON" in capsys.readouterr().err
+    assert "bad.jsonl:1: missing field video_id" in capsys.readouterr().err  # the first bad line is named
     assert server.requests == 0 and not list(tmp_path.rglob("*rejudged*"))
 
 
+@pytest.mark.slow  # two `egotask judge` subprocesses: about 11 s
 def test_killed_run_loses_nothing_and_the_rerun_calls_only_for_unjudged_items(fake_judge, tmp_path):
     server = fake_judge(latency=0.25)
     items = make_items(24)

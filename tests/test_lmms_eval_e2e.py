@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
+from egotask.frames import VisibleVideo
 from egotask.paths import tasks_path
-from egotask.tasklib import VisibleVideo, make_process_docs
+from egotask.tasklib import make_process_docs
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,8 @@ def test_indoor_run_writes_accuracy_score_and_judged_samples(sample_env, tiny_qw
     assert len(samples) == 4
     for sample in samples:
         record = sample["details"]
-        assert record["split"] == "indoor" and record["verdict"]["pred"] in ("yes", "no")
+        assert (record["setting"], record["task"], record["version"]) == ("indoor", "egotextvqa_indoor", 2)
+        assert record["verdict"]["pred"] in ("yes", "no")
         assert record["visible"] == [0.0, record["timestamp"]]
         # Only the continuation: never the prompt or chat roles.
         assert record["question"] not in record["prediction"]
@@ -43,7 +45,7 @@ def test_group_and_egotempo_run_together(sample_env, tiny_qwen, tmp_path, lmms_e
     for task, split in (("egotextvqa_indoor", "indoor"), ("egotextvqa_outdoor", "outdoor"),
                         ("egotempo_openqa", "egotempo")):
         assert results[task]["details,none"]["n"] == 2
-        assert {s["details"]["split"] for s in run.samples[task]} == {split}
+        assert {(s["details"]["setting"], s["details"]["task"]) for s in run.samples[task]} == {(split, task)}
     assert "acc %" in run.output  # egotask's summary table follows lmms-eval's
 
 
@@ -94,7 +96,7 @@ def test_plain_upstream_cli_finds_the_tasks_through_tasks_path(sample_env, tiny_
 
 
 def test_realtime_docs_see_only_the_video_before_the_question(sample_env):
-    from egotask.model_adapters.base import sample_visual
+    from egotask.frames import sample_visual
     from egotask.tasklib import doc_to_visual
 
     docs = make_process_docs("egotextvqa_indoor")(None)
@@ -105,3 +107,23 @@ def test_realtime_docs_see_only_the_video_before_the_question(sample_env):
     assert max(frames.timestamps) < 3.5
     (whole,) = doc_to_visual(full[0])
     assert whole.end is None and max(sample_visual(whole, max_frames=8).timestamps) > 3.5
+
+
+def test_a_run_that_counts_failures_as_wrong_records_that_choice(sample_env, tiny_qwen, tmp_path, lmms_eval,
+                                                                 fake_judge):
+    # Two of the four questions get a 400 on every request, so no verdict.
+    fake_judge(faults=lambda item, attempt: "400" if item["reference"] in ("PAPRIKA", "ODYSSEY") else None)
+    env = {**sample_env, **{k: os.environ[k] for k in ("GOOGLE_GEMINI_BASE_URL", "GEMINI_API_KEY")},
+           "EGOTASK_JUDGE": "gemini"}
+    runs = {}
+    for flag in ("0", "1"):
+        run = lmms_eval(["--tasks", "egotextvqa_indoor", "--model", "qwen3vl", "--model_args",
+                         f"pretrained={tiny_qwen},max_frames=2", "--limit", "4"],
+                        {**env, "EGOTASK_COUNT_FAILED_AS_WRONG": flag}, tmp_path / f"out{flag}")
+        assert run.results is not None, run.output
+        runs[flag] = run.results["results"]["egotextvqa_indoor"]["details,none"]
+    left_out, counted = runs["0"], runs["1"]
+    assert left_out["failed_counted_as_wrong"] is False and counted["failed_counted_as_wrong"] is True
+    assert counted["n_failed"] == left_out["n_failed"] == 2 and left_out["n_judged"] == 2
+    yes = round(left_out["accuracy"] * 2)
+    assert counted["accuracy"] == pytest.approx(yes / 4) and counted["score"] == pytest.approx(left_out["score"] / 2)

@@ -142,7 +142,8 @@ def test_smolvlm2_answers_without_echoing_the_chat_prompt(tiny_smolvlm, docs):
 
 
 def test_smolvlm2_is_told_the_real_frame_times_of_the_visible_interval(tiny_smolvlm, docs):
-    from egotask.model_adapters.base import VideoPrompt, sample_visual
+    from egotask.frames import sample_visual
+    from egotask.model_adapters.base import VideoPrompt
 
     model = SmolVLM2(pretrained=str(tiny_smolvlm))
     (visual,) = doc_to_visual(docs[0])

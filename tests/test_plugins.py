@@ -144,3 +144,23 @@ def test_lmms_eval_with_unknown_model_exits_non_zero_before_loading_anything(sam
     assert run.returncode != 0
     assert "unknown --model 'smolvlm3'" in run.output and "smolvlm2" in run.output
     assert "Traceback" not in run.output
+
+
+MISSPELLED_HOOK = '''
+from egotask.hookspecs import ModelAdapter, hookimpl
+
+@hookimpl
+def egotask_model_adaptors():  # "adaptors": no such hook
+    return [ModelAdapter("never_listed", "x.Y", "should have been listed")]
+'''
+
+
+def test_a_plugin_with_a_misspelled_hook_is_named_in_a_warning(tmp_path, monkeypatch):
+    wheel = build_wheel(tmp_path / "dist", "egotask-typo", {"typoplug/__init__.py": MISSPELLED_HOOK},
+                        {"egotask": {"typo": "typoplug"}})
+    monkeypatch.syspath_prepend(str(pip_install(wheel, tmp_path / "site")))
+    with pytest.warns(plugins.PluginWarning) as caught:
+        adapters = plugins.model_adapters()
+    messages = "\n".join(str(w.message) for w in caught)
+    assert "plugin 'typo' implements 'egotask_model_adaptors', which is no egotask hook" in messages
+    assert "egotask_model_adapters" in messages and "never_listed" not in adapters

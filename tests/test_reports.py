@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from egotask import scoring, settings
+from egotask.app.runs import load_paths
 from egotask.cli import main
+from egotask.records import RecordError, SampleRecord, Verdict
 from egotask.reports.collect import collect_runs
 from egotask.reports.readme import END, START, ReadmeMarkerError, replace_block, update_readme
 from egotask.reports.render import render_markdown
@@ -19,6 +22,8 @@ GOLDEN = Path(__file__).parent / "golden" / "report_small.md"
 
 
 def record(model, split, qtype, qid, pred, score, visible_end=3.0):
+    """A record in version 1's shape (no version; ``task`` the benchmark, ``split`` the setting): the
+    golden file is rendered from records as today's files hold them."""
     task = {"indoor": "egotextvqa_indoor", "egotempo": "egotempo_openqa"}[split]
     verdict = {"pred": pred, "score": score, "judge": "gemini", "judge_model": "gemini-2.5-flash",
                "prompt_version": "v1"}
@@ -159,6 +164,225 @@ def test_runs_sharing_model_and_split_get_distinct_labels(tmp_path):
     assert labels == ["model-a (first)", "model-a (second)"]
 
 
+def test_a_record_that_cannot_be_read_is_an_error_naming_file_and_line(tmp_path, capsys):
+    bad = {**SMALL[0], "split": "kitchen", "task": "not_a_benchmark", "video_id": "v-odd"}
+    path = write_records(tmp_path / "bad.records.jsonl", [SMALL[1], bad])
+    with pytest.raises(RecordError, match=r"bad.records.jsonl:2: no setting"):
+        collect_runs([path])
+    assert main(["report", str(path)]) == 2
+    assert "bad.records.jsonl:2: no setting" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the run's own choices
+
+STAMP = "20260101_120000"
+
+
+def v2_record(qid, pred, score, *, task="egotextvqa_indoor_fullvideo", generation_error=None):
+    verdict = Verdict(pred, score, "heuristic", "heuristic-v1", "heuristic-v1") if pred else \
+        Verdict.failure(judge="heuristic", judge_model="heuristic-v1", prompt_version="heuristic-v1",
+                        error="not judged" if generation_error else "unparseable reply")
+    return SampleRecord(task=task, benchmark="egotextvqa_indoor", setting="indoor", video_id=f"v{qid}",
+                        question_id=str(qid), question_type="kitchen", question="q?", answer="a",
+                        prediction="" if generation_error else "p", verdict=verdict, timestamp=2.0,
+                        visible=(0.0, None), generation_error=generation_error)
+
+
+# 4 judged (yes/5, yes/3, no/1, no/0), 1 judge failure, 1 without an answer.
+CHOICE_RECORDS = [v2_record(1, "yes", 5), v2_record(2, "yes", 3), v2_record(3, "no", 1), v2_record(4, "no", 0),
+                  v2_record(5, None, None), v2_record(6, None, None, generation_error="video could not be decoded")]
+
+
+def write_lmms_run(folder: Path, records: list[SampleRecord], count_failed_as_wrong: bool,
+                   summary_drop: tuple[str, ...] = (), model: str = "/ckpt/base-qwen") -> Path:
+    """What `lmms_eval --log_samples` writes for one egotask task, scored with the run's choice."""
+    task = records[0].task
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{STAMP}_samples_{task}.jsonl", "w") as fh:
+        for i, r in enumerate(records):
+            fh.write(json.dumps({"doc_id": i, "target": r.answer, "details": r.to_dict()}) + "\n")
+    summary = scoring.summarize(records, count_failed_as_wrong)
+    for key in summary_drop:
+        summary.pop(key)
+    results = {"model_name": model, "config": {"model": "qwen3vl", "limit": None},
+               "results": {task: {"details,none": summary}}}
+    (folder / f"{STAMP}_results.json").write_text(json.dumps(results))
+    return folder
+
+
+def report_text(paths) -> str:
+    return render_markdown(collect_runs(paths), opts=BootstrapOptions(n_resamples=200, seed=0))
+
+
+def overall_row(text: str, start: str) -> list[str]:
+    row = next(line for line in text.splitlines() if line.startswith(start))
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
+def test_the_same_records_give_the_same_report_whatever_egotask_variables_the_reader_has_set(
+        tmp_path, monkeypatch, capsys):
+    records_file = write_records(tmp_path / "small.records.jsonl", SMALL)
+    # A run that chose to count failures as wrong, and one that did not: their own recorded choices.
+    write_lmms_run(tmp_path / "out" / "counted", CHOICE_RECORDS, True, model="/ckpt/counted")
+    write_lmms_run(tmp_path / "out" / "left", CHOICE_RECORDS, False, model="/ckpt/left")
+    inputs = [records_file, tmp_path / "out"]
+
+    def outputs() -> tuple[str, str, str]:
+        assert main(["report", *map(str, inputs), "--no-plots"]) == 0
+        markdown = capsys.readouterr().out
+        assert main(["report", *map(str, inputs), "--format", "console"]) == 0
+        console = capsys.readouterr().out
+        return report_text(inputs), markdown, console
+
+    plain = outputs()
+    for var, value in (("EGOTASK_COUNT_FAILED_AS_WRONG", "1"), ("EGOTASK_JUDGE", "gemini"),
+                       ("EGOTASK_JUDGE_MODEL", "other-model"), ("EGOTASK_MISSING_VIDEOS", "skip")):
+        monkeypatch.setenv(var, value)
+    settings.reset()  # settings are read once per process: read the new variables
+    assert settings.get_settings().count_failed_as_wrong
+    assert outputs() == plain
+    monkeypatch.setenv("EGOTASK_COUNT_FAILED_AS_WRONG", "0")
+    settings.reset()
+    assert outputs() == plain
+
+    text = plain[0]
+    # The records file's runs record no choice: failures left out. The lmms-eval runs keep theirs.
+    assert overall_row(text, "| model-a | egotextvqa_indoor |")[-1] == "left out"
+    counted = overall_row(text, "| counted |")
+    left = overall_row(text, "| left |")
+    assert counted[-1] == "counted wrong" and left[-1] == "left out"
+    assert counted[3] == "33.3" and left[3] == "50.0"  # 2 yes of 6, failures as no; 2 yes of 4 judged
+    assert counted[7:10] == left[7:10] == ["6", "4", "1"]
+    assert "| Failures |" in text
+    assert ("Items that failed to be judged count as wrong (no/0) for counted (indoor), as those runs chose "
+            "when they were scored (EGOTASK_COUNT_FAILED_AS_WRONG); for the others they are left out") in text
+    assert "count as wrong for counted (indoor), as those runs chose" in plain[2]
+
+
+def test_generation_failures_show_next_to_judge_failures(tmp_path):
+    text = report_text([write_lmms_run(tmp_path / "out", CHOICE_RECORDS, False)])
+    assert "| n | Judged | Failed | No answer | Failures |" in text
+    row = overall_row(text, "| base-qwen |")
+    assert row[1:3] == ["egotextvqa_indoor_fullvideo", "indoor"]
+    assert row[7:] == ["6", "4", "1", "1", "left out"]
+    assert "Items that failed to be judged are left out of both and counted under Failed." in text
+    assert "No answer counts the items the model gave no answer for" in text
+    # Results written before egotask counted generation failures: no such key, so none, and no column.
+    older = report_text([write_lmms_run(tmp_path / "old", CHOICE_RECORDS[:5], False,
+                                        summary_drop=("n_generation_failed", "generation_failed"))])
+    assert "No answer" not in older and overall_row(older, "| base-qwen |")[7:] == ["5", "4", "1", "left out"]
+
+
+def test_a_run_that_counted_failures_as_wrong_says_so(tmp_path):
+    text = report_text([write_lmms_run(tmp_path / "out", CHOICE_RECORDS, True)])
+    row = overall_row(text, "| base-qwen |")
+    assert row[-1] == "counted wrong" and row[3] == "33.3"
+    assert ("Items that failed to be judged count as wrong (no/0): each run chose so when it was scored "
+            "(EGOTASK_COUNT_FAILED_AS_WRONG)") in text
+
+
+# --------------------------------------------------------------------------- files from today's main
+
+def v1_task_record(benchmark, setting, video_id, qid, pred, score, timestamp):
+    """Exactly what tasklib's build_record wrote before records were versioned (version 1)."""
+    verdict = {"pred": pred, "score": score, "judge": "heuristic", "judge_model": "heuristic-v1",
+               "prompt_version": "heuristic-v1", "reason": "hand-made"}
+    return {"task": benchmark, "split": setting, "video_id": video_id, "question_id": qid,
+            "question_type": "kitchen", "question": "what is on the shelf?", "answer": "cereal",
+            "timestamp": timestamp, "visible": [0.0, timestamp], "prediction": "cereal",
+            "missing_videos_skipped": 0, "verdict": verdict}
+
+
+INDOOR_VIDEO = "0479bea8-d221-4c6a-8c91-60108e43fe56"
+
+
+def write_v1_output(folder: Path) -> Path:
+    """An lmms-eval output folder written by today's main: v1 details, a summary without
+    n_generation_failed."""
+    by_task = {
+        "egotextvqa_indoor": [v1_task_record("egotextvqa_indoor", "indoor", INDOOR_VIDEO, "1", "yes", 5, 3.0),
+                              v1_task_record("egotextvqa_indoor", "indoor", INDOOR_VIDEO, "2", "no", 1, 7.5)],
+        # A variant task: v1 stored only the benchmark, the samples file's name says the task.
+        "egotextvqa_outdoor_fullvideo": [v1_task_record("egotextvqa_outdoor", "outdoor", "101", "1", "yes", 4,
+                                                        None)],
+    }
+    run_dir = folder / "models__base-qwen"
+    run_dir.mkdir(parents=True)
+    results = {}
+    for task, recs in by_task.items():
+        with open(run_dir / f"{STAMP}_samples_{task}.jsonl", "w") as fh:
+            for i, r in enumerate(recs):
+                fh.write(json.dumps({"doc_id": i, "target": r["answer"], "details": r, "input": r["question"],
+                                     "resps": [[r["prediction"]]], "filtered_resps": [r["prediction"]]}) + "\n")
+        judged = [r["verdict"] for r in recs]
+        yes = [v["pred"] == "yes" for v in judged]
+        results[task] = {"details,none": {
+            "n": len(recs), "n_judged": len(recs), "n_failed": 0, "accuracy": sum(yes) / len(yes),
+            "score": sum(v["score"] for v in judged) / len(judged), "judge": "heuristic",
+            "judge_model": "heuristic-v1", "prompt_version": "heuristic-v1", "failed_counted_as_wrong": False,
+            "by_type": {"kitchen": {"n": len(recs), "n_judged": len(recs), "n_failed": 0,
+                                    "accuracy": sum(yes) / len(yes),
+                                    "score": sum(v["score"] for v in judged) / len(judged)}},
+            "failed": []}}
+    (run_dir / f"{STAMP}_results.json").write_text(json.dumps(
+        {"model_name": "/models/base-qwen", "config": {"model": "qwen3vl", "model_args": "max_frames=4"},
+         "results": results}))
+    return folder
+
+
+def write_v1_imported(path: Path) -> Path:
+    """A `*.records.jsonl` written by today's `egotask import-legacy` (v1, with model, source, reasoning)."""
+    verdict = {"pred": "no", "score": 0, "judge": "legacy-gemini", "judge_model": "legacy-unknown",
+               "prompt_version": "legacy-unknown", "reason": ""}
+    rows = [{"task": "egotextvqa_indoor", "split": "indoor", "video_id": INDOOR_VIDEO, "question_id": "1",
+             "question_type": "kitchen", "question": "what is on the shelf?", "answer": "cereal",
+             "timestamp": None, "visible": [0.0, None], "prediction": "milk", "reasoning": None,
+             "model": "Qwen3-VL-2B", "source": "legacy:Qwen3-VL-2B_results.json", "verdict": verdict},
+            {"task": "egotempo_openqa", "split": "egotempo", "video_id": f"{INDOOR_VIDEO}_0.0_60.0",
+             "question_id": f"{INDOOR_VIDEO}_0.0_60.0_0", "question_type": "counting objects",
+             "question": "how many cups?", "answer": "two", "timestamp": None, "visible": [0.0, None],
+             "prediction": "two", "reasoning": None, "model": "Qwen3-VL-2B",
+             "source": "legacy:Qwen3-VL-2B_egotempo_test_results.json", "verdict": {**verdict, "pred": "yes",
+                                                                                   "score": 5}}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_files_written_by_todays_main_load_in_the_report_and_the_app(tmp_path):
+    output = write_v1_output(tmp_path / "output")
+    imported = write_v1_imported(tmp_path / "Qwen3-VL-2B_results.records.jsonl")
+    runs = {(r.model, r.task): r for r in collect_runs([output, imported])}
+    expected = {("base-qwen", "egotextvqa_indoor"): ("egotextvqa_indoor", "indoor", 2),
+                ("base-qwen", "egotextvqa_outdoor_fullvideo"): ("egotextvqa_outdoor", "outdoor", 1),
+                ("Qwen3-VL-2B", "egotextvqa_indoor"): ("egotextvqa_indoor", "indoor", 1),
+                ("Qwen3-VL-2B", "egotempo_openqa"): ("egotempo_openqa", "egotempo", 1)}
+    assert set(runs) == set(expected)
+    for key, (benchmark, setting, n) in expected.items():
+        run = runs[key]
+        assert run.setting == setting and len(run.records) == n and not run.failed_counted_as_wrong, key
+        assert {(r.task, r.benchmark, r.setting) for r in run.records} == {(key[1], benchmark, setting)}, key
+    indoor = runs[("base-qwen", "egotextvqa_indoor")].records
+    assert [(r.visible, r.timestamp, r.verdict.pred) for r in indoor] == [((0.0, 3.0), 3.0, "yes"),
+                                                                         ((0.0, 7.5), 7.5, "no")]
+    legacy = runs[("Qwen3-VL-2B", "egotextvqa_indoor")].records[0]
+    assert (legacy.source, legacy.prediction, legacy.visible) == ("legacy:Qwen3-VL-2B_results.json", "milk",
+                                                                  (0.0, None))
+    text = render_markdown(list(runs.values()), opts=BootstrapOptions(n_resamples=100))
+    assert "No answer" not in text and "| base-qwen (egotextvqa_outdoor_fullvideo) |" not in text
+    assert overall_row(text, "| base-qwen | egotextvqa_outdoor_fullvideo | outdoor |")[-1] == "left out"
+
+    loaded = load_paths([output, imported])
+    assert loaded.problems == []
+    lmms, legacy_run = loaded.runs
+    assert lmms.name == f"base-qwen · {STAMP}" and legacy_run.name == "Qwen3-VL-2B (Qwen3-VL-2B_results.records.jsonl)"
+    assert sorted((r.task, r.benchmark, r.setting) for r in lmms.records) == [
+        ("egotextvqa_indoor", "egotextvqa_indoor", "indoor"), ("egotextvqa_indoor", "egotextvqa_indoor", "indoor"),
+        ("egotextvqa_outdoor_fullvideo", "egotextvqa_outdoor", "outdoor")]
+    assert sorted((r.task, r.benchmark, r.setting) for r in legacy_run.records) == [
+        ("egotempo_openqa", "egotempo_openqa", "egotempo"), ("egotextvqa_indoor", "egotextvqa_indoor", "indoor")]
+    assert all(r.version == 2 for r in lmms.records)  # read into the current record
+
+
 @pytest.mark.slow
 def test_report_over_a_real_lmms_eval_output_folder(sample_env, tiny_qwen, tmp_path, lmms_eval, capsys):
     out = tmp_path / "out"
@@ -172,7 +396,7 @@ def test_report_over_a_real_lmms_eval_output_folder(sample_env, tiny_qwen, tmp_p
     for task, split in (("egotextvqa_indoor", "indoor"), ("egotempo_openqa", "egotempo")):
         row = next(line for line in text.splitlines() if line.startswith(f"| {model} | {task} | {split} |"))
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[3] != "–" and cells[4].startswith("[") and cells[7:] == ["2", "2", "0"], row
+        assert cells[3] != "–" and cells[4].startswith("[") and cells[7:] == ["2", "2", "0", "left out"], row
     assert "Judge: heuristic" in text
     assert "EgoTextVQA indoor: the models saw real time, only the video before each question's timestamp" in text
     for split in ("indoor", "egotempo"):

@@ -115,7 +115,7 @@ def test_test_task_with_videos_outside_the_manifest_names_manifest_and_variable(
 
     monkeypatch.setenv("EGOTASK_JUDGE", "heuristic")
     # The packaged default holds the real ids, not the sample's.
-    with pytest.raises(DataError, match=r"not in split manifest .*splits_default.json .*EGOTASK_SPLIT_MANIFEST"):
+    with pytest.raises(DataError, match=r"in no split of split manifest .*splits_default.json .*SPLIT_MANIFEST"):
         make_process_docs("egotextvqa_indoor", split="test")(None)
 
 

@@ -11,6 +11,7 @@ import av
 
 from egotask.data.sources import get_benchmark, local_video_path, resolve_video
 from egotask.frames import SampledFrames, VideoError, probe_duration
+from egotask.records import SampleRecord
 
 
 @dataclass(frozen=True)
@@ -20,14 +21,14 @@ class VideoLocation:
     downloadable: bool = False  # no local folder is set, and the benchmark's videos are on the Hub
 
 
-def video_doc(record: dict[str, Any]) -> dict[str, Any]:
+def video_doc(record: SampleRecord) -> dict[str, Any]:
     """The doc fields :mod:`egotask.data.sources` needs to find a record's video."""
-    return {"benchmark": record["task"], "video_id": record["video_id"], "question_id": record["question_id"]}
+    return {"benchmark": record.benchmark, "video_id": record.video_id, "question_id": record.question_id}
 
 
-def locate_video(record: dict[str, Any]) -> VideoLocation:
+def locate_video(record: SampleRecord) -> VideoLocation:
     """Where a record's video is on disk, or why it is not there. Never downloads."""
-    bench = get_benchmark(record["task"])
+    bench = get_benchmark(record.benchmark)
     path = local_video_path(video_doc(record))
     if path is None:
         return VideoLocation(None, f"{bench.video_dir_var} is not set: set it to the folder holding "
@@ -38,7 +39,7 @@ def locate_video(record: dict[str, Any]) -> VideoLocation:
     return VideoLocation(path)
 
 
-def download_video(record: dict[str, Any]) -> Path:
+def download_video(record: SampleRecord) -> Path:
     """Fetch a record's video from the Hub as the tasks do; raises DataError naming what failed."""
     return resolve_video(video_doc(record))
 
@@ -53,14 +54,13 @@ def video_duration(path: Path) -> float | None:
         return None
 
 
-def frames_seen(path: Path, visible: list[float | None], max_frames: int, fps: float | None = None
-                ) -> SampledFrames:
+def frames_seen(path: Path, visible: tuple[float, float | None] | list[float | None], max_frames: int,
+                fps: float | None = None) -> SampledFrames:
     """The frames a model adapter takes for a record: ``sample_visual`` over its visible interval.
 
     The adapters' module imports torch, so it loads on first use, not when the app starts.
     """
-    from egotask.model_adapters.base import sample_visual
-    from egotask.tasklib import VisibleVideo
+    from egotask.frames import VisibleVideo, sample_visual
 
     start, end = (list(visible) + [None, None])[:2]
     try:

@@ -30,6 +30,7 @@ from egotask.app.selection import (
     format_time,
     question_label,
     question_rows,
+    reason_of,
     short_qid,
     side_by_side,
     summary_rows,
@@ -41,6 +42,7 @@ from egotask.app.selection import (
 )
 from egotask.data.sources import DataError
 from egotask.frames import VideoError
+from egotask.records import SampleRecord
 from egotask.scoring import summarize
 
 TITLE = "egotask · error analysis"
@@ -140,14 +142,15 @@ def sidebar_sources(paths: list[str]) -> Loaded:
 
 # --------------------------------------------------------------------------- filters
 
-def sidebar_filters(run: LoadedRun) -> list[dict[str, Any]]:
+def sidebar_filters(run: LoadedRun) -> list[SampleRecord]:
     sb = st.sidebar
     sb.header("Filters")
     tasks = sb.multiselect("Task", sorted({task_of(r) for r in run.records}), key="f_tasks", placeholder="all tasks")
     types = sb.multiselect("Question type", distinct(run.records, "question_type"), key="f_types",
                            placeholder="all types")
     verdicts = sb.multiselect("Verdict", list(VERDICTS), key="f_verdicts", placeholder="all verdicts",
-                              help="failed to judge: the judge gave no verdict (never counted as wrong)")
+                              help="failed to judge: the judge gave no verdict; no answer: the model gave "
+                                   "none. Neither counts as wrong unless the run chose so.")
     score = sb.slider("Score", 0, 5, (0, 5), key="f_score",
                       help="The judge's 0-5 score. Items that failed to be judged have none; the verdict "
                            "filter selects them.")
@@ -159,30 +162,38 @@ def sidebar_filters(run: LoadedRun) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- tabs
 
-def summary_tab(selection: list[dict[str, Any]]) -> None:
-    summary = summarize(selection)
-    cols = st.columns(5)
+def summary_tab(selection: list[SampleRecord], run: LoadedRun) -> None:
+    # The run's own choice of counting failures as wrong, never the app's environment.
+    summary = summarize(selection, run.count_failed_as_wrong)
+    no_answer = summary["n_generation_failed"]
+    cols = st.columns(6 if no_answer else 5)
     cols[0].metric("questions", summary["n"])
     cols[1].metric("judged", summary["n_judged"])
     cols[2].metric("failed to judge", summary["n_failed"])
-    cols[3].metric("accuracy", "–" if summary["accuracy"] is None else f"{100 * summary['accuracy']:.1f} %")
-    cols[4].metric("score (0-5)", "–" if summary["score"] is None else f"{summary['score']:.2f}")
+    if no_answer:
+        cols[-3].metric("no answer", no_answer)
+    cols[-2].metric("accuracy", "–" if summary["accuracy"] is None else f"{100 * summary['accuracy']:.1f} %")
+    cols[-1].metric("score (0-5)", "–" if summary["score"] is None else f"{summary['score']:.2f}")
     st.caption(f"judge: {summary['judge'] or '?'} ({summary['judge_model'] or '?'}), prompt "
                f"{summary['prompt_version'] or '?'}. "
-               + ("Items that failed to be judged count as wrong (EGOTASK_COUNT_FAILED_AS_WRONG)."
+               + ("Items that failed to be judged (or got no answer) count as wrong: the run chose so when it "
+                  "was scored (EGOTASK_COUNT_FAILED_AS_WRONG)."
                   if summary["failed_counted_as_wrong"] else
-                  "Items that failed to be judged are left out of accuracy and score."))
+                  "Items that failed to be judged (or got no answer) are left out of accuracy and score."))
     st.subheader("By question type")
     table(summary_rows(summary))
     if len({task_of(r) for r in selection}) > 1:
         st.subheader("By task")
-        table(task_rows(selection))
+        table(task_rows(selection, run.count_failed_as_wrong))
     if summary["failed"]:
         with st.expander(f"{len(summary['failed'])} item(s) failed to be judged"):
             st.text("\n".join(summary["failed"]))
+    if summary["generation_failed"]:
+        with st.expander(f"{len(summary['generation_failed'])} item(s) without an answer from the model"):
+            st.text("\n".join(summary["generation_failed"]))
 
 
-def questions_tab(selection: list[dict[str, Any]]) -> None:
+def questions_tab(selection: list[SampleRecord]) -> None:
     rows = question_rows(selection)
     table(rows)
     st.download_button("Download as CSV", pd.DataFrame(rows).to_csv(index=False).encode(),
@@ -199,7 +210,7 @@ def _video_path(group: VideoGroup) -> Path | None:
     """The video file, or None after explaining why it is missing (offering a download if it can)."""
     record = group.records[0]
     downloaded = st.session_state.setdefault("downloaded", {})
-    key = f"{group.task}/{group.video_id}"
+    key = f"{group.benchmark}/{group.video_id}"
     if key in downloaded:
         return downloaded[key]
     location = media.locate_video(record)
@@ -216,14 +227,14 @@ def _video_path(group: VideoGroup) -> Path | None:
     return None
 
 
-def video_tab(selection: list[dict[str, Any]], run: LoadedRun) -> None:
+def video_tab(selection: list[SampleRecord], run: LoadedRun) -> None:
     groups = {g.key: g for g in videos_of(selection)}
     # Plain option strings: the URL carries the choice (?video=...), so it must not depend on the filters.
     choice = st.selectbox(f"Video ({len(groups)} in the selection)", list(groups), key="video",
                           bind="query-params")
     group = groups[choice]
     st.caption(group.counts)
-    by_id = {r["question_id"]: r for r in group.records}
+    by_id = {r.question_id: r for r in group.records}
     qid = st.selectbox("Question (the player starts at it; the frames below are the ones the model saw for it)",
                        list(by_id), key="question", format_func=lambda q: question_label(by_id[q]))
     record = by_id[qid]
@@ -234,30 +245,30 @@ def video_tab(selection: list[dict[str, Any]], run: LoadedRun) -> None:
         if path is not None:
             duration = media.video_duration(path)
             # Whole seconds only (st.video); rounding up puts the question's caption on screen at once.
-            st.video(str(path), start_time=math.ceil(record.get("timestamp") or 0),
+            st.video(str(path), start_time=math.ceil(record.timestamp or 0),
                      subtitles={"questions": webvtt(group.records, duration).encode()})
             st.caption(f"{path.name} · each question is captioned from its timestamp: ✓ correct, ✗ wrong, "
-                       "? not judged, then the prediction and the reference")
+                       "? not judged, – no answer, then the prediction and the reference")
     with right:
-        verdict = record["verdict"]
-        st.markdown(f"**Q{md(short_qid(record))}** ({md(record.get('question_type'))}, "
-                    f"{format_time(record.get('timestamp'))}): {md(record.get('question'))}")
-        reason = verdict.get("reason") or verdict.get("error") or "–"
-        st.markdown(f"- reference: {md(record.get('answer'))}\n- prediction: {md(record.get('prediction'))}\n"
-                    f"- verdict: **{verdict_label(record)}**, score {md(verdict.get('score', '–'))}\n"
-                    f"- judge's reason: {md(reason)}")
-        if record.get("reasoning"):
+        score = record.verdict.score
+        why = "why no answer" if record.generation_error else "judge's reason"
+        st.markdown(f"**Q{md(short_qid(record))}** ({md(record.question_type)}, "
+                    f"{format_time(record.timestamp)}): {md(record.question)}")
+        st.markdown(f"- reference: {md(record.answer)}\n- prediction: {md(record.prediction)}\n"
+                    f"- verdict: **{verdict_label(record)}**, score {md('–' if score is None else score)}\n"
+                    f"- {why}: {md(reason_of(record))}")
+        if record.reasoning:
             with st.expander("model's reasoning"):
-                st.text(record["reasoning"])
+                st.text(record.reasoning)
         with guard("Frames"):
             frames_section(record, path, run)
     st.subheader("Questions on this video")
     table(question_rows(group.records, with_video=False))
 
 
-def frames_section(record: dict[str, Any], path: Path | None, run: LoadedRun) -> None:
+def frames_section(record: SampleRecord, path: Path | None, run: LoadedRun) -> None:
     max_frames_default, fps = run.frame_settings()
-    start, end = (list(record.get("visible") or [0.0, None]) + [None])[:2]
+    start, end = record.visible
     st.markdown(f"**Frames the model saw for Q{md(short_qid(record))}**")
     st.caption(f"visible interval: {format_time(start or 0.0)} to "
                f"{'the end' if end is None else format_time(end)}" + (f", fps {fps}" if fps else "")
@@ -276,7 +287,7 @@ def frames_section(record: dict[str, Any], path: Path | None, run: LoadedRun) ->
     st.image(frames, caption=[f"{t:.2f} s" for t in stamps], width=96)
 
 
-def compare_tab(selection: list[dict[str, Any]], run: LoadedRun, runs: list[LoadedRun]) -> None:
+def compare_tab(selection: list[SampleRecord], run: LoadedRun, runs: list[LoadedRun]) -> None:
     others = [r for r in runs if r is not run]
     if not others:
         st.info("Load a second run (another output folder or file, or an upload) to compare it with this one.")
@@ -284,7 +295,7 @@ def compare_tab(selection: list[dict[str, Any]], run: LoadedRun, runs: list[Load
     names = {r.name: r for r in others}
     other = names[st.selectbox("Compare with", list(names), key="compare_run")]
     st.caption(f"A = **{run.name}**, B = **{other.name}**. The filters select A's questions; B's answers to "
-               "the same questions (same split, video id and question id) are shown beside them.")
+               "the same questions (same setting, video id and question id) are shown beside them.")
     comparison = compare_runs(selection, other.records)
     for note in comparison.duplicates:
         st.warning(note)
@@ -299,7 +310,12 @@ def compare_tab(selection: list[dict[str, Any]], run: LoadedRun, runs: list[Load
         st.warning("The two runs have no question in common in this selection.")
         return
     st.subheader("On the same questions")
-    table(side_by_side(comparison.common_a, comparison.common_b))
+    if run.count_failed_as_wrong != other.count_failed_as_wrong:
+        counted = run.name if run.count_failed_as_wrong else other.name
+        st.warning(f"The runs chose differently: failures count as wrong only for {md(counted)}, so its "
+                   "accuracy and score are not on the same footing.")
+    table(side_by_side(comparison.common_a, comparison.common_b, run.count_failed_as_wrong,
+                       other.count_failed_as_wrong))
     only = st.checkbox("Only questions where the verdicts differ", value=True, key="only_disagree")
     shown = comparison.disagreements if only else rows
     if shown:
@@ -334,7 +350,7 @@ def render(paths: list[str]) -> None:
         st.warning("No question matches the filters. Widen them in the sidebar.")
         return
     # Only the open tab runs (no frame sampling behind a hidden tab); the URL names it (?view=Video).
-    views = {"Summary": lambda: summary_tab(selection), "Questions": lambda: questions_tab(selection),
+    views = {"Summary": lambda: summary_tab(selection, run), "Questions": lambda: questions_tab(selection),
              "Video": lambda: video_tab(selection, run),
              "Compare runs": lambda: compare_tab(selection, run, loaded.runs)}
     for tab, (name, show) in zip(st.tabs(list(views), key="view", bind="query-params", on_change="rerun"),

@@ -2,9 +2,13 @@
 
 A *run* is what one model produced: the samples files of one lmms-eval invocation (one
 ``<stamp>_results.json`` with its ``<stamp>_samples_<task>.jsonl`` files), or one JSONL of bare
-records (``egotask import-legacy``, an upload). Records are read with
-:func:`egotask.reports.collect.load_records`, the reports' own reader; a file or record that cannot
-be used becomes a problem message, never an exception, so the app can show it and go on.
+records (``egotask import-legacy``, an upload). Each record is read by
+:func:`egotask.records.read_record`, the one reader of every record version; a file or record that
+cannot be used becomes a problem message, never an exception, so the app can show it and go on.
+
+Whether failures count as wrong is the run's recorded choice (``failed_counted_as_wrong`` in its
+lmms-eval results); record files carry none, so their runs leave failures out. Nothing here reads the
+environment for it.
 """
 
 from __future__ import annotations
@@ -16,24 +20,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from egotask.data.sources import BENCHMARKS, DataError, split_of_video_id
-from egotask.reports.collect import collect_runs, load_records, split_of_task
+from egotask.records import RecordError, SampleRecord, iter_rows, read_record, task_of_samples_file
+from egotask.reports.collect import read_results_file
 
 SAMPLES_RE = re.compile(r"^(?P<stamp>.+)_samples_(?P<task>.+)\.jsonl$")
-BENCHMARK_OF_SPLIT = {bench.split: name for name, bench in BENCHMARKS.items()}
 DEFAULT_MAX_FRAMES = 8  # the model adapters' default when a run does not say
-
-
-class RecordError(ValueError):
-    """A record the app cannot place (no video id, unknown split...); names the file and line."""
 
 
 @dataclass
 class LoadedRun:
     name: str  # unique label shown in the app
-    records: list[dict[str, Any]]
+    records: list[SampleRecord]
     sources: list[Path]
     model_args: dict[str, str] = field(default_factory=dict)  # from the lmms-eval results, when found
+    # The run's own choice, from its results (record files: failures left out). Summaries of any
+    # selection of its records pass it to egotask.scoring.summarize.
+    count_failed_as_wrong: bool = False
 
     def frame_settings(self) -> tuple[int, float | None]:
         """(max_frames, fps) the model sampled with, from its ``--model_args`` (adapter defaults else)."""
@@ -60,62 +62,35 @@ class Loaded:
 
 # --------------------------------------------------------------------------- records
 
-def app_record(record: dict[str, Any], eval_task: str | None, where: str) -> dict[str, Any]:
-    """A copy of a sample record with the fields the app relies on filled in or checked.
-
-    ``eval_task`` is the lmms-eval task the record came from (``egotextvqa_indoor_fullvideo``...);
-    the record's own ``task`` is the benchmark, which the video lookup needs.
-    """
-    out = dict(record)
-    for name in ("video_id", "question_id"):
-        if out.get(name) in (None, ""):
-            raise RecordError(f"{where}: missing field {name}")
-    if not isinstance(out.get("verdict"), dict):
-        raise RecordError(f"{where}: field verdict must be an object")
-    out["video_id"], out["question_id"] = str(out["video_id"]), str(out["question_id"])
-    out["question_type"] = str(out.get("question_type") or "unknown")
-    task = str(out.get("task") or "")
-    if not out.get("split"):
-        try:
-            out["split"] = split_of_task(task) if task else split_of_video_id(out["video_id"])
-        except (ValueError, DataError):
-            raise RecordError(f"{where}: no split, and none follows from task {task!r} or video id "
-                              f"{out['video_id']!r}") from None
-    if task not in BENCHMARKS:
-        if out["split"] not in BENCHMARK_OF_SPLIT:
-            raise RecordError(f"{where}: unknown split {out['split']!r}")
-        out["task"] = BENCHMARK_OF_SPLIT[out["split"]]
-    out["eval_task"] = eval_task or out["task"]
-    if not out.get("visible"):
-        # Without a recorded interval the model saw the whole video (the predecessor's protocol).
-        out["visible"] = [0.0, None]
-    return out
-
-
-def _records_of(path: Path, eval_task: str | None, problems: list[str]) -> list[dict[str, Any]]:
+def _records_of(path: Path, problems: list[str]) -> list[SampleRecord]:
+    """The readable records of a file; the others are left out, with a problem naming file and line."""
     try:
-        raw = load_records(path)
+        rows = list(iter_rows(path))
     except UnicodeDecodeError:
         problems.append(f"{path}: not a text file (not UTF-8)")
         return []
     except OSError as exc:
         problems.append(f"{path}: cannot be read ({exc.strerror or exc})")
         return []
-    except ValueError as exc:  # load_records names the file and line
+    except RecordError as exc:
         problems.append(str(exc))
         return []
-    if not raw:
+    if not rows:
         problems.append(f"{path}: no records in the file")
         return []
+    task = task_of_samples_file(path)  # version-1 records did not store their lmms-eval task
     records, bad = [], []
-    for i, record in enumerate(raw, 1):
+    for where, data in rows:
         try:
-            records.append(app_record(record, eval_task, f"{path}: record {i}"))
+            records.append(read_record(data, where, task))
         except RecordError as exc:
             bad.append(str(exc))
-    if bad:
+    if not records and not any(isinstance(data, dict) and "verdict" in data for _, data in rows):
+        # Another task's samples (an lmms-eval folder may hold several benchmarks' files).
+        problems.append(f"{path}: not egotask sample records (no verdicts)")
+    elif bad:
         shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
-        problems.append(f"{path}: {len(bad)} of {len(raw)} records left out: {shown}")
+        problems.append(f"{path}: {len(bad)} of {len(rows)} records left out: {shown}")
     return records
 
 
@@ -129,35 +104,37 @@ def parse_model_args(value: Any) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
-def _results_info(results: Path, problems: list[str]) -> tuple[str | None, dict[str, str]]:
-    """(model name, model_args) of an lmms-eval results file, through the reports' collector."""
+def _results_info(results: Path, problems: list[str]) -> tuple[str | None, dict[str, str], bool]:
+    """(model name, model_args, failures counted as wrong) of an lmms-eval results file, through the
+    reports' collector."""
     if not results.is_file():
-        return None, {}
+        return None, {}, False
     try:
-        runs = collect_runs([results])
+        runs = read_results_file(results)
         config = json.loads(results.read_text(encoding="utf-8")).get("config", {})
     except (OSError, ValueError) as exc:
         problems.append(f"{results}: model name and frame settings unknown ({exc})")
-        return None, {}
-    return (runs[0].model if runs else None), parse_model_args(config.get("model_args"))
+        return None, {}, False
+    return ((runs[0].model if runs else None), parse_model_args(config.get("model_args")),
+            any(r.failed_counted_as_wrong for r in runs))
 
 
 def _lmms_group(folder: Path, stamp: str, files: list[Path], problems: list[str]) -> LoadedRun | None:
-    model, model_args = _results_info(folder / f"{stamp}_results.json", problems)
+    model, model_args, counted_wrong = _results_info(folder / f"{stamp}_results.json", problems)
     records = []
     for file in files:
-        records += _records_of(file, SAMPLES_RE.match(file.name)["task"], problems)
+        records += _records_of(file, problems)
     if not records:
         return None
     name = f"{model or folder.name} · {stamp}"
-    return LoadedRun(name, records, files, model_args)
+    return LoadedRun(name, records, files, model_args, counted_wrong)
 
 
 def _record_file(path: Path, problems: list[str]) -> list[LoadedRun]:
     """One run per ``model`` named in a record file (a file may hold several models' records)."""
-    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in _records_of(path, None, problems):
-        by_model[str(record.get("model") or "")].append(record)
+    by_model: dict[str, list[SampleRecord]] = defaultdict(list)
+    for record in _records_of(path, problems):
+        by_model[record.model or ""].append(record)
     return [LoadedRun(f"{Path(model).name} ({path.name})" if model else path.name, records, [path])
             for model, records in by_model.items()]
 

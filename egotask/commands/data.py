@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from egotask.settings import configure, get_settings
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="prepare data: QA dataset, splits, resampled videos, EgoTempo clips",
@@ -41,9 +43,9 @@ def _add_build_qa(sub) -> None:
                     "timestamp, question, answer, video_path) with save_to_disk, and prints a validation "
                     "report: missing videos, duplicate (video_id, question_id) keys, timestamps past the "
                     "video's end, unknown question types. Point EGOTEXTVQA_DATASET at OUT to evaluate on it.")
-    p.add_argument("--annotations", type=Path, default=_env("EGOTEXTVQA_ANNOTATIONS"),
+    p.add_argument("--annotations", type=Path, default=None,
                    help="folder with the two annotation JSONL files (default: $EGOTEXTVQA_ANNOTATIONS)")
-    p.add_argument("--videos", type=Path, default=_env("EGOTEXTVQA_VIDEO_DIR"),
+    p.add_argument("--videos", type=Path, default=None,
                    help="folder with EgoTextVQA-Indoor/ and EgoTextVQA-Outdoor/ (default: $EGOTEXTVQA_VIDEO_DIR)")
     p.add_argument("--out", type=Path, required=True, help="folder to save the dataset to (save_to_disk)")
     p.add_argument("--relative-paths", action="store_true",
@@ -57,14 +59,11 @@ def _add_build_qa(sub) -> None:
     p.set_defaults(func=_run_build_qa)
 
 
-def _env(var: str) -> Path | None:
-    value = os.environ.get(var, "").strip()
-    return Path(value).expanduser() if value else None
-
-
 def _run_build_qa(args: argparse.Namespace) -> int:
     from egotask.data.build_qa import REPORT_NAME, build_rows, save, to_dataset
 
+    args.annotations = args.annotations or get_settings().egotextvqa_annotations
+    args.videos = args.videos or get_settings().egotextvqa_video_dir
     if args.annotations is None or args.videos is None:
         print("egotask data build-qa: give --annotations and --videos (or set EGOTEXTVQA_ANNOTATIONS and "
               "EGOTEXTVQA_VIDEO_DIR)", file=sys.stderr)
@@ -122,11 +121,10 @@ def _run_splits(args: argparse.Namespace) -> int:
         print(f"egotask data splits: --ratios must be three numbers train,val,test; got {args.ratios!r}",
               file=sys.stderr)
         return 2
-    if args.egotextvqa_annotations is not None:
-        os.environ["EGOTEXTVQA_ANNOTATIONS"] = str(args.egotextvqa_annotations)
-        os.environ.pop("EGOTEXTVQA_DATASET", None)
+    if args.egotextvqa_annotations is not None:  # a folder named here wins over a build-qa dataset
+        configure(egotextvqa_annotations=args.egotextvqa_annotations, egotextvqa_dataset=None)
     if args.egotempo_annotations is not None:
-        os.environ["EGOTEMPO_ANNOTATIONS"] = str(args.egotempo_annotations)
+        configure(egotempo_annotations=args.egotempo_annotations)
     benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     ids = {b: [d["video_id"] for d in load_docs(b)] for b in benchmarks}
     manifest = build_manifest(ids, args.seed, {"train": train, "val": val, "test": test})
@@ -210,7 +208,7 @@ def _add_trim(sub) -> None:
                     "are reported and the rest go on; the exit code is 1 when any failed. Point "
                     "EGOTEMPO_VIDEO_DIR at OUT to evaluate.")
     p.add_argument("--videos", type=Path, required=True, help="folder of Ego4D videos (<uid>.mp4, any depth)")
-    p.add_argument("--annotations", type=Path, default=_env("EGOTEMPO_ANNOTATIONS"),
+    p.add_argument("--annotations", type=Path, default=None,
                    help="egotempo_openQA.json (default: $EGOTEMPO_ANNOTATIONS)")
     p.add_argument("--out", type=Path, required=True, help="folder for the clips")
     _add_encode_args(p, default_fps=None)
@@ -221,6 +219,7 @@ def _run_trim(args: argparse.Namespace) -> int:
     from egotask.data.sources import DataError
     from egotask.data.trim import trim_all
 
+    args.annotations = args.annotations or get_settings().egotempo_annotations
     if args.annotations is None:
         print("egotask data trim-egotempo: give --annotations (or set EGOTEMPO_ANNOTATIONS)", file=sys.stderr)
         return 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from egotask.fixtures import build_sample_data
     from egotask.reports.collect import collect_runs
     from egotask.reports.render import render_console, render_markdown
+    from egotask.settings import child_env
 
     workdir = args.workdir.resolve()
     model_args = args.model_args if args.model_args is not None else default_model_args(args.model, workdir)
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
            "--model_args", model_args, "--output_path", str(output), "--log_samples", "--judge", "heuristic",
            "--verbosity", "WARNING"]
     print("egotask demo: running", " ".join(["lmms_eval", *cmd[3:]]), flush=True)
-    proc = subprocess.run(cmd, env={**os.environ, **env, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(cmd, env=child_env(**env, HF_HUB_OFFLINE="1"))
     if proc.returncode != 0:
         print(f"egotask demo: lmms_eval failed (exit {proc.returncode})", file=sys.stderr)
         return proc.returncode

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from tabulate import tabulate
 
-from egotask.judges import CONCURRENCY_VAR, DEFAULT_JUDGE, JUDGE_VAR, JudgeNotReady, build_judge
+from egotask.judges import DEFAULT_JUDGE, JUDGE_VAR, JudgeNotReady, build_judge
 from egotask.judges.cache import CACHE_DIR_VAR, CACHE_MODE_VAR
 from egotask.judges.llm import MODEL_VAR
-from egotask.scoring import COUNT_FAILED_VAR
+from egotask.settings import SettingsError, configure
+
+COUNT_FAILED_VAR = "EGOTASK_COUNT_FAILED_AS_WRONG"
+CONCURRENCY_VAR = "EGOTASK_JUDGE_CONCURRENCY"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,24 +45,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _apply_options(args: argparse.Namespace) -> None:
-    """The options become the variables the judge reads, so one code path serves both."""
-    settings = {JUDGE_VAR: args.judge, MODEL_VAR: args.model,
-                CONCURRENCY_VAR: None if args.concurrency is None else str(args.concurrency),
-                CACHE_MODE_VAR: "off" if args.no_cache else "refresh" if args.refresh_cache else None,
-                COUNT_FAILED_VAR: "1" if args.count_failed_as_wrong else None}
-    os.environ.update({k: v for k, v in settings.items() if v is not None})
+def apply_options(args: argparse.Namespace):
+    """The options override fields of egotask's settings (the variables give the defaults)."""
+    overrides = {"judge": args.judge, "judge_model": args.model, "judge_concurrency": args.concurrency,
+                 "judge_cache": "off" if args.no_cache else "refresh" if args.refresh_cache else None,
+                 "count_failed_as_wrong": True if args.count_failed_as_wrong else None}
+    return configure(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def run(args: argparse.Namespace) -> int:
     from egotask.judges.rejudge import find_samples, group_by_run, load_samples_file, rejudge_records, write_outputs
 
-    _apply_options(args)
     try:
+        settings = apply_options(args)
         judge = build_judge()
         judge.check_ready()
         files = [load_samples_file(p) for p in find_samples(args.paths)]  # all inputs checked before paying
-    except (JudgeNotReady, ValueError, OSError) as exc:
+    except (JudgeNotReady, SettingsError, ValueError, OSError) as exc:
         print(f"egotask judge: {exc}", file=sys.stderr)
         return 2
     records = [r for sf in files for r in sf.records]
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     rows, failed = [], 0
     for group in group_by_run(files):
-        out, data = write_outputs(group, judge)
+        out, data = write_outputs(group, judge, settings.count_failed_as_wrong)
         print(f"egotask judge: wrote {out}", file=sys.stderr)
         for task, metrics in data["results"].items():
             summary, agree = metrics["details,none"], data["egotask_rejudge"]["agreement"][task]

@@ -16,11 +16,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Build the results report from lmms_eval output folders (results JSON plus the "
                     "--log_samples JSONL) and/or files written by `egotask import-legacy`:\n"
-                    "  - overall: one row per model run and split, with accuracy, mean score, n and failed,\n"
-                    "    and 95% bootstrap confidence intervals from the per-sample verdicts;\n"
-                    "  - per question type for each split, models as columns, best value in bold;\n"
+                    "  - overall: one row per model run and setting (indoor, outdoor, egotempo), with\n"
+                    "    accuracy, mean score, n and failed, 95% bootstrap confidence intervals from the\n"
+                    "    per-sample verdicts, and whether the run counted failures as wrong (its recorded\n"
+                    "    choice; the reader's EGOTASK_* variables change nothing);\n"
+                    "  - per question type for each setting, models as columns, best value in bold;\n"
                     "  - a footer naming the judge, its prompt version and which frames the models saw;\n"
-                    "  - one accuracy-by-question-type bar chart (PNG) per split, linked from the report.\n"
+                    "  - one accuracy-by-question-type bar chart (PNG) per setting, linked from the report.\n"
                     "Tables come from Jinja templates (egotask/reports/templates/, or --template).",
         epilog="examples:\n"
                "  egotask report results/ --output results.md\n"
@@ -86,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
         if not documents:
             print(render_console(runs, opts, by_type=True) if args.format == "console" else markdown(None),
                   end="" if args.format == "markdown" else "\n")
-        for split, path in plots.items():
-            print(f"egotask report: {split} chart in {path}", file=sys.stderr)
+        for setting, path in plots.items():
+            print(f"egotask report: {setting} chart in {path}", file=sys.stderr)
     except (OSError, ValueError) as exc:
         print(f"egotask report: {exc}", file=sys.stderr)
         return 2

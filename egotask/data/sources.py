@@ -1,10 +1,10 @@
 """The one place that knows where each benchmark's annotations and videos live.
 
-Annotations come from a local file named by an environment variable (offline) or from the
-Hugging Face Hub (online). Videos come from a local folder named by an environment variable,
-or are downloaded one file at a time from the Hub. Every loader returns the same doc schema:
+Annotations come from a local file named by a setting (offline; see :mod:`egotask.settings`) or
+from the Hugging Face Hub (online). Videos come from a local folder named by a setting, or are
+downloaded one file at a time from the Hub. Every loader returns the same doc schema:
 
-    {benchmark, split, video_id, question_id, question_type, question, answer, timestamp,
+    {benchmark, setting, video_id, question_id, question_type, question, answer, timestamp,
      visible_start, visible_end}
 
 ``visible_end`` is ``None`` when the model may see the whole video.
@@ -13,13 +13,14 @@ or are downloaded one file at a time from the Hub. Every loader returns the same
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from egotask.settings import get_settings
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -31,7 +32,7 @@ class DataError(ValueError):
 @dataclass(frozen=True)
 class Benchmark:
     name: str
-    split: str  # indoor | outdoor | egotempo
+    setting: str  # indoor | outdoor | egotempo
     question_types: tuple[str, ...]
     annotations_var: str
     video_dir_var: str
@@ -79,7 +80,7 @@ def get_benchmark(name: str) -> Benchmark:
         raise DataError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}") from None
 
 
-def split_of_video_id(video_id: str) -> str:
+def setting_of_video_id(video_id: str) -> str:
     """EgoTextVQA indoor videos are Ego4D UUIDs, outdoor ones are numbers (RoadTextVQA)."""
     vid = str(video_id).strip()
     if UUID_RE.match(vid):
@@ -97,9 +98,9 @@ def _require(row: dict[str, Any], fields: Iterable[str], where: str) -> None:
         raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
 
 
-def read_egotextvqa_jsonl(path: Path, split: str) -> list[dict[str, Any]]:
+def read_egotextvqa_jsonl(path: Path, setting: str) -> list[dict[str, Any]]:
     """Read one EgoTextVQA annotation JSONL file into docs, validating every row."""
-    bench = get_benchmark(f"egotextvqa_{split}")
+    bench = get_benchmark(f"egotextvqa_{setting}")
     docs = []
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -124,9 +125,10 @@ def egotextvqa_doc(row: dict[str, Any], bench: Benchmark, where: str) -> dict[st
         row["correct_answer"] = row["answer"]
     _require(row, EGOTEXTVQA_FIELDS, where)
     video_id = str(row["video_id"])
-    actual = split_of_video_id(video_id)
-    if actual != bench.split:
-        raise DataError(f"{where}: video_id {video_id!r} is an {actual} id, but this is the {bench.split} split")
+    actual = setting_of_video_id(video_id)
+    if actual != bench.setting:
+        raise DataError(f"{where}: video_id {video_id!r} is an {actual} id, but these are the {bench.setting} "
+                        "annotations")
     try:
         timestamp = float(row["timestamp"])
     except (TypeError, ValueError):
@@ -135,7 +137,7 @@ def egotextvqa_doc(row: dict[str, Any], bench: Benchmark, where: str) -> dict[st
         raise DataError(f"{where}: field timestamp must be >= 0, got {timestamp}")
     return {
         "benchmark": bench.name,
-        "split": bench.split,
+        "setting": bench.setting,
         "video_id": video_id,
         "question_id": str(row["question_id"]),
         "question_type": str(row["question_type"]),
@@ -168,7 +170,7 @@ def egotempo_doc(row: dict[str, Any], bench: Benchmark, where: str) -> dict[str,
     _require(row, EGOTEMPO_FIELDS, where)
     return {
         "benchmark": bench.name,
-        "split": bench.split,
+        "setting": bench.setting,
         "video_id": str(row["clip_id"]),
         "question_id": str(row["question_id"]),
         "question_type": str(row["question_type"]),
@@ -181,8 +183,8 @@ def egotempo_doc(row: dict[str, Any], bench: Benchmark, where: str) -> dict[str,
 
 
 def _env_path(var: str) -> Path | None:
-    value = os.environ.get(var, "").strip()
-    return Path(value).expanduser() if value else None
+    """The path setting that variable sets (None when unset)."""
+    return get_settings().value_of(var)
 
 
 def load_docs(benchmark: str) -> list[dict[str, Any]]:
@@ -211,7 +213,7 @@ def _load_docs_cached(benchmark: str, _local: str, _stamp: tuple | None) -> tupl
 def _load_docs_uncached(benchmark: str) -> list[dict[str, Any]]:
     bench = get_benchmark(benchmark)
     local = _env_path(bench.annotations_var)
-    if bench.split == "egotempo":
+    if bench.setting == "egotempo":
         if local is not None:
             if not local.is_file():
                 raise DataError(f"{bench.annotations_var}={local}: no such file (expected egotempo_openQA.json)")
@@ -221,12 +223,12 @@ def _load_docs_uncached(benchmark: str) -> list[dict[str, Any]]:
     if built is not None:
         return _load_built_docs(bench, built)
     if local is not None:
-        path = local / EGOTEXTVQA_FILES[bench.split]
+        path = local / EGOTEXTVQA_FILES[bench.setting]
         if not path.is_file():
             raise DataError(f"{bench.annotations_var}={local}: {path.name} not found in that folder")
-        return read_egotextvqa_jsonl(path, bench.split)
+        return read_egotextvqa_jsonl(path, bench.setting)
     return _load_hub_docs(bench, lambda row, where: egotextvqa_doc(row, bench, where),
-                          subset=bench.split)
+                          subset=bench.setting)
 
 
 def _load_built_docs(bench: Benchmark, folder: Path) -> list[dict[str, Any]]:
@@ -240,18 +242,18 @@ def _load_built_docs(bench: Benchmark, folder: Path) -> list[dict[str, Any]]:
                         "make one with `egotask data build-qa`") from None
     parts = built.items() if isinstance(built, datasets.DatasetDict) else [("test", built)]
     docs = []
-    for split_name, part in parts:
+    for hf_split, part in parts:
         for i, row in enumerate(part):
-            if str(row.get("subset", "")).lower() != bench.split:
+            if str(row.get("subset", "")).lower() != bench.setting:
                 continue
-            where = f"{folder}[{split_name}][{i}]"
+            where = f"{folder}[{hf_split}][{i}]"
             doc = egotextvqa_doc(row, bench, where)
             if not row.get("video_path"):
                 raise DataError(f"{where}: missing field(s) video_path")
             doc["video_path"] = str(row["video_path"])
             docs.append(doc)
     if not docs:
-        raise DataError(f"{EGOTEXTVQA_DATASET_VAR}={folder}: no rows for the {bench.split} subset")
+        raise DataError(f"{EGOTEXTVQA_DATASET_VAR}={folder}: no rows for the {bench.setting} subset")
     return docs
 
 
@@ -265,13 +267,13 @@ def _load_hub_docs(bench: Benchmark, convert, subset: str | None = None) -> list
             f"could not load {bench.hub_repo} from the Hugging Face Hub ({exc}); "
             f"set {bench.annotations_var} to use local annotation files instead") from exc
     docs = []
-    for split_name, part in ds.items():
+    for hf_split, part in ds.items():
         for i, row in enumerate(part):
             if subset and str(row.get("subset", subset)).lower() != subset:
                 continue
-            docs.append(convert(row, f"{bench.hub_repo}[{split_name}][{i}]"))
+            docs.append(convert(row, f"{bench.hub_repo}[{hf_split}][{i}]"))
     if not docs:
-        raise DataError(f"{bench.hub_repo}: no rows for the {bench.split} split")
+        raise DataError(f"{bench.hub_repo}: no rows for the {bench.setting} subset")
     return docs
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from egotask.data.sources import DataError
+from egotask.settings import get_settings
 
 MANIFEST_VERSION = 1
 SPLIT_NAMES = ("train", "val", "test")
@@ -130,26 +131,41 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
 _LOOKUPS: dict[tuple[str, str], dict[str, str]] = {}
 
 
-def video_split(manifest: dict[str, Any], benchmark: str, video_id: str) -> str:
-    """``"train"``, ``"val"`` or ``"test"``: the split of one video of one benchmark."""
+def _lookup(manifest: dict[str, Any], benchmark: str, where: str) -> dict[str, str]:
     parts = manifest["splits"].get(benchmark)
     if parts is None:
-        raise DataError(f"the split manifest has no benchmark {benchmark!r} (it has: "
-                        f"{', '.join(manifest['splits'])})")
+        raise DataError(f"{where} has no benchmark {benchmark!r} (it has: {', '.join(manifest['splits'])})")
     key = (manifest["hash"], benchmark)
     if key not in _LOOKUPS:
         _LOOKUPS[key] = {vid: name for name in SPLIT_NAMES for vid in parts[name]}
-    split = _LOOKUPS[key].get(str(video_id))
-    if split is None:
-        raise DataError(f"video {video_id!r} of {benchmark} is in no split of the manifest")
-    return split
+    return _LOOKUPS[key]
+
+
+def videos_split(manifest: dict[str, Any], benchmark: str, video_ids: Iterable[str],
+                 where: str = "the split manifest") -> list[str]:
+    """The split (``"train"``, ``"val"`` or ``"test"``) of each video: the one place that decides split
+    membership. Videos the manifest lacks are one error naming them (the first five) and ``where``."""
+    lookup = _lookup(manifest, benchmark, where)
+    ids = [str(v) for v in video_ids]
+    unknown = sorted({v for v in ids if v not in lookup})
+    if unknown:
+        shown = ", ".join(repr(v) for v in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5
+                                                           else "")
+        raise DataError(f"{len(unknown)} video(s) of {benchmark} are in no split of {where}: {shown}. "
+                        "Make a manifest for these annotations with `egotask data splits`.")
+    return [lookup[v] for v in ids]
+
+
+def video_split(manifest: dict[str, Any], benchmark: str, video_id: str, where: str = "the split manifest") -> str:
+    """The split of one video (see :func:`videos_split`)."""
+    return videos_split(manifest, benchmark, [video_id], where)[0]
 
 
 def active_manifest_path() -> tuple[Path, str]:
     """The manifest the tasks use, and where that choice came from (for error messages)."""
-    value = os.environ.get(MANIFEST_VAR, "").strip()
-    if value:
-        return Path(value).expanduser(), f"from {MANIFEST_VAR}"
+    chosen = get_settings().split_manifest
+    if chosen is not None:
+        return chosen, f"from {MANIFEST_VAR}"
     return DEFAULT_MANIFEST, f"egotask's default; set {MANIFEST_VAR} to use another"
 
 
@@ -158,13 +174,6 @@ def filter_docs(docs: list[dict[str, Any]], benchmark: str, split: str) -> list[
     if split not in SPLIT_NAMES:
         raise ValueError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
     path, origin = active_manifest_path()
-    manifest = load_manifest(path)
-    if benchmark not in manifest["splits"]:
-        raise DataError(f"split manifest {path} ({origin}) has no benchmark {benchmark!r}")
-    lookup = {vid: name for name in SPLIT_NAMES for vid in manifest["splits"][benchmark][name]}
-    unknown = sorted({d["video_id"] for d in docs if d["video_id"] not in lookup})
-    if unknown:
-        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise DataError(f"{len(unknown)} video(s) of {benchmark} are not in split manifest {path} ({origin}): "
-                        f"{shown}. Make a manifest for these annotations with `egotask data splits`.")
-    return [d for d in docs if lookup[d["video_id"]] == split]
+    where = f"split manifest {path} ({origin})"
+    splits = videos_split(load_manifest(path), benchmark, [d["video_id"] for d in docs], where)
+    return [d for d, s in zip(docs, splits, strict=True) if s == split]

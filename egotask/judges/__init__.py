@@ -2,39 +2,32 @@
 
 from __future__ import annotations
 
-import os
 import threading
+from collections.abc import Sequence
 
 from egotask.judges.base import Judge, JudgeItem, JudgeNotReady
+from egotask.reasoning import NO_FINAL_ANSWER, unfinished_reasoning
+from egotask.records import Verdict
+from egotask.settings import Settings, get_settings
 
 JUDGE_VAR = "EGOTASK_JUDGE"
-DEFAULT_JUDGE = "gemini"
+DEFAULT_JUDGE = Settings.judge
 
 _lock = threading.Lock()
-_judges: dict[str, Judge] = {}
-
-
-CONCURRENCY_VAR = "EGOTASK_JUDGE_CONCURRENCY"
+_judges: dict[tuple[str, Settings], Judge] = {}
 
 
 def judge_concurrency() -> int:
-    """Judge requests allowed in flight at once (``$EGOTASK_JUDGE_CONCURRENCY``, default 16)."""
-    raw = os.environ.get(CONCURRENCY_VAR, "").strip() or "16"
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{CONCURRENCY_VAR} must be a positive integer, got {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"{CONCURRENCY_VAR} must be a positive integer, got {raw!r}")
-    return value
+    """Judge requests allowed in flight at once (``EGOTASK_JUDGE_CONCURRENCY``, default 16)."""
+    return get_settings().judge_concurrency
 
 
 def selected_judge_name() -> str:
-    return os.environ.get(JUDGE_VAR, "").strip() or DEFAULT_JUDGE
+    return get_settings().judge
 
 
 def build_judge(name: str | None = None) -> Judge:
-    """A new judge of that name (default: ``$EGOTASK_JUDGE``), configured from the environment now."""
+    """A new judge of that name (default: the ``judge`` setting), configured from the settings."""
     from egotask.plugins import judge_backends
 
     name = name or selected_judge_name()
@@ -46,14 +39,33 @@ def build_judge(name: str | None = None) -> Judge:
 
 
 def get_judge(name: str | None = None) -> Judge:
-    """The process-wide judge of that name (default: ``$EGOTASK_JUDGE``), built once: its cache,
-    connection pool and concurrency limit are shared by every thread that judges."""
+    """The process-wide judge of that name (default: the ``judge`` setting), built once per settings:
+    its cache, connection pool and concurrency limit are shared by every thread that judges."""
     name = name or selected_judge_name()
+    key = (name, get_settings())
     with _lock:
-        if name not in _judges:
-            _judges[name] = build_judge(name)
-        return _judges[name]
+        if key not in _judges:
+            _judges[key] = build_judge(name)
+        return _judges[key]
 
 
-__all__ = ["Judge", "JudgeItem", "JudgeNotReady", "build_judge", "get_judge", "selected_judge_name",
-           "judge_concurrency", "JUDGE_VAR"]
+def judge_answers(judge: Judge, items: Sequence[JudgeItem]) -> list[Verdict]:
+    """Verdicts for model answers. A reply that stopped inside its reasoning has no final answer:
+    that is a wrong answer ("no"/0) given without asking the judge, not a judge failure."""
+    verdicts: list[Verdict | None] = [None] * len(items)
+    todo = []
+    for i, item in enumerate(items):
+        if unfinished_reasoning(item.prediction):
+            verdicts[i] = Verdict(pred="no", score=0, reason=NO_FINAL_ANSWER, **judge.describe())
+        else:
+            todo.append(i)
+    if len(todo) == 1:  # lmms-eval's process_results: one item per call, from many threads
+        verdicts[todo[0]] = judge.judge(items[todo[0]])
+    elif todo:
+        for i, verdict in zip(todo, judge.judge_many([items[i] for i in todo]), strict=True):
+            verdicts[i] = verdict
+    return verdicts  # type: ignore[return-value]
+
+
+__all__ = ["judge_answers", "Judge", "JudgeItem", "JudgeNotReady", "build_judge", "get_judge", "selected_judge_name",
+           "judge_concurrency", "JUDGE_VAR", "DEFAULT_JUDGE"]

@@ -1,18 +1,17 @@
-"""The verdict cache: a SQLite file under ``$EGOTASK_CACHE_DIR`` (default ``~/.cache/egotask``).
+"""The verdict cache: a SQLite file under ``EGOTASK_CACHE_DIR`` (default ``~/.cache/egotask``).
 
 A verdict is keyed by (backend, judge model, prompt version, question, reference, prediction) and is
 written, committed, the moment it arrives, so a run killed mid-judging loses nothing and a rerun pays
 only for the items it has not judged. Failures are never stored: a rerun tries them again.
 
-``$EGOTASK_JUDGE_CACHE``: ``on`` (default) reads and writes, ``refresh`` judges again and overwrites,
-``off`` neither reads nor writes.
+``EGOTASK_JUDGE_CACHE`` (the ``judge_cache`` setting): ``on`` (default) reads and writes, ``refresh``
+judges again and overwrites, ``off`` neither reads nor writes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from egotask.judges.base import JudgeItem
 from egotask.records import Verdict
+from egotask.settings import get_settings
 
 CACHE_DIR_VAR = "EGOTASK_CACHE_DIR"
 CACHE_MODE_VAR = "EGOTASK_JUDGE_CACHE"
@@ -41,15 +41,11 @@ CREATE TABLE IF NOT EXISTS verdicts (
 
 
 def cache_dir() -> Path:
-    raw = os.environ.get(CACHE_DIR_VAR, "").strip()
-    return Path(raw).expanduser() if raw else Path.home() / ".cache" / "egotask"
+    return get_settings().cache_dir
 
 
 def cache_mode() -> str:
-    mode = os.environ.get(CACHE_MODE_VAR, "").strip().lower() or "on"
-    if mode not in CACHE_MODES:
-        raise ValueError(f"{CACHE_MODE_VAR} must be one of {', '.join(CACHE_MODES)}, got {mode!r}")
-    return mode
+    return get_settings().judge_cache
 
 
 def cache_key(backend: str, judge_model: str, prompt_version: str, item: JudgeItem) -> str:

@@ -7,7 +7,6 @@ Replies are constrained to JSON with :data:`~egotask.judges.prompt.REPLY_SCHEMA`
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from egotask.hookspecs import JudgeBackend, hookimpl
@@ -15,6 +14,7 @@ from egotask.judges.base import JudgeNotReady
 from egotask.judges.llm import ATTEMPTS_VAR, MODEL_VAR, RPM_VAR, TIMEOUT_VAR, CallError, LLMJudge, classify_status
 from egotask.judges.parse import UnreadableReply
 from egotask.judges.prompt import REPLY_SCHEMA
+from egotask.settings import vendor_value
 
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 BASE_URL_VAR = "GOOGLE_GEMINI_BASE_URL"
@@ -26,7 +26,7 @@ class GeminiJudge(LLMJudge):
     default_model = DEFAULT_MODEL
 
     def check_ready(self) -> None:
-        if not any(os.environ.get(var, "").strip() for var in KEY_VARS):
+        if not any(vendor_value(var) for var in KEY_VARS):
             raise JudgeNotReady(
                 "the gemini judge needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY). "
                 "To judge offline instead, pass --judge heuristic (or set EGOTASK_JUDGE=heuristic); "

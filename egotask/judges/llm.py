@@ -4,7 +4,7 @@ A backend only says how to send one prompt (``_call``) and which of its errors a
 (``_classify``). Every item ends as a verdict or as a failure carrying the error and the raw reply;
 nothing becomes "no"/0 because a request or a parse failed.
 
-Settings (read when the judge is built):
+Settings (from :mod:`egotask.settings`, taken when the judge is built):
 
 - ``EGOTASK_JUDGE_MODEL``: the judging model (each backend has a default);
 - ``EGOTASK_JUDGE_CONCURRENCY``: requests in flight at once (default 16), shared by ``judge_many``
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import abc
 import logging
-import os
 import threading
 import time
 from collections import Counter
@@ -31,7 +30,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from egotask.judges import judge_concurrency
 from egotask.judges.base import Judge, JudgeItem
 from egotask.judges.cache import VerdictCache, cache_key
 from egotask.judges.parse import UnreadableReply, parse_reply
@@ -39,6 +37,7 @@ from egotask.judges.prompt import PROMPT_VERSION, SYSTEM_PROMPT, user_prompt
 from egotask.judges.secrets import redact
 from egotask.judges.throttle import RateLimiter, backoff_delay
 from egotask.records import Verdict
+from egotask.settings import Settings, get_settings
 
 log = logging.getLogger("egotask.judge")
 
@@ -51,19 +50,6 @@ BACKOFF_CAP = 60.0  # seconds between two attempts, unless Retry-After asks for 
 UNREADABLE_ATTEMPTS = 3  # a model that keeps replying off-schema is not going to stop
 
 
-def _env_number(var: str, default: float | None, kind: type = float, minimum: float = 0) -> float | None:
-    raw = os.environ.get(var, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ValueError(f"{var} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"{var} must be at least {minimum}, got {raw!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class JudgeSettings:
     model: str
@@ -74,15 +60,11 @@ class JudgeSettings:
     backoff: float
 
     @classmethod
-    def from_env(cls, default_model: str) -> JudgeSettings:
-        return cls(
-            model=os.environ.get(MODEL_VAR, "").strip() or default_model,
-            concurrency=judge_concurrency(),
-            rpm=_env_number(RPM_VAR, None, float, minimum=1e-9),
-            timeout=_env_number(TIMEOUT_VAR, 60.0, float, minimum=1e-3),
-            max_attempts=int(_env_number(ATTEMPTS_VAR, 6, int, minimum=1)),
-            backoff=_env_number(BACKOFF_VAR, 1.0, float, minimum=0),
-        )
+    def from_settings(cls, default_model: str, settings: Settings | None = None) -> JudgeSettings:
+        """The judge's part of egotask's settings (:mod:`egotask.settings`)."""
+        s = settings or get_settings()
+        return cls(model=s.judge_model or default_model, concurrency=s.judge_concurrency, rpm=s.judge_rpm,
+                   timeout=s.judge_timeout, max_attempts=s.judge_max_attempts, backoff=s.judge_backoff)
 
 
 @dataclass(frozen=True)
@@ -114,9 +96,9 @@ class LLMJudge(Judge):
     prompt_version = PROMPT_VERSION
 
     def __init__(self, settings: JudgeSettings | None = None, cache: VerdictCache | None = None):
-        self.settings = settings or JudgeSettings.from_env(self.default_model)
+        self.settings = settings or JudgeSettings.from_settings(self.default_model)
         self.model = self.settings.model
-        self.cache = cache or VerdictCache()
+        self.cache = cache if cache is not None else VerdictCache()  # an empty cache is falsy (len 0)
         self.stats: Counter[str] = Counter()  # requests, retries, cache_hits, judged, failed
         self._slots = threading.BoundedSemaphore(self.settings.concurrency)
         self._limiter = RateLimiter(self.settings.rpm)

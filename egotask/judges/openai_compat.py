@@ -7,7 +7,6 @@ placeholder ``EMPTY`` is sent. Replies are constrained with a JSON schema (``res
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from egotask.hookspecs import JudgeBackend, hookimpl
@@ -15,6 +14,7 @@ from egotask.judges.base import JudgeNotReady
 from egotask.judges.llm import ATTEMPTS_VAR, MODEL_VAR, RPM_VAR, TIMEOUT_VAR, CallError, LLMJudge, classify_status
 from egotask.judges.parse import UnreadableReply
 from egotask.judges.prompt import REPLY_SCHEMA
+from egotask.settings import vendor_value
 
 KEY_VAR = "OPENAI_API_KEY"
 BASE_URL_VAR = "OPENAI_BASE_URL"
@@ -26,7 +26,7 @@ class OpenAIJudge(LLMJudge):
     default_model = DEFAULT_MODEL
 
     def check_ready(self) -> None:
-        if not os.environ.get(KEY_VAR, "").strip() and not os.environ.get(BASE_URL_VAR, "").strip():
+        if not vendor_value(KEY_VAR) and not vendor_value(BASE_URL_VAR):
             raise JudgeNotReady(
                 f"the openai judge needs {KEY_VAR}, or {BASE_URL_VAR} pointing at an OpenAI-compatible "
                 "server (vLLM, SGLang) that needs no key. To judge offline instead, pass --judge heuristic "
@@ -37,7 +37,7 @@ class OpenAIJudge(LLMJudge):
         import openai
 
         return openai.OpenAI(
-            api_key=os.environ.get(KEY_VAR, "").strip() or "EMPTY", timeout=self.settings.timeout,
+            api_key=vendor_value(KEY_VAR) or "EMPTY", timeout=self.settings.timeout,
             max_retries=0, http_client=httpx.Client(limits=self.http_limits(), timeout=self.settings.timeout))
 
     def _call(self, system: str, prompt: str) -> str:

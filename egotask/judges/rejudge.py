@@ -17,12 +17,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from egotask import scoring
+from egotask.judges import judge_answers
 from egotask.judges.agreement import agreement
 from egotask.judges.base import Judge, JudgeItem
-from egotask.records import Verdict
+from egotask.records import SampleRecord, load_records
 
 REJUDGED_MARK = "_rejudged-"
-REQUIRED_FIELDS = ("question", "answer", "prediction", "question_type", "video_id", "question_id")
 
 
 @dataclass
@@ -30,8 +31,8 @@ class SamplesFile:
     path: Path
     task: str
     prefix: str  # what lmms-eval's files of one run share: ``<date>`` (or the file's stem for bare records)
-    records: list[dict[str, Any]]
-    new_records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[SampleRecord]
+    new_records: list[SampleRecord] = field(default_factory=list)
 
 
 def find_samples(paths: Iterable[str | Path]) -> list[Path]:
@@ -53,36 +54,25 @@ def find_samples(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def load_samples_file(path: Path) -> SamplesFile:
-    from egotask.reports.collect import load_records
-
     records = load_records(path)
     if not records:
         raise ValueError(f"{path}: no records")
-    for i, record in enumerate(records, 1):
-        missing = [f for f in REQUIRED_FIELDS if f not in record]
-        if missing:
-            raise ValueError(f"{path}: record {i} lacks field(s) {', '.join(missing)}")
     if "_samples_" in path.name:
         prefix, task = path.stem.split("_samples_", 1)
     else:
-        prefix, task = path.stem, str(records[0].get("task") or path.stem)
+        prefix, task = path.stem, records[0].task
     return SamplesFile(path, task, prefix, records)
 
 
-def rejudge_records(records: list[dict[str, Any]], judge: Judge) -> list[dict[str, Any]]:
-    """The records with verdicts from ``judge`` (the same path lmms-eval's ``process_results`` takes)."""
-    from egotask.tasklib import unfinished_reasoning
-
-    todo = [i for i, r in enumerate(records) if not unfinished_reasoning(r["prediction"] or "")]
-    verdicts = judge.judge_many([JudgeItem(records[i]["question"], records[i]["answer"],
-                                           (records[i]["prediction"] or "").strip(), records[i]["question_type"])
-                                 for i in todo])
-    by_index = dict(zip(todo, verdicts, strict=True))
-    out = []
-    for i, record in enumerate(records):
-        verdict = by_index.get(i) or Verdict(pred="no", score=0, reason="no final answer: generation ended "
-                                             "inside <think>", **judge.describe())
-        out.append({**record, "verdict": verdict.to_dict()})
+def rejudge_records(records: list[SampleRecord], judge: Judge) -> list[SampleRecord]:
+    """The records with verdicts from ``judge`` (the same path lmms-eval's ``process_results`` takes).
+    Records without an answer (a generation failure) keep their verdict: there is nothing to judge."""
+    todo = [i for i, r in enumerate(records) if r.generation_error is None]
+    verdicts = judge_answers(judge, [JudgeItem(records[i].question, records[i].answer, records[i].prediction.strip(),
+                                               records[i].question_type) for i in todo])
+    out = list(records)
+    for i, verdict in zip(todo, verdicts, strict=True):
+        out[i] = records[i].with_verdict(verdict)
     return out
 
 
@@ -98,10 +88,9 @@ def task_metrics(summary: dict[str, Any]) -> dict[str, Any]:
             "n_judged,none": summary["n_judged"], "n_failed,none": summary["n_failed"], "details,none": summary}
 
 
-def write_outputs(group: list[SamplesFile], judge: Judge) -> tuple[Path, dict[str, Any]]:
+def write_outputs(group: list[SamplesFile], judge: Judge,
+                  count_failed_as_wrong: bool = False) -> tuple[Path, dict[str, Any]]:
     """Write the re-judged samples and one results file for files of one run; returns its path and data."""
-    from egotask.tasklib import aggregate_details
-
     first = group[0]
     tag = output_tag(judge)
     original_results = first.path.with_name(f"{first.prefix}_results.json")
@@ -112,13 +101,15 @@ def write_outputs(group: list[SamplesFile], judge: Judge) -> tuple[Path, dict[st
         out_samples = sf.path.with_name(f"{sf.prefix}_{tag}_samples_{sf.task}.jsonl")
         with open(out_samples, "w", encoding="utf-8") as fh:
             for record in sf.new_records:
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        results[sf.task] = task_metrics(aggregate_details(sf.new_records))
+                fh.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+        summary = scoring.summarize(sf.new_records, count_failed_as_wrong)
+        summary["missing_videos_skipped"] = max((r.missing_videos_skipped for r in sf.new_records), default=0)
+        results[sf.task] = task_metrics(summary)
         agreements[sf.task] = {
-            "saved_judge": _provenance(r["verdict"] for r in sf.records),
-            **agreement([r["verdict"] for r in sf.records], [r["verdict"] for r in sf.new_records]),
+            "saved_judge": _provenance(r.verdict for r in sf.records),
+            **agreement([r.verdict.to_dict() for r in sf.records], [r.verdict.to_dict() for r in sf.new_records]),
         }
-    models = {str(r.get("model")) for sf in group for r in sf.records if r.get("model")}
+    models = {str(r.model) for sf in group for r in sf.records if r.model}
     payload = {
         "results": results,
         "model_name": original.get("model_name") or (models.pop() if len(models) == 1 else "?"),
@@ -136,9 +127,9 @@ def write_outputs(group: list[SamplesFile], judge: Judge) -> tuple[Path, dict[st
     return out_results, payload
 
 
-def _provenance(verdicts: Iterable[dict[str, Any]]) -> dict[str, str]:
+def _provenance(verdicts: Iterable[Any]) -> dict[str, str]:
     verdicts = list(verdicts)
-    return {field_: ",".join(sorted({str(v.get(field_)) for v in verdicts if v.get(field_)}))
+    return {field_: ",".join(sorted({str(getattr(v, field_)) for v in verdicts if getattr(v, field_)}))
             for field_ in ("judge", "judge_model", "prompt_version")}
 
 

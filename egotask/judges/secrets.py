@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from egotask.settings import vendor_value
 
 # Variables whose values are secrets; a plugin judge can add its own with ``SECRET_VARS.append``.
 SECRET_VARS = ["GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY"]
@@ -14,7 +14,7 @@ def redact(text: str | None) -> str | None:
     if not text:
         return text
     for var in SECRET_VARS:
-        secret = os.environ.get(var, "").strip()
+        secret = vendor_value(var)
         if len(secret) >= 4 and secret in text:
             text = text.replace(secret, MASK)
     return text

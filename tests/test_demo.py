@@ -1,0 +1,50 @@
+"""`egotask demo`, as `make demo` runs it: generated data, the real `lmms_eval` with the OCR plugin and the
+heuristic judge, then the results table on the console and in results.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from egotask.fixtures import EGOTEMPO_SAMPLE, INDOOR_SAMPLE, OUTDOOR_SAMPLE
+
+pytestmark = pytest.mark.slow  # one lmms_eval run over three tasks
+
+# task, setting, questions: the OCR baseline reads every clip's text, so each task scores 100 % / 5.00.
+EXPECTED = [("egotextvqa_indoor", "indoor", INDOOR_SAMPLE), ("egotextvqa_outdoor", "outdoor", OUTDOOR_SAMPLE),
+            ("egotempo_openqa", "egotempo", EGOTEMPO_SAMPLE)]
+
+
+def test_demo_evaluates_the_sample_end_to_end_and_prints_the_results_table(tmp_path):
+    egotask = Path(sys.executable).with_name("egotask")
+    cmd = [str(egotask)] if egotask.exists() else [sys.executable, "-m", "egotask.cli"]
+    workdir = tmp_path / "demo"
+    proc = subprocess.run([*cmd, "demo", "--workdir", str(workdir)], env=os.environ.copy(), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for task, setting, sample in EXPECTED:
+        n = len(sample)
+        row = rf"^ocr_baseline\s+{task}\s+{setting}\s+100\.0\s+5\.00\s+{n}\s+{n}\s+0\b"
+        assert re.search(row, proc.stdout, re.MULTILINE), proc.stdout  # model task setting acc score n judged failed
+        assert f"| ocr_baseline | {task} | {setting} | 100.0 |" in (workdir / "results.md").read_text()
+    assert "judge: heuristic" in proc.stdout
+
+    (results_file,) = (workdir / "output").rglob("*_results.json")
+    results = json.loads(results_file.read_text())["results"]
+    for task, _, sample in EXPECTED:
+        assert (results[task]["accuracy,none"], results[task]["n_judged,none"]) == (1.0, len(sample))
+        (samples_file,) = (workdir / "output").rglob(f"*_samples_{task}.jsonl")
+        records = [json.loads(line)["details"] for line in samples_file.read_text().splitlines()]
+        # What the model answered: the text shown in each clip (EgoTempo's: the last word it shows), as
+        # RapidOCR reads it ("LEVEL UP" comes out as "LEVELUP").
+        assert sorted((r["video_id"], r["prediction"].replace(" ", "")) for r in records) == sorted(
+            (qa.video_id, qa.answer.replace(" ", "")) for qa in sample)
+    # The data set it generated: one clip per question, where the tasks' variables point.
+    assert len(list((workdir / "data" / "videos").rglob("*.mp4"))) == len(INDOOR_SAMPLE) + len(OUTDOOR_SAMPLE)
+    assert len(list((workdir / "data" / "egotempo_clips").glob("*.mp4"))) == len(EGOTEMPO_SAMPLE)
