@@ -29,6 +29,9 @@ class ModelAdapter:
     class_path: str  # imported only when the model is run
     description: str  # one line, shown by `egotask plugins` and the unknown-model error
     aliases: tuple[str, ...] = ()  # other names --model accepts
+    # True when the class samples inside VisibleVideo intervals itself (every FramesModel does); other
+    # models are handed an exact cut of each real-time question's visible interval instead.
+    reads_intervals: bool = False
 
 
 @dataclass(frozen=True)

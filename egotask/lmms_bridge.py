@@ -46,3 +46,14 @@ def check_model_name(name: str) -> None:
         + (f"Did you mean: {', '.join(close)}?\n" if close else "")
         + "lmms-eval's built-in models are accepted too, and a plugin package can add more "
         "(README: 'Write your own adapter').")
+
+
+def model_reads_intervals(name: str) -> bool:
+    """Whether ``--model name`` is an egotask adapter that samples inside each question's visible
+    interval itself; any other model (lmms-eval's own included) is handed exact cuts instead."""
+    from egotask.plugins import model_adapters
+
+    for adapter in model_adapters().values():
+        if name == adapter.name or name in adapter.aliases:
+            return adapter.reads_intervals
+    return False

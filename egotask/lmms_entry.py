@@ -12,9 +12,10 @@ from __future__ import annotations
 import sys
 import traceback
 
-from egotask.lmms_bridge import check_model_name
+from egotask.lmms_bridge import check_model_name, model_reads_intervals
 from egotask.paths import tasks_path
 from egotask.preflight import preflight
+from egotask.protocol import declare_model_reads_intervals
 from egotask.settings import SettingsError, configure
 
 HELP_EXTRA = """
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.add(sys.stderr, level=args.verbosity)
     try:
         check_model_name(args.model)
+        declare_model_reads_intervals(model_reads_intervals(args.model))
         preflight(args.tasks.split(","))
     except Exception as exc:
         print(f"lmms_eval: {exc}", file=sys.stderr)

@@ -245,6 +245,12 @@ def vendor_value(var: str) -> str:
     return os.environ.get(var, "").strip()
 
 
+def set_vendor_value(var: str, value: str) -> None:
+    """Set a vendor's variable for this process and the children it starts (the vLLM backend gives
+    each data-parallel rank's engine its own GPUs through ``CUDA_VISIBLE_DEVICES``)."""
+    os.environ[var] = value
+
+
 def variables_markdown() -> str:
     """The README's table of variables, one row per setting."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]

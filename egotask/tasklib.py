@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from egotask import scoring
+from egotask import answers, scoring
+from egotask.answers import Outcome
 from egotask.data.sources import DataError, load_docs, missing_videos, resolve_video
 from egotask.frames import VisibleVideo
 from egotask.judges import JudgeItem, get_judge, judge_answers
-from egotask.records import SampleRecord, Verdict, read_record
+from egotask.records import NOT_JUDGED, SampleRecord, Verdict, read_record
 from egotask.settings import get_settings
 
 MISSING_VIDEOS_VAR = "EGOTASK_MISSING_VIDEOS"  # "error" (default) or "skip"
@@ -45,8 +46,9 @@ def make_process_docs(benchmark: str, *, full_video: bool = False, split: str | 
             for doc in docs:
                 doc["visible_end"] = None
         docs, skipped = _check_videos(docs)
+        docs, cut_skipped = _cut_visible_intervals(docs)
         for doc in docs:
-            doc["missing_videos_skipped"] = skipped
+            doc["missing_videos_skipped"] = skipped + cut_skipped
             doc["task"] = task
         return datasets.Dataset.from_list(docs)
 
@@ -69,8 +71,33 @@ def _check_videos(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int
     return kept, len(docs) - len(kept)
 
 
+def _cut_visible_intervals(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """For models that open the file themselves, each real-time doc gets an exact cut of its visible
+    interval (see :mod:`egotask.protocol`). A video that cannot be cut stops the run before the model
+    loads, or with ``EGOTASK_MISSING_VIDEOS=skip`` leaves its questions out (counted)."""
+    from egotask import protocol
+
+    for doc in docs:
+        doc.update(clip_path=None, clip_seen=None)
+    docs, problems = protocol.prepare_docs(docs, resolve_video)
+    if not problems:
+        return docs, 0
+    shown = "\n  ".join(problems[:5]) + (f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else "")
+    if get_settings().missing_videos != "skip":
+        raise DataError(f"{len(problems)} visible interval(s) could not be cut for a model that opens the video "
+                        f"file itself:\n  {shown}\nFix the videos, or set {MISSING_VIDEOS_VAR}=skip to leave those "
+                        "questions out (the count is reported in the results).")
+    kept = [d for d in docs if not d.get("clip_error")]
+    for doc in kept:
+        doc.pop("clip_error", None)
+    return kept, len(docs) - len(kept)
+
+
 def doc_to_visual(doc: dict[str, Any]) -> list[VisibleVideo]:
-    return [VisibleVideo(str(resolve_video(doc)), doc["visible_start"], doc["visible_end"])]
+    """The video with the interval the question allows. Models that open the path get the cut of that
+    interval when one was made; egotask's adapters read ``source`` inside ``[start, end)``."""
+    source = str(resolve_video(doc))
+    return [VisibleVideo(doc.get("clip_path") or source, doc["visible_start"], doc["visible_end"], source=source)]
 
 
 def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None) -> str:
@@ -84,27 +111,40 @@ def doc_to_target(doc: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- judging
 
-def build_record(doc: dict[str, Any], prediction: str, verdict: Verdict) -> SampleRecord:
+def build_record(doc: dict[str, Any], prediction: str, verdict: Verdict, outcome: Outcome | None = None
+                 ) -> SampleRecord:
+    """The record of one question. ``seen`` is what the model was shown: the frames an egotask adapter
+    sampled (its outcome), else the span of the cut a model that opens files was given."""
+    clip_seen = doc.get("clip_seen")
+    seen = outcome.seen if outcome is not None and outcome.seen else (tuple(clip_seen) if clip_seen else None)
     return SampleRecord(
         task=doc.get("task") or doc["benchmark"], benchmark=doc["benchmark"], setting=doc["setting"],
         video_id=doc["video_id"], question_id=doc["question_id"], question_type=doc["question_type"],
         question=doc["question"], answer=doc["answer"], prediction=prediction, verdict=verdict,
-        timestamp=doc.get("timestamp"), visible=(doc["visible_start"], doc["visible_end"]),
+        timestamp=doc.get("timestamp"), visible=(doc["visible_start"], doc["visible_end"]), seen=seen,
+        frames=outcome.frames if outcome else None, model=outcome.model if outcome else None,
+        generation_error=outcome.error if outcome else None,
         missing_videos_skipped=doc.get("missing_videos_skipped", 0),
     )
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
     prediction = ((results[0] if results else "") or "").strip()
-    verdict = judge_answers(get_judge(), [JudgeItem(doc["question"], doc["answer"], prediction,
-                                                    doc["question_type"])])[0]
-    record = build_record(doc, prediction, verdict)
+    outcome = answers.take(doc)
+    if outcome is not None and outcome.error is not None:
+        # No answer to judge: a generation failure, counted apart, never a wrong answer.
+        verdict = Verdict.failure(error=f"not judged: the model gave no answer ({outcome.error})", **NOT_JUDGED)
+    else:
+        verdict = judge_answers(get_judge(), [JudgeItem(doc["question"], doc["answer"], prediction,
+                                                        doc["question_type"])])[0]
+    record = build_record(doc, prediction, verdict, outcome)
     correct = scoring.correct_values([record])[0]
     return {
         "accuracy": correct,
         "score": verdict.score,
         "n_judged": int(correct is not None),
-        "n_failed": int(correct is None),
+        "n_failed": int(correct is None and record.generation_error is None),
+        "n_generation_failed": int(record.generation_error is not None),
         "details": record.to_dict(),
     }
 

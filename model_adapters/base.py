@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +21,12 @@ from typing import Any
 import torch
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
+from loguru import logger as eval_logger
 from tqdm import tqdm
 
-from egotask.frames import SampledFrames, sample_visual
+from egotask import answers as answers_module
+from egotask.answers import AnswerStore, Outcome, answer_key, file_identity
+from egotask.frames import SampledFrames, VideoError, sample_visual
 from egotask.reasoning import THINK_CLOSE, THINK_OPEN
 
 
@@ -39,8 +46,8 @@ def chat_messages(text: str, n_videos: int = 1) -> list[dict[str, Any]]:
     return [{"role": "user", "content": content}]
 
 
-def video_inputs(videos: list[SampledFrames]) -> dict[str, Any]:
-    """Processor arguments for pre-sampled frames, shared by evaluation and finetuning.
+def video_metadata(video: SampledFrames) -> Any:
+    """The processors' ``VideoMetadata`` for pre-sampled frames (the HF and vLLM backends both use it).
 
     The processors need the frames' real times (Qwen3-VL otherwise assumes 24 fps; SmolVLM2 writes
     "Frame from MM:SS" from them) and the clip length, which is the end of what the model may see,
@@ -48,14 +55,16 @@ def video_inputs(videos: list[SampledFrames]) -> dict[str, Any]:
     """
     from transformers.video_utils import VideoMetadata
 
+    return VideoMetadata(total_num_frames=len(video.frames), fps=video.fps, frames_indices=video.frame_indices(),
+                         duration=video.end)
+
+
+def video_inputs(videos: list[SampledFrames]) -> dict[str, Any]:
+    """Processor arguments for pre-sampled frames, shared by evaluation and finetuning."""
     if not videos:
         return {}
-    return {
-        "videos": [v.frames for v in videos],
-        "video_metadata": [VideoMetadata(total_num_frames=len(v.frames), fps=v.fps, frames_indices=v.frame_indices(),
-                                         duration=v.end) for v in videos],
-        "do_sample_frames": False,
-    }
+    return {"videos": [v.frames for v in videos], "video_metadata": [video_metadata(v) for v in videos],
+            "do_sample_frames": False}
 
 
 def parse_bool(value: Any) -> bool:
@@ -124,15 +133,31 @@ def _known_args(cls: type) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+class GenerationFailure(Exception):
+    """This item got no answer (an unreadable video, an empty frame set, a request that finally failed).
+    It is recorded as a generation failure, counted apart, never judged and never scored as wrong; the
+    other items go on."""
+
+
 class FramesModel(lmms):
     """Base for any adapter that answers from the sampled frames of a task's videos: lmms-eval
-    plumbing, ``accelerate`` rank sharding, frame sampling, batching, stop strings and reasoning.
+    plumbing, ``accelerate`` rank sharding, frame sampling in a background pool, the answer cache,
+    per-item failures, batching, stop strings and reasoning.
 
-    A subclass implements :meth:`generate`; it need not be a transformers model (see the OCR plugin).
+    A subclass implements :meth:`generate` for a batch; it need not be a transformers model (see the
+    OCR plugin). Engines that schedule requests themselves (served models, vLLM) override :meth:`answer`.
     """
 
     family = "frames"
+    backend = "frames"  # part of the answer cache key: the same checkpoint on another engine may differ
     thinking = False  # True: replies carry <think>...</think>, normalised for lmms-eval's reasoning_tags
+    decode_workers = 4  # frame sampling threads (PyAV releases the GIL while decoding)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> FramesModel:
+        obj = super().__new__(cls)
+        # Every --model_args value can change an answer, so all of them (but where it runs) key the cache.
+        obj._init_args = {k: str(v) for k, v in sorted(kwargs.items()) if k not in ("device", "batch_size")}
+        return obj
 
     def __init__(self, device: str | None = None, batch_size: int | str = 1, max_frames: int | str = 8,
                  fps: float | str | None = None, max_pixels: int | str | None = None, **kwargs: Any) -> None:
@@ -152,6 +177,8 @@ class FramesModel(lmms):
         self.max_frames = int(max_frames)
         self.fps = float(fps) if fps not in (None, "", "None") else None
         self.max_pixels = int(max_pixels) if max_pixels not in (None, "", "None") else None
+        self.answers = AnswerStore()
+        self.stats: dict[str, float] = {"cached": 0, "generated": 0, "failed": 0, "frame_wait_s": 0.0}
 
     # ----------------------------------------------------------------- lmms-eval API
 
@@ -163,27 +190,147 @@ class FramesModel(lmms):
     def device(self) -> torch.device:
         return self._device
 
-    def prompt_for(self, request: Instance) -> VideoPrompt:
+    def model_id(self) -> str:
+        """The model as records and the answer cache name it (a checkpoint path or an endpoint's model)."""
+        return str(getattr(self, "pretrained", None) or self.family)
+
+    def model_fingerprint(self) -> list[Any]:
+        """What makes two runs the same model for the answer cache: a rebuilt checkpoint is a new model."""
+        ident: list[Any] = [type(self).__qualname__, self.backend, getattr(self, "_init_args", {})]
+        for name in ("pretrained", "base"):
+            folder = getattr(self, name, None)
+            if folder and Path(folder).is_dir():
+                ident.append([file_identity(p) for p in sorted(Path(folder).iterdir())
+                              if p.suffix in (".json", ".safetensors", ".bin")])
+        return ident
+
+    def frame_settings(self, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The frame settings this item is sampled with (recorded with every answer)."""
+        return {"max_frames": self.max_frames, "fps": self.fps, "max_pixels": self.max_pixels}
+
+    def prepare(self, request: Instance) -> PendingItem:
+        """What an item needs before any decoding: its doc, prompt, visuals and cache key."""
         context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
         doc = self.task_dict[task][split][doc_id]
-        videos = [sample_visual(v, max_frames=self.max_frames, fps=self.fps, max_pixels=self.max_pixels)
-                  for v in doc_to_visual(doc) or []]
-        return VideoPrompt(context, videos, dict(gen_kwargs), doc)
+        visuals = list(doc_to_visual(doc) or [])
+        settings = self.frame_settings(doc)
+        key = answer_key({
+            "model": self.model_fingerprint(), "prompt": context, "gen": _cache_gen_kwargs(gen_kwargs),
+            "frames": settings, "thinking": self.thinking,
+            "videos": [[file_identity(getattr(v, "source", None) or str(v)), getattr(v, "start", 0.0),
+                        getattr(v, "end", None)] for v in visuals],
+        })
+        return PendingItem(context, dict(gen_kwargs), doc, visuals, settings, key)
+
+    def sample(self, item: PendingItem) -> VideoPrompt:
+        """Decode the item's frames (runs in the background pool); a bad video fails only this item."""
+        try:
+            videos = [sample_visual(v, max_frames=item.frames["max_frames"], fps=item.frames["fps"],
+                                    max_pixels=item.frames["max_pixels"]) for v in item.visuals]
+        except (VideoError, ValueError, OSError) as exc:
+            raise GenerationFailure(f"frames could not be read: {exc}") from exc
+        if any(len(v.frames) == 0 for v in videos):
+            raise GenerationFailure("no frame in the visible interval")
+        return VideoPrompt(item.text, videos, item.gen_kwargs, item.doc)
+
+    def prompts(self, items: list[PendingItem]) -> Iterator[tuple[PendingItem, VideoPrompt | GenerationFailure]]:
+        """Each item with its sampled frames, in order, decoded ahead in a thread pool so the model
+        never waits for frames it could have had (the time it does wait is counted in ``stats``)."""
+        if not items:
+            return
+        with ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="frames") as pool:
+            ahead = max(2 * self.batch_size, 2 * self.decode_workers)
+            futures = deque(pool.submit(self._sample_or_failure, item) for item in items[:ahead])
+            for n, item in enumerate(items):
+                began = time.perf_counter()
+                result = futures.popleft().result()
+                self.stats["frame_wait_s"] += time.perf_counter() - began
+                if n + ahead < len(items):
+                    futures.append(pool.submit(self._sample_or_failure, items[n + ahead]))
+                yield item, result
+
+    def _sample_or_failure(self, item: PendingItem) -> VideoPrompt | GenerationFailure:
+        try:
+            return self.sample(item)
+        except GenerationFailure as exc:
+            return exc
+
+    def answer(self, prompts: Iterator[tuple[PendingItem, VideoPrompt | GenerationFailure]]
+               ) -> Iterator[tuple[PendingItem, str | GenerationFailure]]:
+        """Replies for the items, in any order: batches of ``batch_size`` through :meth:`generate`."""
+        batch: list[tuple[PendingItem, VideoPrompt]] = []
+        for item, prompt in prompts:
+            if isinstance(prompt, GenerationFailure):
+                yield item, prompt
+                continue
+            batch.append((item, prompt))
+            if len(batch) >= self.batch_size:
+                yield from self._generate_batch(batch)
+                batch = []
+        if batch:
+            yield from self._generate_batch(batch)
+
+    def _generate_batch(self, batch: list[tuple[PendingItem, VideoPrompt]]
+                        ) -> Iterator[tuple[PendingItem, str | GenerationFailure]]:
+        try:
+            replies = self.generate([p for _, p in batch])
+        except GenerationFailure as exc:
+            replies = [exc] * len(batch)
+        yield from ((item, reply) for (item, _), reply in zip(batch, replies, strict=True))
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
-        answers: list[str] = []
-        pbar = tqdm(total=len(requests), disable=self.rank != 0, desc=f"{self.family} answering")
-        for i in range(0, len(requests), self.batch_size):
-            batch = [self.prompt_for(r) for r in requests[i:i + self.batch_size]]
-            replies = self.generate(batch)
-            for prompt, reply in zip(batch, replies, strict=True):
-                answers.append(apply_stops(split_reasoning(reply, self.thinking), prompt.gen_kwargs.get("until")))
-            pbar.update(len(batch))
-        pbar.close()
-        return answers
+        items = [self.prepare(r) for r in requests]
+        answers: dict[int, str] = {}
+        todo = []
+        for i, item in enumerate(items):
+            cached = self.answers.get(item.key) if _greedy(item.gen_kwargs) else None
+            if cached is not None:
+                answers[i] = cached.text
+                answers_module.note(item.doc, cached)
+                self.stats["cached"] += 1
+            else:
+                todo.append(item)
+        index = {id(item): i for i, item in enumerate(items)}
+        pbar = tqdm(total=len(items), initial=len(answers), disable=self.rank != 0,
+                    desc=f"{self.family} answering" + (f" ({len(answers)} from the answer cache)" if answers else ""))
+        seen_by: dict[int, tuple[float, float] | None] = {}
+        try:
+            for item, reply in self.answer(self._tracked(self.prompts(todo), seen_by)):
+                outcome = self._outcome(item, reply, seen_by.get(id(item)))
+                if outcome.error is None and _greedy(item.gen_kwargs):
+                    self.answers.put(item.key, outcome)  # kept as it is made: a crash loses nothing
+                answers_module.note(item.doc, outcome)
+                answers[index[id(item)]] = outcome.text
+                pbar.update(1)
+        finally:
+            pbar.close()
+        failed = int(self.stats["failed"])
+        if failed and self.rank == 0:
+            eval_logger.warning(f"{self.family}: {failed} item(s) got no answer; they are recorded as generation "
+                                "failures and listed under 'generation_failed' in the results")
+        return [answers[i] for i in range(len(items))]
 
-    def generate(self, batch: list[VideoPrompt]) -> list[str]:
-        """Return only the generated continuation for each prompt, never the prompt itself."""
+    def _tracked(self, prompts, seen_by: dict[int, tuple[float, float] | None]):
+        """Pass prompts on, remembering the first and last frame time each item's model is shown."""
+        for item, prompt in prompts:
+            if not isinstance(prompt, GenerationFailure):
+                times = [t for v in prompt.videos for t in v.timestamps]
+                seen_by[id(item)] = (min(times), max(times)) if times else None
+                item.frames["n_frames"] = sum(len(v.timestamps) for v in prompt.videos)
+            yield item, prompt
+
+    def _outcome(self, item: PendingItem, reply: str | GenerationFailure,
+                 seen: tuple[float, float] | None) -> Outcome:
+        if isinstance(reply, GenerationFailure):
+            self.stats["failed"] += 1
+            return Outcome("", seen, item.frames, self.model_id(), error=str(reply) or type(reply).__name__)
+        self.stats["generated"] += 1
+        text = apply_stops(split_reasoning(reply, self.thinking), item.gen_kwargs.get("until"))
+        return Outcome(text, seen, item.frames, self.model_id())
+
+    def generate(self, batch: list[VideoPrompt]) -> list[str | GenerationFailure]:
+        """Return only the generated continuation for each prompt, never the prompt itself (or a
+        :class:`GenerationFailure` for an item that got no answer)."""
         raise NotImplementedError
 
     def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
@@ -191,6 +338,28 @@ class FramesModel(lmms):
 
     def generate_until_multi_round(self, requests: list[Instance]) -> list[str]:
         raise NotImplementedError(f"{type(self).__name__} supports single-round generation only")
+
+
+@dataclass
+class PendingItem:
+    """One request before its frames are decoded."""
+
+    text: str
+    gen_kwargs: dict[str, Any]
+    doc: dict[str, Any]
+    visuals: list[str]
+    frames: dict[str, Any]  # frame settings; ``n_frames`` is added once sampled
+    key: str  # the answer cache key
+
+
+def _cache_gen_kwargs(gen_kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: gen_kwargs.get(k) for k in sorted(gen_kwargs) if k in
+            ("until", "max_new_tokens", "temperature", "do_sample", "top_p", "top_k", "num_beams")}
+
+
+def _greedy(gen_kwargs: dict[str, Any]) -> bool:
+    """Only deterministic answers may be reused."""
+    return not parse_bool(gen_kwargs.get("do_sample", False)) or float(gen_kwargs.get("temperature") or 0) == 0
 
 
 class VideoQAModel(FramesModel):
@@ -204,20 +373,36 @@ class VideoQAModel(FramesModel):
 
     def __init__(self, pretrained: str, base: str | None = None, merge: bool | str = False,
                  device_map: str | None = None, dtype: str = "auto", thinking: bool | str | None = None,
-                 **kwargs: Any) -> None:
+                 backend: str = "hf", **kwargs: Any) -> None:
+        backend = str(backend).strip().lower()
+        if backend not in ("hf", "vllm"):
+            raise ValueError(f"{type(self).__name__}: backend={backend!r}; use hf (transformers, the default) or vllm")
+        engine_args: dict[str, Any] = {}
+        if backend == "vllm":  # its module (and vLLM) is imported only for this backend
+            from egotask.model_adapters import vllm_backend
+
+            engine_args = vllm_backend.take_engine_args(kwargs)
         super().__init__(**kwargs)
-        if self.world_size > 1:
-            device_map = str(self._device)  # one whole model per rank
+        self.backend = backend
         self.pretrained = pretrained
-        self.model, self.processor = self.load(pretrained, base=base, merge=parse_bool(merge),
-                                               device_map=device_map, dtype=dtype)
+        self.engine: Any = None
+        if backend == "vllm":  # vLLM loads the weights; here only the processor, for the chat template
+            self.model, self.processor = None, self.load_processor(pretrained, base)
+        else:
+            if self.world_size > 1:
+                device_map = str(self._device)  # one whole model per rank
+            self.model, self.processor = self.load(pretrained, base=base, merge=parse_bool(merge),
+                                                   device_map=device_map, dtype=dtype)
         self.thinking = self.detect_thinking() if thinking in (None, "", "auto") else parse_bool(thinking)
+        if backend == "vllm":
+            self.engine = vllm_backend.VLLMEngine(self, base=base, merge=parse_bool(merge), device_map=device_map,
+                                                  dtype=dtype, **engine_args)
 
     # ----------------------------------------------------------------- loading
 
     def load(self, pretrained: str, *, base: str | None, merge: bool, device_map: str | None,
              dtype: str) -> tuple[Any, Any]:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText
 
         torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
         lora = is_lora_dir(pretrained)
@@ -229,14 +414,21 @@ class VideoQAModel(FramesModel):
             model = PeftModel.from_pretrained(model, pretrained)
             if merge:
                 model = model.merge_and_unload()
-        # A LoRA folder saved with its processor carries it; a bare peft folder takes the base's.
-        processor_dir = pretrained if not lora or has_processor(pretrained) else weights
-        processor = AutoProcessor.from_pretrained(processor_dir)
-        processor.tokenizer.padding_side = "left"  # batched generation appends after the prompt
+        processor = self.load_processor(pretrained, base)
         if device_map is None:
             model = model.to(self._device)
         model.eval()
         return model, processor
+
+    def load_processor(self, pretrained: str, base: str | None) -> Any:
+        from transformers import AutoProcessor
+
+        # A LoRA folder saved with its processor carries it; a bare peft folder takes the base's.
+        lora = is_lora_dir(pretrained)
+        processor = AutoProcessor.from_pretrained(pretrained if not lora or has_processor(pretrained)
+                                                  else lora_base(pretrained, base))
+        processor.tokenizer.padding_side = "left"  # batched generation appends after the prompt
+        return processor
 
     def detect_thinking(self) -> bool:
         template = getattr(self.processor, "chat_template", None) or ""
@@ -271,7 +463,14 @@ class VideoQAModel(FramesModel):
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         return inputs
 
-    def generate(self, batch: list[VideoPrompt]) -> list[str]:
+    def answer(self, prompts: Iterator[tuple[PendingItem, VideoPrompt | GenerationFailure]]
+               ) -> Iterator[tuple[PendingItem, str | GenerationFailure]]:
+        """vLLM takes a rank's requests to schedule them itself; the HF backend batches through generate."""
+        return self.engine.answer(prompts) if self.engine is not None else super().answer(prompts)
+
+    def generate(self, batch: list[VideoPrompt]) -> list[str | GenerationFailure]:
+        if self.engine is not None:
+            return self.engine.generate(batch)
         inputs = self.inputs(batch)
         with torch.inference_mode():
             output = self.model.generate(**inputs, **self.generation_kwargs(batch[0].gen_kwargs))

@@ -16,4 +16,4 @@ class Qwen3VL(VideoQAModel):
 def egotask_model_adapters() -> list[ModelAdapter]:
     return [ModelAdapter("qwen3vl", f"{__name__}.Qwen3VL",
                          "Qwen3-VL Instruct/Thinking, full finetunes and LoRA adapters (transformers)",
-                         aliases=("qwen3-vl",))]
+                         aliases=("qwen3-vl",), reads_intervals=True)]

@@ -15,4 +15,4 @@ class SmolVLM2(VideoQAModel):
 def egotask_model_adapters() -> list[ModelAdapter]:
     return [ModelAdapter("smolvlm2", f"{__name__}.SmolVLM2",
                          "SmolVLM2 video-instruct models, full finetunes and LoRA adapters (transformers)",
-                         aliases=("smolvlm",))]
+                         aliases=("smolvlm",), reads_intervals=True)]

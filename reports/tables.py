@@ -15,7 +15,7 @@ from typing import Any
 
 from egotask import scoring
 from egotask.data.sources import BENCHMARKS
-from egotask.records import SETTINGS
+from egotask.records import SETTINGS, SampleRecord
 from egotask.reports.collect import Run
 from egotask.reports.legacy import LEGACY_JUDGE
 from egotask.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci
@@ -28,6 +28,7 @@ REAL_TIME = "real time, only the video before each question's timestamp"
 WHOLE_VIDEO = "the whole video"
 WHOLE_CLIP = "the whole clip"
 MIXED = "mixed (some questions real time, some the whole video)"
+NOT_MEASURED = " (allowed by the task; what the model saw was not recorded)"
 # Displayed precision, also used to decide ties for the bold "best" marks.
 ACC_DIGITS, SCORE_DIGITS = 1, 2
 
@@ -43,19 +44,29 @@ def setting_key(setting: str) -> int:
     return SETTING_ORDER.index(setting) if setting in SETTING_ORDER else len(SETTING_ORDER)
 
 
-def protocol(run: Run) -> str:
-    """What the model saw: from the records' ``visible`` interval, else from the task's name."""
-    whole = WHOLE_CLIP if run.setting == "egotempo" else WHOLE_VIDEO
-    ends = {r.visible[1] is None for r in run.records or ()}
-    if ends == {True}:
-        return whole
-    if ends == {False}:
-        return REAL_TIME
-    if ends:
-        return MIXED
-    if run.setting == "egotempo" or run.task.endswith("_fullvideo"):
+def record_protocol(record: SampleRecord) -> str:
+    """What the model was shown for one question, from what the record measured (``seen``): real time
+    only when its last frame came before the question's timestamp. Records without ``seen`` (older
+    runs) fall back to the interval the task allowed, marked as not measured."""
+    whole = WHOLE_CLIP if record.setting == "egotempo" else WHOLE_VIDEO
+    if record.seen is None:
+        return (whole if record.visible[1] is None else REAL_TIME) + NOT_MEASURED
+    if record.visible[1] is None or (record.timestamp is not None and record.seen[1] >= record.timestamp):
         return whole
     return REAL_TIME
+
+
+def protocol(run: Run) -> str:
+    """What the model saw in a run: one protocol for all its records, or mixed."""
+    kinds = {record_protocol(r) for r in run.records or ()}
+    if len(kinds) == 1:
+        return kinds.pop()
+    if kinds:
+        return MIXED
+    # No samples logged: only the task says what was allowed.
+    allowed = WHOLE_CLIP if run.setting == "egotempo" else WHOLE_VIDEO if run.task.endswith("_fullvideo") \
+        else REAL_TIME
+    return allowed + NOT_MEASURED
 
 
 def confidence_intervals(run: Run, opts: BootstrapOptions) -> dict[str, tuple[float, float] | None]:

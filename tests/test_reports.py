@@ -80,8 +80,24 @@ def test_hand_computed_accuracy_score_and_best_marks_appear(small_runs):
     assert "| shopping | 100.0 | 4.00 | 100.0 | 4.00 |" in text
     assert "| counting objects | 50.0 | 2.50 |" in text
     assert "gemini (model gemini-2.5-flash), prompt version v1" in text
-    assert "real time, only the video before each question's timestamp for model-a" in text
-    assert "the whole video for model-b" in text
+    # version-1 records carry no `seen`: the footer says what the task allowed, and that it was not measured
+    assert ("real time, only the video before each question's timestamp (allowed by the task; what the model "
+            "saw was not recorded) for model-a") in text
+    assert "the whole video (allowed by the task; what the model saw was not recorded) for model-b" in text
+
+
+def test_the_protocol_line_comes_from_what_the_model_was_shown(tmp_path):
+    from egotask.records import read_record
+    from egotask.reports.collect import Run
+    from egotask.reports.tables import REAL_TIME, WHOLE_VIDEO, protocol
+
+    def run_of(seen_end):
+        data = {**record("m", "indoor", "kitchen", 1, "yes", 5), "seen": [0.0, seen_end]}
+        return Run("m", "egotextvqa_indoor", "indoor", {}, tmp_path, records=[read_record(data, "test")])
+
+    assert protocol(run_of(2.9)) == REAL_TIME  # last frame shown before the 3.0 s question
+    # The task allowed only [0, 3.0), but the model was shown a frame at 3.2 s: the report says so.
+    assert protocol(run_of(3.2)) == WHOLE_VIDEO
 
 
 def test_confidence_intervals_are_seeded_and_sensible():

@@ -268,11 +268,16 @@ def video_tab(selection: list[SampleRecord], run: LoadedRun) -> None:
 
 def frames_section(record: SampleRecord, path: Path | None, run: LoadedRun) -> None:
     max_frames_default, fps = run.frame_settings()
+    if record.frames:  # what the adapter recorded wins over the run's --model_args
+        max_frames_default = int(record.frames.get("max_frames") or max_frames_default)
+        fps = record.frames.get("fps") or fps
     start, end = record.visible
     st.markdown(f"**Frames the model saw for Q{md(short_qid(record))}**")
+    shown = ("not recorded" if record.seen is None
+             else f"{format_time(record.seen[0])} to {format_time(record.seen[1])}")
     st.caption(f"visible interval: {format_time(start or 0.0)} to "
-               f"{'the end' if end is None else format_time(end)}" + (f", fps {fps}" if fps else "")
-               + "; re-sampled with the model adapters' sampler")
+               f"{'the end' if end is None else format_time(end)}; frames shown to the model: {shown}"
+               + (f", fps {fps}" if fps else "") + "; re-sampled with the model adapters' sampler")
     max_frames = st.number_input("max_frames", 1, 256, max_frames_default, key="max_frames",
                                  help="The model's max_frames: by default the run's --model_args value, "
                                       "else the adapters' default.")

@@ -10,4 +10,4 @@ from egotask.hookspecs import ModelAdapter, hookimpl
 def egotask_model_adapters() -> list[ModelAdapter]:
     return [ModelAdapter("ocr_baseline", "egotask_ocr.model.OCRBaseline",
                          "scene-text baseline: RapidOCR reads the frames, answers with the most relevant text",
-                         aliases=("rapidocr",))]
+                         aliases=("rapidocr",), reads_intervals=True)]

@@ -1,0 +1,144 @@
+"""What a model answered, kept as it is made: the answer cache (resume without regenerating) and the
+per-item outcome (frames actually seen, frame settings, generation failures) that the task's
+``process_results`` writes into each record.
+
+The cache is a SQLite file beside the verdict cache (``EGOTASK_CACHE_DIR/answers.sqlite3``). An answer
+is keyed by everything that decides it: the model's identity (adapter, checkpoint, backend), the
+prompt, the video file (path, size, modification time), the interval, the frame settings and the
+generation settings. Only greedy answers are kept, and only successes: a failed item is tried again
+on the next run. ``EGOTASK_ANSWER_CACHE``: ``on`` (default), ``refresh`` (generate again and
+overwrite) or ``off``.
+
+Outcomes travel from the adapter to ``process_results`` in this process: lmms-eval hands
+``process_results`` only the answer text, so the adapter notes each item's outcome under the item's
+key, and the task takes it back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from egotask.settings import get_settings
+
+FILENAME = "answers.sqlite3"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    created REAL NOT NULL
+)"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one item on the model's side."""
+
+    text: str  # the reply ("" when generation failed)
+    seen: tuple[float, float] | None = None  # first and last frame time shown to the model
+    frames: dict[str, Any] | None = None  # frame settings, and how many frames were shown
+    model: str | None = None
+    error: str | None = None  # a generation failure: the model produced no answer
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Outcome:
+        data = json.loads(text)
+        data["seen"] = tuple(data["seen"]) if data.get("seen") else None
+        return cls(**data)
+
+
+def item_key(doc: dict[str, Any]) -> tuple[str, str, str]:
+    """How an item is named between the adapter and ``process_results``."""
+    return (str(doc.get("task") or doc.get("benchmark")), str(doc.get("video_id")), str(doc.get("question_id")))
+
+
+# --------------------------------------------------------------------------- outcomes in this process
+
+_outcomes: dict[tuple[str, str, str], Outcome] = {}
+_outcomes_lock = threading.Lock()
+
+
+def note(doc: dict[str, Any], outcome: Outcome) -> None:
+    with _outcomes_lock:
+        _outcomes[item_key(doc)] = outcome
+
+
+def take(doc: dict[str, Any]) -> Outcome | None:
+    """The outcome an egotask adapter noted for this item (None for other lmms-eval models)."""
+    with _outcomes_lock:
+        return _outcomes.pop(item_key(doc), None)
+
+
+# --------------------------------------------------------------------------- the answer cache
+
+def file_identity(path: str | Path) -> list[Any]:
+    """A video file as the cache sees it: a changed file is a new key."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return [str(path), None, None]
+    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
+
+
+def answer_key(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+class AnswerStore:
+    """Thread-safe; several processes (ranks) may share the file (WAL journal, busy timeout)."""
+
+    def __init__(self, path: Path | None = None, mode: str | None = None):
+        settings = get_settings()
+        self.mode = mode or settings.answer_cache
+        self.path = path or settings.cache_dir / FILENAME
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(_SCHEMA)
+            except (OSError, sqlite3.Error) as exc:
+                raise OSError(f"cannot open the answer cache {self.path} ({exc}); set EGOTASK_CACHE_DIR to a "
+                              "writable folder or EGOTASK_ANSWER_CACHE=off") from exc
+            self._conn = conn
+        return self._conn
+
+    def get(self, key: str) -> Outcome | None:
+        if self.mode != "on":
+            return None
+        with self._lock:
+            row = self._connection().execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
+        return Outcome.from_json(row[0]) if row else None
+
+    def put(self, key: str, outcome: Outcome) -> None:
+        if self.mode == "off" or outcome.error is not None:
+            return
+        with self._lock:
+            self._connection().execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)",
+                                       (key, outcome.model or "", outcome.to_json(), time.time()))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._connection().execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

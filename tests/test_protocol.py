@@ -1,0 +1,127 @@
+"""The benchmark owns the protocol: on a real-time task no lmms-eval model, egotask's or lmms-eval's own,
+is shown video at or after the question's timestamp, and every record says what the model saw."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from egotask.fixtures import time_code_of, write_egotextvqa_annotations, write_time_coded_clip
+from egotask.paths import tasks_path
+from egotask.model_adapters.fake_server import FakeVLMServer
+
+VIDEO = "0a1b2c3d-0000-4000-8000-00000000000a"
+ASKED_AT = 3.0  # seconds into a 6 s, 10 fps time-coded clip: frames 0-29 are before it
+
+
+@pytest.fixture
+def time_coded(tmp_path) -> dict[str, str]:
+    videos = tmp_path / "videos"
+    write_time_coded_clip(videos / "EgoTextVQA-Indoor" / f"{VIDEO}.mp4")
+    row = {"video_id": VIDEO, "question_id": "1", "question_type": "others", "question": "what is shown?",
+           "correct_answer": "grey", "timestamp": ASKED_AT, "video_url": ""}
+    write_egotextvqa_annotations(tmp_path / "ann", [row, {**row, "question_id": "2", "timestamp": 1.5}], [])
+    return {"EGOTEXTVQA_ANNOTATIONS": str(tmp_path / "ann"), "EGOTEXTVQA_VIDEO_DIR": str(videos)}
+
+
+@pytest.fixture
+def openai_server(monkeypatch):
+    server = FakeVLMServer().start()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    yield server
+    server.stop()
+
+
+def frame_times(server: FakeVLMServer) -> list[list[float]]:
+    """For each request the server got, the source time of every frame it was shown."""
+    return [sorted(time_code_of(image) for image in server.images(body)) for body in server.bodies]
+
+
+def lmms_eval_own_openai_model(entry: list[str], task: str, server: FakeVLMServer, env: dict[str, str],
+                               out: Path) -> subprocess.CompletedProcess:
+    """lmms-eval's built-in `openai` model: it opens the video file itself (decord) and sends frames."""
+    cmd = [sys.executable, *entry, "--tasks", task, "--model", "openai", "--model_args",
+           f"model=fake,base_url={server.url}/v1,max_frames_num=8,num_concurrent=1", "--output_path", str(out),
+           "--log_samples", "--verbosity", "WARNING"]
+    return subprocess.run(cmd, env={**os.environ, **env, "EGOTASK_JUDGE": "heuristic"}, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", [["-m", "egotask.lmms_entry"], ["-m", "lmms_eval", "--include_path", "TASKS"]],
+                         ids=["egotask-entry", "upstream-cli"])
+def test_lmms_evals_own_video_model_sees_nothing_at_or_after_the_timestamp(entry, time_coded, openai_server,
+                                                                          tmp_path):
+    pytest.importorskip("decord", reason="lmms-eval's openai model reads videos with decord (dev extra)")
+    entry = [str(tasks_path()) if a == "TASKS" else a for a in entry]
+    proc = lmms_eval_own_openai_model(entry, "egotextvqa_indoor", openai_server, time_coded, tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    shown = sorted(frame_times(openai_server), key=max)
+    assert len(shown) == 2 and all(len(times) >= 8 for times in shown)
+    # Decord seeks approximately, so which frames exactly varies; none is at or after the question.
+    assert max(shown[0]) < 1.5 and max(shown[1]) < ASKED_AT
+    samples = next((tmp_path / "out").rglob("*_samples_egotextvqa_indoor.jsonl")).read_text().splitlines()
+    records = {r["question_id"]: r for r in (json.loads(line)["details"] for line in samples)}
+    assert records["1"]["seen"] == [0.0, 2.9] and records["2"]["seen"] == [0.0, 1.4]
+    assert records["1"]["visible"] == [0.0, ASKED_AT]
+
+
+@pytest.mark.slow
+def test_the_full_video_task_does_show_the_later_frames(time_coded, openai_server, tmp_path):
+    """The control: the same model on the `_fullvideo` task is shown frames after the timestamp."""
+    pytest.importorskip("decord", reason="lmms-eval's openai model reads videos with decord (dev extra)")
+    proc = lmms_eval_own_openai_model(["-m", "egotask.lmms_entry"], "egotextvqa_indoor_fullvideo", openai_server,
+                                      time_coded, tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert all(max(times) > ASKED_AT + 1 for times in frame_times(openai_server))
+
+
+def test_cuts_hold_exactly_the_frames_before_the_end_and_are_made_once(tmp_path, monkeypatch):
+    from egotask import settings
+    from egotask.frames import index_frames
+    from egotask.protocol import cut_visible
+
+    monkeypatch.setenv("EGOTASK_CACHE_DIR", str(tmp_path / "cache"))
+    settings.reset()
+    src = write_time_coded_clip(tmp_path / "v.mp4")
+    (cut,) = cut_visible([(src, 0.0, ASKED_AT)]).values()
+    assert cut.seen == (0.0, pytest.approx(2.9))
+    index = index_frames(cut.path)
+    assert len(index.times) == 30 and index.times[-1] == pytest.approx(2.9)
+    import av
+
+    with av.open(str(cut.path)) as container:
+        levels = [time_code_of(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+    assert levels == pytest.approx([i / 10 for i in range(30)])
+    made = cut.path.stat().st_mtime_ns
+    (again,) = cut_visible([(src, 0.0, ASKED_AT)]).values()
+    assert again.path == cut.path and again.path.stat().st_mtime_ns == made
+
+
+def test_egotask_adapters_read_the_original_with_the_interval_and_no_cut_is_made(time_coded, monkeypatch,
+                                                                                   tmp_path):
+    from egotask import settings
+    from egotask.frames import sample_visual
+    from egotask.protocol import declare_model_reads_intervals
+    from egotask.tasklib import doc_to_visual, make_process_docs
+
+    for key, value in time_coded.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("EGOTASK_CACHE_DIR", str(tmp_path / "cache"))
+    settings.reset()
+    declare_model_reads_intervals(True)
+    try:
+        docs = make_process_docs("egotextvqa_indoor")(None)
+    finally:
+        declare_model_reads_intervals(False)
+    (visual,) = doc_to_visual(docs[0])
+    assert str(visual) == visual.source and visual.source.endswith(f"{VIDEO}.mp4")
+    assert not (tmp_path / "cache" / "visible_clips").exists()
+    frames = sample_visual(visual, max_frames=8)
+    assert max(frames.timestamps) < ASKED_AT
+    assert [time_code_of(f) for f in frames.frames] == pytest.approx(frames.timestamps, abs=0.051)
