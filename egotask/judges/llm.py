@@ -221,6 +221,10 @@ class LLMJudge(Judge):
             return cached
         return self._judge_uncached(item, key)
 
+    def cached(self, item: JudgeItem) -> bool:
+        """Whether the cache already holds this item's verdict (so judging it makes no request)."""
+        return self.cache.get(self._key(item)) is not None
+
     def judge_many(self, items: Sequence[JudgeItem], progress: bool = True) -> list[Verdict]:
         self.check_ready()
         results: list[Verdict | None] = [None] * len(items)
