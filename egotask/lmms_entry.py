@@ -4,7 +4,9 @@ It differs from upstream's ``lmms-eval`` in three ways:
 - egotask's task folder is always on ``--include_path`` (next to any folder you pass);
 - ``--judge NAME`` picks the judge backend, ``--judge-cache on|off|refresh`` its verdict cache (they
   override the ``EGOTASK_JUDGE`` / ``EGOTASK_JUDGE_CACHE`` settings of :mod:`egotask.settings`);
-- it exits non-zero when the evaluation fails (upstream logs the exception and exits 0).
+- it exits non-zero when the evaluation fails (upstream logs the exception and exits 0): 1 when it
+  stops (a failed preflight check or a crash), 2 for a usage error, and 3 when it finished and wrote
+  everything but some items failed: the judge gave no verdict, or the model gave no answer.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from egotask.preflight import preflight
 from egotask.protocol import declare_model_reads_intervals
 from egotask.settings import SettingsError, configure
 
+EXIT_ITEMS_FAILED = 3  # finished and wrote everything, but some items have no verdict or no answer
+
 HELP_EXTRA = """
 egotask additions:
   --judge NAME          judge backend for egotask tasks (default: $EGOTASK_JUDGE or 'gemini');
@@ -25,7 +29,8 @@ egotask additions:
   --judge-cache MODE    on (default): reuse cached verdicts; refresh: judge again and overwrite;
                         off: neither read nor write the cache (same as $EGOTASK_JUDGE_CACHE)
   egotask's tasks (egotextvqa_indoor, egotextvqa_outdoor, egotextvqa, egotempo_openqa, ...) are
-  always included; exit status is non-zero when the evaluation fails.
+  always included. Exit status: 0 all judged; 1 stopped (preflight check or crash); 2 usage error;
+  3 finished and written, but items failed to be judged or got no answer (listed in the results).
 """
 
 
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_model_name(args.model)
         declare_model_reads_intervals(model_reads_intervals(args.model))
-        preflight(args.tasks.split(","))
+        preflight(args.tasks.split(","), output_path=args.output_path)
     except Exception as exc:
         print(f"lmms_eval: {exc}", file=sys.stderr)
         return 1
@@ -113,9 +118,42 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         print(f"\nlmms_eval: evaluation failed: {root_cause(exc)}", file=sys.stderr)
         return 1
-    if results is not None:
-        print_results(args, results, make_table)
+    if results is None:
+        return 0
+    print_results(args, results, make_table)
+    failures = item_failures(results)
+    if failures:
+        print(failure_message(failures, args.output_path), file=sys.stderr)
+        return EXIT_ITEMS_FAILED
     return 0
+
+
+def item_failures(results: dict) -> dict[str, tuple[int, int, bool]]:
+    """Per egotask task with failures: (items the judge gave no verdict, items the model gave no answer,
+    whether the run counted them as wrong), from each task's summary (``details``)."""
+    out = {}
+    for task, metrics in (results.get("results") or {}).items():
+        summary = metrics.get("details,none") if isinstance(metrics, dict) else None
+        if not isinstance(summary, dict) or "n_failed" not in summary:
+            continue  # not an egotask task
+        judge_failed, no_answer = int(summary["n_failed"] or 0), int(summary.get("n_generation_failed") or 0)
+        if judge_failed or no_answer:
+            out[task] = (judge_failed, no_answer, bool(summary.get("failed_counted_as_wrong")))
+    return out
+
+
+def failure_message(failures: dict[str, tuple[int, int, bool]], output_path: str | None) -> str:
+    judge_failed = sum(f[0] for f in failures.values())
+    no_answer = sum(f[1] for f in failures.values())
+    counted = any(f[2] for f in failures.values())
+    where = (f"the results JSON under {output_path}" if output_path
+             else "the results (run with --output_path to keep them)")
+    per_task = ", ".join(f"{task}: {f[0]} / {f[1]}" for task, f in sorted(failures.items()))
+    return (f"lmms_eval: exit status {EXIT_ITEMS_FAILED}: {judge_failed} item(s) could not be judged and {no_answer} "
+            f"got no answer from the model (per task, not judged / no answer: {per_task}); they are "
+            f"{'counted as wrong' if counted else 'left out of accuracy and score'}. Everything else is written. "
+            f"They are listed under details, 'failed' and 'generation_failed', in {where}; running the same "
+            "command again retries only them.")
 
 
 def print_results(args, results: dict, make_table) -> None:
@@ -134,11 +172,6 @@ def print_results(args, results: dict, make_table) -> None:
     runs = runs_from_results(results, Path(args.output_path or "."))
     if runs:
         print(render_console(runs))
-        failed = sum(r.summary["n_failed"] for r in runs)
-        if failed:
-            how = "counted as wrong" if any(r.failed_counted_as_wrong for r in runs) else "not counted as wrong"
-            print(f"WARNING: {failed} item(s) could not be judged; they are {how}. "
-                  "See 'failed' under details in the results JSON.")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Checks run before any model is loaded: the judge can run, and the data of every selected
-egotask task loads and has its videos. Errors here cost seconds instead of hours of inference.
+"""Checks run before any model is loaded: the judge can run and answers a real request, every folder
+the run writes to is writable, and the data of every selected egotask task loads and has its videos.
+Errors here cost seconds instead of hours of inference.
 
 Each task is checked by calling its own ``process_docs`` from its YAML, the function lmms-eval will
 call, so the check covers exactly the docs the task evaluates (a ``_test`` task only its held-out
@@ -8,11 +9,21 @@ videos, a ``_fullvideo`` task the whole video).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
-from egotask.judges import get_judge
+from egotask.judges import Judge, get_judge
+from egotask.settings import get_settings
 from egotask.taskindex import resolve, task_files
+
+CACHE_DIR_VAR = "EGOTASK_CACHE_DIR"
+
+
+class PreflightError(RuntimeError):
+    """Something the run needs is not there; the message names the folder, file or variable."""
 
 
 def process_docs_of(task_names: list[str]) -> list[Callable[[Any], Any]]:
@@ -23,9 +34,47 @@ def process_docs_of(task_names: list[str]) -> list[Callable[[Any], Any]]:
     return [load_yaml_config(str(files[t]))["process_docs"] for t in resolve(task_names)]
 
 
-def preflight(task_names: list[str]) -> None:
+def check_writable(folder: str | Path, what: str) -> None:
+    """Create ``folder`` if needed and a file in it (removed at once), or raise PreflightError."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".egotask-write-check-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise PreflightError(f"{what} {folder} is not a writable folder ({exc.strerror or exc}); "
+                             "nothing has run yet") from None
+
+
+def check_caches(judge: Judge) -> None:
+    """The cache folder (answers) and the judge's verdict cache, opened for writing."""
+    settings = get_settings()
+    if settings.answer_cache != "off":
+        check_writable(settings.cache_dir, f"the cache folder ({CACHE_DIR_VAR}; or set EGOTASK_ANSWER_CACHE=off)")
+    cache = getattr(judge, "cache", None)
+    if cache is not None:
+        try:
+            cache.check_writable()
+        except OSError as exc:
+            raise PreflightError(str(exc)) from None
+
+
+def check_outputs(folders: Iterable[str | Path], what: str = "the output folder") -> None:
+    for folder in dict.fromkeys(Path(f) for f in folders):
+        check_writable(folder, what)
+
+
+def preflight(task_names: list[str], output_path: str | Path | None = None) -> None:
+    """Everything a run over ``task_names`` needs, checked before the model loads."""
+    if output_path:
+        check_outputs([output_path], "the --output_path folder")
     checks = process_docs_of(task_names)
-    if checks:
-        get_judge().check_ready()
+    if not checks:
+        return
+    judge = get_judge()
+    judge.check_ready()
+    check_caches(judge)
     for process_docs in checks:
         process_docs(None)
+    judge.check_endpoint()

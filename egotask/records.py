@@ -38,6 +38,22 @@ _SAMPLES_NAME = re.compile(r"^.+_samples_(?P<task>.+)\.jsonl$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+# An annotation may list several acceptable answers; the record keeps them as one reference, joined
+# by this separator (no real EgoTextVQA or EgoTempo answer holds a "|"), which judges read back with
+# answer_alternatives.
+ALTERNATIVES_SEPARATOR = " | "
+
+
+def join_alternatives(answers: list[str]) -> str:
+    return ALTERNATIVES_SEPARATOR.join(answers)
+
+
+def answer_alternatives(answer: str) -> list[str]:
+    """The acceptable answers a reference holds (one, unless the annotation listed several)."""
+    parts = [p.strip() for p in answer.split(ALTERNATIVES_SEPARATOR)]
+    return [p for p in parts if p] or [answer]
+
+
 class RecordError(ValueError):
     """A record that cannot be read; the message names the file and line (or record)."""
 
@@ -257,6 +273,6 @@ def write_records(records: list[SampleRecord], path: Path) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["BENCHMARK_OF_SETTING", "NOT_JUDGED", "RECORDS_SUFFIX", "RECORD_VERSION", "SETTINGS", "Pred",
-           "RecordError", "SampleRecord", "Verdict", "iter_records", "iter_rows", "load_records", "read_record",
-           "task_of_samples_file", "write_records"]
+__all__ = ["ALTERNATIVES_SEPARATOR", "BENCHMARK_OF_SETTING", "NOT_JUDGED", "RECORDS_SUFFIX", "RECORD_VERSION",
+           "SETTINGS", "Pred", "RecordError", "SampleRecord", "Verdict", "answer_alternatives", "iter_records",
+           "iter_rows", "join_alternatives", "load_records", "read_record", "task_of_samples_file", "write_records"]

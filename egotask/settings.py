@@ -101,11 +101,22 @@ class Settings:
     judge_rpm: float | None = _setting("EGOTASK_JUDGE_RPM", None, _positive_float,
                                        "at most this many judge requests per minute (default: no limit)")
     judge_timeout: float = _setting("EGOTASK_JUDGE_TIMEOUT", 60.0, _positive_float,
-                                    "seconds per judge request")
+                                    "seconds a judge request may wait for the server at any one moment "
+                                    "(connecting, each read)")
+    judge_deadline: float | None = _setting("EGOTASK_JUDGE_DEADLINE", None, _positive_float,
+                                            "seconds one judge request may take in all, however slowly the "
+                                            "server sends (default: `EGOTASK_JUDGE_TIMEOUT`)")
     judge_max_attempts: int = _setting("EGOTASK_JUDGE_MAX_ATTEMPTS", 6, _positive_int,
                                        "attempts per item on 408/429/5xx, timeouts and connection errors")
     judge_backoff: float = _setting("EGOTASK_JUDGE_BACKOFF", 1.0, _non_negative_float,
                                     "first retry delay in seconds (doubles, with jitter, never before Retry-After)")
+    judge_retry_after_max: float = _setting("EGOTASK_JUDGE_RETRY_AFTER_MAX", 60.0, _non_negative_float,
+                                            "longest wait in seconds before a retry: a longer `Retry-After` is "
+                                            "cut to this, and the log says so")
+    judge_budget: float | None = _setting("EGOTASK_JUDGE_BUDGET", None, _positive_float,
+                                          "seconds the judging of a run may take in all, from its first request; "
+                                          "then the items left fail (never counted as wrong; a rerun asks only "
+                                          "for them) (default: no limit)")
     judge_cache: str = _setting("EGOTASK_JUDGE_CACHE", "on", _choice("on", "off", "refresh"),
                                 "verdict cache: `on` reuses, `refresh` judges again and overwrites, `off` "
                                 "neither reads nor writes; `--judge-cache` overrides it")

@@ -23,7 +23,7 @@ from egotask.app.runs import load_paths
 from egotask.app.selection import compare_runs, filter_records, verdict_label, videos_of, webvtt
 from egotask.cli import build_parser
 from egotask.commands.app import PAGE, streamlit_command
-from egotask.fixtures import EGOTEMPO_SAMPLE, INDOOR_SAMPLE, OUTDOOR_SAMPLE
+from egotask.fixtures import EGOTEMPO_SAMPLE, INDOOR_SAMPLE, OUTDOOR_SAMPLE, write_clip
 from egotask.records import SampleRecord, Verdict
 from egotask.scoring import summarize
 
@@ -418,3 +418,46 @@ def test_egotask_app_starts_a_streamlit_server_on_the_given_port(outputs, tmp_pa
             proc.wait()
     output = proc.stdout.read()
     assert "serving on http://127.0.0.1" in output, output
+
+
+# --------------------------------------------------------------------------- bad input: #17
+
+
+def test_a_record_whose_id_points_outside_the_video_folder_gets_no_video(tmp_path, monkeypatch):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    secret = write_clip(tmp_path / "secret.mp4", ["S"], seconds=1.0, fps=4, size=(64, 48))
+    monkeypatch.setenv("EGOTEMPO_VIDEO_DIR", str(clips))
+    escaping = dataclasses.replace(base_records()[TEMPO][0], video_id="../secret", question_id="../secret_0")
+    for video_id in ("../secret", str(secret.with_suffix(""))):
+        location = media.locate_video(dataclasses.replace(escaping, video_id=video_id))
+        assert location.path is None and not location.downloadable
+        assert "is not a file name" in location.problem and "EGOTEMPO_VIDEO_DIR" in location.problem
+    # The page: a warning, no player, and the file outside the folder is never opened.
+    records = write_records(tmp_path / "escaping.jsonl", [escaping])
+    at = start_app([records], view="Video")
+    assert any("is not a file name" in w.value for w in at.warning)
+    assert not at.get("video") and not at.error
+
+
+MARKUP = {"prediction": ":red[x] **bold** `code` :smile: <b>tag</b> $x^2$",
+          "question": "what does :blue[this] say? # not a heading",
+          "answer": "[link](http://example.com) _under_ ~strike~"}
+
+
+def test_record_text_that_looks_like_markup_is_shown_literally(tmp_path, sample_env):
+    rec = dataclasses.replace(base_records()[IN][0], **MARKUP)
+    at = start_app([write_records(tmp_path / "markup.jsonl", [rec])], view="Video")
+    shown = "\n".join(t.value for t in at.text)
+    for text in MARKUP.values():
+        assert text in shown  # as written, in plain text elements
+    for element in at.markdown:  # and nowhere parsed as markdown
+        assert ":red[" not in element.value and ":blue[" not in element.value and "**bold**" not in element.value
+    assert not at.exception and not at.error
+
+
+def test_markdown_escaping_covers_streamlit_directives_and_emoji():
+    from egotask.app.page import md
+
+    assert md(":red[x]") == r"\:red\[x\]"
+    assert md("a :smile: b") == r"a \:smile\: b"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -89,3 +90,24 @@ def test_dataset_variable_pointing_nowhere_names_the_variable(tmp_path, monkeypa
     monkeypatch.setenv("EGOTEXTVQA_DATASET", str(tmp_path / "nothing"))
     with pytest.raises(DataError, match="EGOTEXTVQA_DATASET=.*nothing"):
         load_docs("egotextvqa_indoor")
+
+
+def test_a_cut_off_video_is_reported_unreadable_naming_its_length(tmp_path):
+    """An mp4 whose header promises 10 s but whose file holds a part of it (a cut-off download):
+    the frame sampler's own check names it, so build-qa reports it with the other bad videos."""
+    vid = "0479bea8-d221-4c6a-8c91-60108e43fe56"
+    row = {"video_id": vid, "question_id": "1", "question_type": "kitchen", "question": "q?",
+           "correct_answer": "a", "timestamp": 1.0}
+    ann = write_egotextvqa_annotations(tmp_path / "ann", [row], [{**row, "video_id": "7", "question_type": "location"}])
+    write_clip(tmp_path / "v" / "EgoTextVQA-Outdoor" / "7.mp4", ["A"], seconds=2.0, fps=4, size=(64, 48))
+    full = write_clip(tmp_path / "full.mp4", ["A", "B"], seconds=10.0, fps=8, size=(64, 48),
+                      container_options={"movflags": "faststart"})  # the index first, as downloads have it
+    cut = tmp_path / "v" / "EgoTextVQA-Indoor" / f"{vid}.mp4"
+    cut.parent.mkdir(parents=True)
+    data = full.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.4)])
+    rows, report = build_rows(ann, tmp_path / "v", progress=False)
+    assert [u["path"] for u in report.unreadable_videos] == [str(cut)]
+    assert re.search(r"truncated or corrupt: its header says 10\.00s of video but the file holds only \d\.\d\ds",
+                     report.unreadable_videos[0]["error"])
+    assert report.problems == 1 and "CHECK 1 videos unreadable" in report.render()

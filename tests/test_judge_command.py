@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import time
 import pytest
 from judge_fakes import expected_verdicts, make_items, write_samples
 
+from egotask import settings
 from egotask.cli import main as egotask_main
 from egotask.judges.agreement import agreement
 from egotask.judges.cache import VerdictCache
@@ -55,7 +57,8 @@ def test_rejudge_writes_results_beside_the_samples_with_summary_and_agreement(fa
     # The original files are untouched, and a second run pays for nothing.
     assert _read_jsonl(samples)[0]["details"]["verdict"]["judge"] == "heuristic"
     assert egotask_main(["judge", str(samples), "--judge", "gemini"]) == 0
-    assert server.requests == 9 and "requests: 0" in capsys.readouterr().out
+    # 9 items and the first run's test request; the rerun, all cached, needs no network at all
+    assert server.requests == 10 and "requests: 0" in capsys.readouterr().out
 
 
 def test_agreement_reports_kappa_and_score_correlation_leaving_failures_out():
@@ -79,7 +82,8 @@ def test_unfinished_reasoning_is_wrong_without_asking_the_judge(fake_judge, tmp_
     assert egotask_main(["judge", str(samples), "--judge", "gemini"]) == 0
     (out,) = tmp_path.glob("*_rejudged-*_samples_egotempo_openqa.jsonl")
     first = _read_jsonl(out)[0]["verdict"]
-    assert (first["pred"], first["score"], first["judge"]) == ("no", 0, "gemini") and server.requests == 1
+    assert (first["pred"], first["score"], first["judge"]) == ("no", 0, "gemini")
+    assert server.requests == 2  # the test request and the one item with an answer
 
 
 def test_missing_key_and_bad_input_fail_before_any_judging(fake_judge, tmp_path, monkeypatch, capsys):
@@ -116,6 +120,43 @@ def test_killed_run_loses_nothing_and_the_rerun_calls_only_for_unjudged_items(fa
 
     rerun = subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    assert server.requests - requests_before == 24 - judged_before_kill
+    assert server.requests - requests_before == 24 - judged_before_kill + 1  # and its test request
     (out,) = tmp_path.glob("*_rejudged-*_samples_*.jsonl")
     assert [(r["verdict"]["pred"], r["verdict"]["score"]) for r in _read_jsonl(out)] == expected_verdicts(items)
+
+
+def test_items_that_failed_give_exit_status_3_after_everything_is_written(fake_judge, tmp_path, capsys):
+    def faults(item, attempt):  # signs 0 and 1: replies that are never a verdict
+        return "malformed" if item["question"].endswith(("sign 0?", "sign 1?")) else None
+
+    fake_judge(faults=faults)
+    folder, samples = _run_folder(tmp_path)
+    assert egotask_main(["judge", str(samples), "--judge", "gemini"]) == 3
+    err = capsys.readouterr().err
+    assert "exit status 3: 2 item(s) could not be judged and 0 had no answer" in err
+    (results,) = folder.glob("*_rejudged-*_results.json")
+    summary = json.loads(results.read_text())["results"]["egotextvqa_indoor"]["details,none"]
+    assert (summary["n"], summary["n_judged"], summary["n_failed"]) == (9, 7, 2) and str(results) in err
+    assert len(_read_jsonl(next(folder.glob("*_rejudged-*_samples_*.jsonl")))) == 9
+
+
+def test_an_unreachable_judge_or_unwritable_cache_stops_before_any_judging(fake_judge, tmp_path, monkeypatch,
+                                                                           capsys):
+    server = fake_judge()
+    _, samples = _run_folder(tmp_path)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", closed)
+    start = time.monotonic()
+    assert egotask_main(["judge", str(samples), "--judge", "gemini"]) == 2
+    assert f"failed a test request to {closed}: connection error" in capsys.readouterr().err
+    assert time.monotonic() - start < 5
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", server.url)
+    cache = tmp_path / "cache"
+    (cache / "judge_cache.sqlite3").mkdir(parents=True)
+    monkeypatch.setenv("EGOTASK_CACHE_DIR", str(cache))
+    settings.reset()  # settings are read once per process
+    assert egotask_main(["judge", str(samples), "--judge", "gemini"]) == 2
+    assert "cannot open the judge cache" in capsys.readouterr().err
+    assert server.requests == 0 and not list(tmp_path.rglob("*rejudged*"))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 
 import pytest
 from judge_fakes import KEY
 
 from egotask.judges.cache import cache_dir
 from egotask.judges.fake_server import item_id
+from egotask.judges.llm import PROBE_ITEM
 from egotask.judges.prompt import PROMPT_VERSION
 
 pytestmark = pytest.mark.slow
@@ -32,6 +35,8 @@ def test_gemini_verdicts_survive_faults_and_reruns_pay_only_for_what_failed(samp
     state, lock = {"doomed": None, "flaky": True}, threading.Lock()
 
     def faults(item, attempt):
+        if item["question"] == PROBE_ITEM.question:  # the preflight's test request goes through
+            return None
         ident = item_id(item)
         with lock:
             state["doomed"] = state["doomed"] or ident
@@ -45,7 +50,8 @@ def test_gemini_verdicts_survive_faults_and_reruns_pay_only_for_what_failed(samp
     env = {**sample_env, "EGOTASK_JUDGE_MAX_ATTEMPTS": "4"}
 
     first = lmms_eval(args, env, tmp_path / "run1")
-    assert first.returncode == 0, first.output
+    assert first.returncode == 3, first.output  # finished and written, but one item has no verdict
+    assert "exit status 3: 1 item(s) could not be judged and 0 got no answer" in first.output
     details = first.results["results"]["egotextvqa_indoor"]["details,none"]
     assert (details["n"], details["n_judged"], details["n_failed"]) == (4, 3, 1)
     assert (details["judge"], details["judge_model"], details["prompt_version"]) == \
@@ -63,7 +69,7 @@ def test_gemini_verdicts_survive_faults_and_reruns_pay_only_for_what_failed(samp
     before = server.requests
     second = lmms_eval(args, env, tmp_path / "run2")
     assert second.returncode == 0, second.output
-    assert server.requests - before == 1  # only the item that failed is asked again
+    assert server.requests - before == 2  # the preflight's test request, and only the item that failed
     again = _verdicts(second)
     assert all(v["pred"] is not None for v in again.values())
     assert {k: again[k] for k in judged} == judged
@@ -71,7 +77,7 @@ def test_gemini_verdicts_survive_faults_and_reruns_pay_only_for_what_failed(samp
     before = server.requests
     third = lmms_eval(args, env, tmp_path / "run3")
     assert third.returncode == 0, third.output
-    assert server.requests == before  # an identical run makes no judge requests
+    assert server.requests == before + 1  # an identical run makes only the preflight's test request
     assert _verdicts(third) == again
     _assert_no_key(third, tmp_path / "run3")
 
@@ -83,3 +89,33 @@ def test_gemini_without_key_fails_before_the_model_loads(sample_env, tmp_path, l
     assert run.returncode != 0
     assert "GEMINI_API_KEY" in run.output and "--judge heuristic" in run.output
     assert "no-such-checkpoint" not in run.output  # the model was never opened
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("problem", ["unreachable", "rejected key", "unwritable cache"])
+def test_a_wrong_judge_url_key_or_cache_stops_the_run_in_seconds_before_the_model_loads(sample_env, tmp_path,
+                                                                                          lmms_eval, fake_judge,
+                                                                                          problem):
+    server = fake_judge(faults=(lambda item, attempt: "401") if problem == "rejected key" else None)
+    env = dict(sample_env)
+    if problem == "unreachable":
+        env["GOOGLE_GEMINI_BASE_URL"] = _closed_port_url()
+    if problem == "unwritable cache":
+        (tmp_path / "file").write_text("")
+        env["EGOTASK_CACHE_DIR"] = str(tmp_path / "file" / "cache")
+    missing_model = tmp_path / "no-such-checkpoint"
+    start = time.monotonic()
+    run = lmms_eval(["--tasks", "egotextvqa_indoor", "--model", "qwen3vl", "--model_args",
+                     f"pretrained={missing_model}", "--judge", "gemini"], env, tmp_path / "out")
+    seconds = time.monotonic() - start
+    assert run.returncode == 1, run.output
+    expected = {"unreachable": "failed a test request to http://127.0.0.1", "rejected key": "401",
+                "unwritable cache": "EGOTASK_CACHE_DIR"}[problem]
+    assert expected in run.output and "no-such-checkpoint" not in run.output  # the model was never opened
+    assert run.results is None and server.requests <= 1
+    assert seconds < 60  # the interpreter and lmms-eval's imports, not an hour of retries

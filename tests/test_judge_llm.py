@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -201,3 +202,60 @@ def test_threads_share_one_cache_connection_safely(fake_judge, monkeypatch):
     with ThreadPoolExecutor(4) as pool:
         results = [v for part in pool.map(work, [items[i::4] for i in range(4)]) for v in part]
     assert not any(v.failed for v in results) and len(judge.cache) == 40
+
+
+# --------------------------------------------------------------------------- slow and stalling servers: #17
+
+
+def _judge_in_thread(judge, items, limit: float):
+    """judge_many in a thread, so a judge that would wait for minutes fails the test instead of hanging it."""
+    out: dict = {}
+    worker = threading.Thread(target=lambda: out.update(verdicts=judge.judge_many(items, progress=False)),
+                              daemon=True)
+    start = time.monotonic()
+    worker.start()
+    worker.join(limit)
+    assert not worker.is_alive(), f"judging still running after {limit} s"
+    return out["verdicts"], time.monotonic() - start
+
+
+@pytest.mark.parametrize("backend", ["gemini", "openai"])
+def test_a_server_sending_one_byte_at_a_time_is_cut_off_at_the_deadline(fake_judge, monkeypatch, backend):
+    server = fake_judge(faults=lambda item, attempt: "trickle", trickle=0.1)  # each read waits 0.1 s only
+    monkeypatch.setenv("EGOTASK_JUDGE_TIMEOUT", "0.5")
+    monkeypatch.setenv("EGOTASK_JUDGE_DEADLINE", "1")
+    monkeypatch.setenv("EGOTASK_JUDGE_MAX_ATTEMPTS", "2")
+    (verdict,), seconds = _judge_in_thread(build_judge(backend), make_items(1), limit=20)
+    assert verdict.failed and "gave up after 2 attempts" in verdict.error
+    assert "within 1 s (EGOTASK_JUDGE_DEADLINE)" in verdict.error
+    assert server.requests == 2 and seconds < 4  # two attempts of about 1 s, not minutes of trickle
+
+
+def test_the_deadline_defaults_to_the_timeout(fake_judge, monkeypatch):
+    fake_judge(faults=lambda item, attempt: "trickle", trickle=0.1)
+    monkeypatch.setenv("EGOTASK_JUDGE_TIMEOUT", "0.6")
+    monkeypatch.setenv("EGOTASK_JUDGE_MAX_ATTEMPTS", "1")
+    (verdict,), seconds = _judge_in_thread(build_judge("gemini"), make_items(1), limit=20)
+    assert verdict.failed and "within 0.6 s" in verdict.error and seconds < 3
+
+
+def test_a_huge_retry_after_is_capped_and_the_wait_is_logged(fake_judge, monkeypatch, caplog):
+    server = fake_judge(faults=cycle_faults([["429"]]), retry_after="100000")
+    monkeypatch.setenv("EGOTASK_JUDGE_RETRY_AFTER_MAX", "0.5")
+    caplog.set_level(logging.INFO, logger="egotask.judge")
+    (verdict,), seconds = _judge_in_thread(build_judge("gemini"), make_items(1), limit=20)
+    (starts,) = server.started.values()
+    assert verdict.pred == "yes" and len(starts) == 2
+    assert 0.45 <= starts[1] - starts[0] < 3
+    assert "Retry-After: 100000 s" in caplog.text and "waiting 0.5 s (EGOTASK_JUDGE_RETRY_AFTER_MAX)" in caplog.text
+    assert "429" in caplog.text  # what it waits for
+
+
+def test_judging_stops_when_its_time_budget_is_spent(fake_judge, monkeypatch):
+    server = fake_judge(faults=lambda item, attempt: "503", retry_after="1")
+    monkeypatch.setenv("EGOTASK_JUDGE_BUDGET", "1.5")
+    monkeypatch.setenv("EGOTASK_JUDGE_CONCURRENCY", "2")
+    verdicts, seconds = _judge_in_thread(build_judge("gemini"), make_items(8), limit=30)
+    assert all(v.failed and "EGOTASK_JUDGE_BUDGET" in v.error for v in verdicts)
+    assert seconds < 4 and server.requests <= 2 * 8  # not 6 attempts each: none waits past the budget
+    assert all("503" in v.error for v in verdicts if "last error" in v.error)

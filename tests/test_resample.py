@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -132,3 +133,60 @@ def test_background_iteration_hands_over_errors_and_stops_when_left_early():
             break
     assert source.gi_frame is None  # the worker closed the generator, and it has exited
     assert not [t for t in threading.enumerate() if t.name == "egotask-decode"]
+
+
+def _children(pid: int) -> set[int]:
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    found = set()
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                fields = open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.add(int(stat))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("command", ["resample", "trim-egotempo"])
+def test_workers_end_with_a_killed_parent(tmp_path, command):
+    uid = "0d270946-95c5-4e71-ae49-b9e802548147"
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for name in ("a", "b", "c", uid):
+        write_clip(src / f"{name}.mp4", ["A", "B", "C"], seconds=30.0, fps=25, size=(320, 192))
+    if command == "resample":
+        args = ["resample", src, dst, "--fps", "25", "--preset", "medium", "--workers", "2"]
+    else:
+        ann = tmp_path / "egotempo_openQA.json"
+        clips = [f"{uid}_{start}.0_{start + 20}.0" for start in (0, 5, 10)]
+        ann.write_text(json.dumps({"annotations": [
+            {"question_id": c, "clip_id": c, "question_type": "counting objects", "question": "q?", "answer": "a"}
+            for c in clips]}))
+        args = ["trim-egotempo", "--videos", src, "--annotations", ann, "--out", dst, "--workers", "2"]
+    proc = _cli(*args)
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and len(list(dst.rglob(".*.tmp-*.mp4"))) < 2:
+            time.sleep(0.01)
+        workers = _children(proc.pid)
+        if proc.poll() is not None or len(workers) < 2:
+            pytest.skip("the run finished before both workers were busy")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        gone_by = time.monotonic() + 5
+        while time.monotonic() < gone_by and any(_alive(p) for p in workers):
+            time.sleep(0.05)
+        assert not [p for p in workers if _alive(p)], "workers outlived their killed parent"
+    finally:
+        for pid in workers:  # never leave them behind, whatever the outcome
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

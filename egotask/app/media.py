@@ -9,7 +9,7 @@ from typing import Any
 
 import av
 
-from egotask.data.sources import get_benchmark, local_video_path, resolve_video
+from egotask.data.sources import DataError, get_benchmark, local_video_path, resolve_video
 from egotask.frames import SampledFrames, VideoError, probe_duration
 from egotask.records import SampleRecord
 
@@ -29,7 +29,10 @@ def video_doc(record: SampleRecord) -> dict[str, Any]:
 def locate_video(record: SampleRecord) -> VideoLocation:
     """Where a record's video is on disk, or why it is not there. Never downloads."""
     bench = get_benchmark(record.benchmark)
-    path = local_video_path(video_doc(record))
+    try:
+        path = local_video_path(video_doc(record))
+    except DataError as exc:  # an id that would lead outside the video folder: never opened
+        return VideoLocation(None, str(exc))
     if path is None:
         return VideoLocation(None, f"{bench.video_dir_var} is not set: set it to the folder holding "
                                    f"{bench.video_relpath('<video_id>')} (as for the tasks) and restart "

@@ -60,8 +60,17 @@ def guard(section: str) -> Iterator[None]:
 
 
 def md(value: Any) -> str:
-    """Text shown literally inside markdown (predictions may hold *, `, # or HTML)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", str(value if value not in (None, "") else "–"))
+    """Text shown literally inside markdown (names may hold *, `, # or HTML, and Streamlit reads
+    ``:name[...]`` as a directive and ``:name:`` as an emoji). Record text itself goes through
+    :func:`literal` instead."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(value if value not in (None, "") else "–"))
+
+
+def literal(lines: list[tuple[str, Any]]) -> None:
+    """Labelled record text (questions, answers, reasons) as plain text: never parsed as markdown."""
+    width = max(len(label) for label, _ in lines)
+    st.text("\n".join(f"{label + ':':<{width + 1}} {'–' if value in (None, '') else value}"
+                       for label, value in lines))
 
 
 def attempt(section: str, fn, *args: Any) -> Any:
@@ -252,11 +261,10 @@ def video_tab(selection: list[SampleRecord], run: LoadedRun) -> None:
     with right:
         score = record.verdict.score
         why = "why no answer" if record.generation_error else "judge's reason"
-        st.markdown(f"**Q{md(short_qid(record))}** ({md(record.question_type)}, "
-                    f"{format_time(record.timestamp)}): {md(record.question)}")
-        st.markdown(f"- reference: {md(record.answer)}\n- prediction: {md(record.prediction)}\n"
-                    f"- verdict: **{verdict_label(record)}**, score {md('–' if score is None else score)}\n"
-                    f"- {why}: {md(reason_of(record))}")
+        st.markdown(f"**Q{md(short_qid(record))}** ({md(record.question_type)}, {format_time(record.timestamp)})")
+        literal([("question", record.question), ("reference", record.answer), ("prediction", record.prediction),
+                 ("verdict", f"{verdict_label(record)}, score {'–' if score is None else score}"),
+                 (why, reason_of(record))])
         if record.reasoning:
             with st.expander("model's reasoning"):
                 st.text(record.reasoning)

@@ -41,7 +41,8 @@ def _add_build_qa(sub) -> None:
                     "(EgoTextVQA-Indoor/<id>.mp4, EgoTextVQA-Outdoor/<id>.mp4). Writes a Hugging Face "
                     "dataset (one 'test' split; columns video_id, subset, question_id, question_type, "
                     "timestamp, question, answer, video_path) with save_to_disk, and prints a validation "
-                    "report: missing videos, duplicate (video_id, question_id) keys, timestamps past the "
+                    "report: missing videos, unreadable or cut-off videos, duplicate (video_id, question_id) "
+                    "keys, timestamps past the "
                     "video's end, unknown question types. Point EGOTEXTVQA_DATASET at OUT to evaluate on it.")
     p.add_argument("--annotations", type=Path, default=None,
                    help="folder with the two annotation JSONL files (default: $EGOTEXTVQA_ANNOTATIONS)")

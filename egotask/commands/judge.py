@@ -13,6 +13,7 @@ from egotask.judges.llm import MODEL_VAR
 from egotask.settings import SettingsError, configure
 
 COUNT_FAILED_VAR = "EGOTASK_COUNT_FAILED_AS_WRONG"
+EXIT_ITEMS_FAILED = 3  # the same status as lmms_eval's: written, but some items failed
 CONCURRENCY_VAR = "EGOTASK_JUDGE_CONCURRENCY"
 
 
@@ -25,7 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "<date>_rejudged-<judge>-..._results.json (lmms-eval's results shape, with the same "
                     "summary as a task's `details`), and prints the agreement between the saved and the new "
                     "verdicts: Cohen's kappa on yes/no, quadratic-weighted kappa and Spearman on the 0-5 "
-                    "scores. Verdicts are cached, so judging the same predictions again costs nothing.",
+                    "scores. Verdicts are cached, so judging the same predictions again costs nothing. "
+                    "Before judging it checks that the output folders and the cache are writable and makes "
+                    "one test request to the judge. Exit status: 0 all judged; 2 nothing judged (bad input, "
+                    "no key, unreachable judge); 3 written, but some items could not be judged or had no answer.",
         epilog="example: egotask judge results/ --judge gemini --model gemini-2.5-pro")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="an lmms-eval output folder (searched for *_samples_<task>.jsonl) or a samples file")
@@ -54,17 +58,30 @@ def apply_options(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from egotask.judges.rejudge import find_samples, group_by_run, load_samples_file, rejudge_records, write_outputs
+    from egotask.judges.rejudge import (
+        find_samples,
+        group_by_run,
+        judge_items,
+        load_samples_file,
+        rejudge_records,
+        write_outputs,
+    )
+    from egotask.preflight import PreflightError, check_caches, check_outputs
 
     try:
         settings = apply_options(args)
         judge = build_judge()
         judge.check_ready()
         files = [load_samples_file(p) for p in find_samples(args.paths)]  # all inputs checked before paying
-    except (JudgeNotReady, SettingsError, ValueError, OSError) as exc:
+        records = [r for sf in files for r in sf.records]
+        check_outputs([sf.path.parent for sf in files], "the folder of the samples file (outputs go beside it)")
+        check_caches(judge)
+        cached = getattr(judge, "cached", None)
+        if cached is None or not all(cached(item) for item in judge_items(records)):
+            judge.check_endpoint()  # a cache-only rerun needs no network
+    except (JudgeNotReady, PreflightError, SettingsError, ValueError, OSError) as exc:
         print(f"egotask judge: {exc}", file=sys.stderr)
         return 2
-    records = [r for sf in files for r in sf.records]
     print(f"egotask judge: {len(records)} predictions from {len(files)} file(s), judge {judge.name} "
           f"({judge.model}, prompt {judge.prompt_version})", file=sys.stderr)
     judged = rejudge_records(records, judge)
@@ -72,13 +89,15 @@ def run(args: argparse.Namespace) -> int:
     for sf in files:
         sf.new_records, start = judged[start:start + len(sf.records)], start + len(sf.records)
 
-    rows, failed = [], 0
+    rows, failed, no_answer, written = [], 0, 0, []
     for group in group_by_run(files):
         out, data = write_outputs(group, judge, settings.count_failed_as_wrong)
         print(f"egotask judge: wrote {out}", file=sys.stderr)
+        written.append(out)
         for task, metrics in data["results"].items():
             summary, agree = metrics["details,none"], data["egotask_rejudge"]["agreement"][task]
             failed += summary["n_failed"]
+            no_answer += summary.get("n_generation_failed", 0)
             rows.append([task, summary["n"], summary["n_judged"], summary["n_failed"], _pct(summary["accuracy"]),
                          _num(summary["score"]), agree["saved_judge"]["judge"], agree["n_compared"],
                          _num(agree["cohen_kappa"]), _num(agree["score_weighted_kappa"]),
@@ -89,9 +108,13 @@ def run(args: argparse.Namespace) -> int:
     if stats is not None:
         print(f"requests: {stats['requests']}, cached verdicts reused: {stats['cache_hits']}, "
               f"retries: {stats['retries']}")
-    if failed:
-        print(f"WARNING: {failed} item(s) could not be judged; they are left out of accuracy and score "
-              "(see 'failed' in the results file). Run the same command again to retry only those.")
+    if failed or no_answer:
+        how = "counted as wrong" if settings.count_failed_as_wrong else "left out of accuracy and score"
+        print(f"egotask judge: exit status {EXIT_ITEMS_FAILED}: {failed} item(s) could not be judged and "
+              f"{no_answer} had no answer from the model; they are {how}. Everything else is written; they are "
+              f"listed under details, 'failed' and 'generation_failed', in {', '.join(map(str, written))}. "
+              "Run the same command again to retry only the ones not judged.", file=sys.stderr)
+        return EXIT_ITEMS_FAILED
     return 0
 
 

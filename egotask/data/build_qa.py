@@ -3,7 +3,8 @@
 
 Rows are read with :func:`egotask.data.sources.read_egotextvqa_jsonl` (the one parser); videos are
 looked up in the Hub's layout (``EgoTextVQA-Indoor/<id>.mp4``, ``EgoTextVQA-Outdoor/<id>.mp4``) and
-their durations read from the file headers. Point ``EGOTEXTVQA_DATASET`` at the saved folder and the
+their durations measured from their packets (a cut-off file, whose header promises more than it holds,
+is reported unreadable). Point ``EGOTEXTVQA_DATASET`` at the saved folder and the
 tasks read it (questions and video paths).
 """
 
@@ -75,7 +76,8 @@ def build_rows(annotations_dir: Path, video_dir: Path, *, relative_paths: bool =
     rows: list[dict[str, Any]] = []
     for subset in SUBSETS:
         bench = get_benchmark(f"egotextvqa_{subset}")
-        for doc in read_egotextvqa_jsonl(annotations_dir / EGOTEXTVQA_FILES[subset], subset):
+        # Duplicates are listed in the report rather than stopping at the first.
+        for doc in read_egotextvqa_jsonl(annotations_dir / EGOTEXTVQA_FILES[subset], subset, allow_duplicates=True):
             rel = bench.video_relpath(doc["video_id"])
             rows.append({
                 "video_id": doc["video_id"], "subset": subset, "question_id": doc["question_id"],
@@ -110,12 +112,13 @@ def build_rows(annotations_dir: Path, video_dir: Path, *, relative_paths: bool =
 
 
 def _durations(files: list[Path], workers: int, progress: bool, report: QAReport) -> dict[Path, float]:
-    """Header durations (packets counted when the header has none), read in threads."""
+    """Durations from the packets (demuxed, not decoded), read in threads. Counting the packets is
+    what lets the frame sampler's own check flag a cut-off file whose header promises more video."""
     from tqdm import tqdm
 
     def one(path: Path) -> tuple[Path, float | None, str | None]:
         try:
-            return path, probe_video(path).duration, None
+            return path, probe_video(path, exact=True).duration, None
         except VideoError as exc:
             return path, None, str(exc)
 

@@ -13,6 +13,8 @@ downloaded one file at a time from the Hub. Every loader returns the same doc sc
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from egotask.records import ALTERNATIVES_SEPARATOR, join_alternatives
 from egotask.settings import get_settings
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -41,8 +44,19 @@ class Benchmark:
     video_subdir: str  # folder under the video dir (and the video hub repo)
 
     def video_relpath(self, video_id: str) -> str:
+        """``<video_subdir>/<video_id>.mp4``: every video path built from an id goes through here, so
+        an id that is not a plain file name (``../x``, ``/abs/x``, ``a/b``) never leaves the folder."""
+        if not is_file_name(video_id):
+            raise DataError(f"video id {video_id!r} is not a file name, so it would point outside "
+                            f"{self.video_dir_var}; the annotation or record holding it is wrong")
         name = f"{video_id}.mp4"
         return f"{self.video_subdir}/{name}" if self.video_subdir else name
+
+
+def is_file_name(name: str) -> bool:
+    """A single path component: no separator, not absolute, not ``.`` or ``..``, no NUL."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+            and "\0" not in name)
 
 
 INDOOR_TYPES = ("hands-on", "kitchen", "shopping", "gameplay", "book-related", "others")
@@ -98,22 +112,104 @@ def _require(row: dict[str, Any], fields: Iterable[str], where: str) -> None:
         raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
 
 
-def read_egotextvqa_jsonl(path: Path, setting: str) -> list[dict[str, Any]]:
-    """Read one EgoTextVQA annotation JSONL file into docs, validating every row."""
+# Small checks shared by every reader (local files and the Hub): each names the row and the field.
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, bool | list | dict) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def text_field(row: dict[str, Any], name: str, where: str) -> str:
+    """A text field: a string, never a list or object turned into its repr."""
+    value = row[name]
+    if not isinstance(value, str):
+        raise DataError(f"{where}: field {name} must be a string, got {type(value).__name__} {_shown(value)}")
+    return value
+
+
+def id_field(row: dict[str, Any], name: str, where: str) -> str:
+    """An id: a string, or a whole number written without quotes (outdoor video ids are numbers)."""
+    value = row[name]
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise DataError(f"{where}: field {name} must be a string or an integer, got {type(value).__name__} "
+                        f"{_shown(value)}")
+    return str(value)
+
+
+def answer_field(row: dict[str, Any], name: str, where: str) -> str:
+    """The reference: a string, or a list of acceptable answers (strings), kept as alternatives that
+    the judges read back with :func:`egotask.records.answer_alternatives`."""
+    value = row[name]
+    if isinstance(value, list):
+        if not value or not all(isinstance(v, str) and v.strip() and ALTERNATIVES_SEPARATOR not in v for v in value):
+            raise DataError(f"{where}: field {name} must be a string or a list of non-empty strings without "
+                            f"{ALTERNATIVES_SEPARATOR.strip()!r}, got list {_shown(value)}")
+        return join_alternatives([v.strip() for v in value])
+    return text_field(row, name, where)
+
+
+def timestamp_field(row: dict[str, Any], name: str, where: str) -> float:
+    """Seconds: a finite number >= 0 (not a string, a boolean, NaN or infinity)."""
+    value = row[name]
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise DataError(f"{where}: field {name} must be a number, got {_shown(value)}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise DataError(f"{where}: field {name} must be a finite number, got {number}")
+    if number < 0:
+        raise DataError(f"{where}: field {name} must be >= 0, got {number}")
+    return number
+
+
+class UniqueKeys:
+    """Remembers where each (video_id, question_id) was first seen; a second one is an error, since
+    it would be evaluated twice."""
+
+    def __init__(self) -> None:
+        self.first: dict[tuple[str, str], str] = {}
+
+    def add(self, doc: dict[str, Any], where: str, first_where: str | None = None) -> None:
+        key = (doc["video_id"], doc["question_id"])
+        if key in self.first:
+            raise DataError(f"{where}: duplicate question (video_id {key[0]!r}, question_id {key[1]!r}), "
+                            f"first on {self.first[key]}")
+        self.first[key] = first_where or where
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file; any other encoding is an error naming the file and line."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column}: "
+                        f"{exc.reason}); save the file as UTF-8") from None
+
+
+def read_egotextvqa_jsonl(path: Path, setting: str, *, allow_duplicates: bool = False) -> list[dict[str, Any]]:
+    """Read one EgoTextVQA annotation JSONL file into docs, validating every row.
+
+    A repeated (video_id, question_id) is an error unless ``allow_duplicates`` (for `egotask data
+    build-qa`, which lists them in its report).
+    """
     bench = get_benchmark(f"egotextvqa_{setting}")
     docs = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            docs.append(egotextvqa_doc(row, bench, where))
+    keys = UniqueKeys()
+    for lineno, line in enumerate(read_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        docs.append(egotextvqa_doc(row, bench, where))
+        if not allow_duplicates:
+            keys.add(docs[-1], where, f"line {lineno}")
     if not docs:
         raise DataError(f"{path}: no annotation rows")
     return docs
@@ -124,25 +220,23 @@ def egotextvqa_doc(row: dict[str, Any], bench: Benchmark, where: str) -> dict[st
     if "correct_answer" not in row and "answer" in row:  # the hub dataset's column name
         row["correct_answer"] = row["answer"]
     _require(row, EGOTEXTVQA_FIELDS, where)
-    video_id = str(row["video_id"])
-    actual = setting_of_video_id(video_id)
+    video_id = id_field(row, "video_id", where)
+    try:
+        actual = setting_of_video_id(video_id)
+    except DataError as exc:
+        raise DataError(f"{where}: {exc}") from None
     if actual != bench.setting:
         raise DataError(f"{where}: video_id {video_id!r} is an {actual} id, but these are the {bench.setting} "
                         "annotations")
-    try:
-        timestamp = float(row["timestamp"])
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: field timestamp must be a number, got {row['timestamp']!r}") from None
-    if timestamp < 0:
-        raise DataError(f"{where}: field timestamp must be >= 0, got {timestamp}")
+    timestamp = timestamp_field(row, "timestamp", where)
     return {
         "benchmark": bench.name,
         "setting": bench.setting,
         "video_id": video_id,
-        "question_id": str(row["question_id"]),
-        "question_type": str(row["question_type"]),
-        "question": str(row["question"]),
-        "answer": str(row["correct_answer"]),
+        "question_id": id_field(row, "question_id", where),
+        "question_type": text_field(row, "question_type", where),
+        "question": text_field(row, "question", where),
+        "answer": answer_field(row, "correct_answer", where),
         "timestamp": timestamp,
         # Real-time QA (the paper's protocol): only the video before the question is visible.
         "visible_start": 0.0,
@@ -151,31 +245,80 @@ def egotextvqa_doc(row: dict[str, Any], bench: Benchmark, where: str) -> dict[st
 
 
 def read_egotempo_json(path: Path) -> list[dict[str, Any]]:
-    """Read EgoTempo's ``egotempo_openQA.json`` ({"annotations": [...]}) into docs."""
+    """Read EgoTempo's ``egotempo_openQA.json`` ({"annotations": [...]}) into docs; errors name the
+    line where the annotation starts."""
+    text = read_text(path)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     rows = data.get("annotations") if isinstance(data, dict) else None
     if not isinstance(rows, list):
         raise DataError(f"{path}: expected an object with an 'annotations' list")
+    lines = _array_lines(text, "annotations") or [None] * len(rows)
     bench = BENCHMARKS["egotempo_openqa"]
-    return [egotempo_doc(row, bench, f"{path}: annotations[{i}]") for i, row in enumerate(rows)]
+    docs, keys = [], UniqueKeys()
+    for i, (row, line) in enumerate(zip(rows, lines, strict=True)):
+        where = f"{path}:{line}: annotations[{i}]" if line else f"{path}: annotations[{i}]"
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        docs.append(egotempo_doc(row, bench, where))
+        keys.add(docs[-1], where)
+    return docs
+
+
+def _array_lines(text: str, key: str) -> list[int] | None:
+    """The line on which each element of the top-level object's ``key`` array starts (None when the
+    text is not laid out so: the caller then names elements by index only)."""
+    decoder, space = json.JSONDecoder(), re.compile(r"\s*")
+
+    def skip(i: int, char: str = "") -> int:
+        i = space.match(text, i).end()
+        if char and text.startswith(char, i):
+            i = space.match(text, i + 1).end()
+        return i
+
+    try:
+        i = skip(0)
+        if not text.startswith("{", i):
+            return None
+        i = skip(i + 1)
+        while not text.startswith("}", i):
+            name, i = decoder.raw_decode(text, i)
+            i = skip(skip(i), ":")
+            if name == key and text.startswith("[", i):
+                lines, line, pos = [], 1, 0
+                i = skip(i + 1)
+                while not text.startswith("]", i):
+                    line, pos = line + text.count("\n", pos, i), i
+                    lines.append(line)
+                    _, i = decoder.raw_decode(text, i)
+                    i = skip(i, ",")
+                return lines
+            _, i = decoder.raw_decode(text, i)
+            i = skip(i, ",")
+    except (json.JSONDecodeError, IndexError):
+        return None
+    return None
 
 
 def egotempo_doc(row: dict[str, Any], bench: Benchmark, where: str) -> dict[str, Any]:
     row = dict(row)
     if "clip_id" not in row and "video" in row:  # lmms-lab-eval/egotempo names it so
-        row["clip_id"] = Path(str(row["video"])).stem
+        row["clip_id"] = Path(text_field(row, "video", where)).stem
     _require(row, EGOTEMPO_FIELDS, where)
+    clip_id = id_field(row, "clip_id", where)
+    if not is_file_name(clip_id):
+        raise DataError(f"{where}: field clip_id must be a file name (the clip is <clip_id>.mp4 inside "
+                        f"{bench.video_dir_var}), got {clip_id!r}")
     return {
         "benchmark": bench.name,
         "setting": bench.setting,
-        "video_id": str(row["clip_id"]),
-        "question_id": str(row["question_id"]),
-        "question_type": str(row["question_type"]),
-        "question": str(row["question"]),
-        "answer": str(row["answer"]),
+        "video_id": clip_id,
+        "question_id": id_field(row, "question_id", where),
+        "question_type": text_field(row, "question_type", where),
+        "question": text_field(row, "question", where),
+        "answer": answer_field(row, "answer", where),
         "timestamp": None,
         "visible_start": 0.0,
         "visible_end": None,  # EgoTempo questions are about the whole clip
@@ -242,6 +385,7 @@ def _load_built_docs(bench: Benchmark, folder: Path) -> list[dict[str, Any]]:
                         "make one with `egotask data build-qa`") from None
     parts = built.items() if isinstance(built, datasets.DatasetDict) else [("test", built)]
     docs = []
+    keys = UniqueKeys()
     for hf_split, part in parts:
         for i, row in enumerate(part):
             if str(row.get("subset", "")).lower() != bench.setting:
@@ -250,7 +394,8 @@ def _load_built_docs(bench: Benchmark, folder: Path) -> list[dict[str, Any]]:
             doc = egotextvqa_doc(row, bench, where)
             if not row.get("video_path"):
                 raise DataError(f"{where}: missing field(s) video_path")
-            doc["video_path"] = str(row["video_path"])
+            doc["video_path"] = text_field(row, "video_path", where)
+            keys.add(doc, where)
             docs.append(doc)
     if not docs:
         raise DataError(f"{EGOTEXTVQA_DATASET_VAR}={folder}: no rows for the {bench.setting} subset")

@@ -339,7 +339,8 @@ def transcode_all(jobs: Iterable[tuple[Path, Path, TranscodeSpec]], *, workers: 
                 bar.set_postfix_str(results[-1].status)
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with ProcessPoolExecutor(max_workers=workers, initializer=exit_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
                 futures = [pool.submit(transcode, *job, force=force, threads=threads) for job in jobs]
                 for future in as_completed(futures):
                     results.append(future.result())
@@ -348,6 +349,25 @@ def transcode_all(jobs: Iterable[tuple[Path, Path, TranscodeSpec]], *, workers: 
     finally:
         bar.close()
     return results
+
+
+PARENT_CHECK_SECONDS = 0.5
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Run in each worker: end it within :data:`PARENT_CHECK_SECONDS` of its parent's death.
+
+    A parent killed with SIGKILL runs no clean-up, and the pool's queue stays open in the other
+    workers, so without this they would finish their file and then wait forever. A killed worker
+    leaves only its temporary file, which the next run deletes.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="egotask-parent-watch", daemon=True).start()
 
 
 def x264_threads(workers: int) -> int:

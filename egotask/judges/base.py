@@ -32,6 +32,10 @@ class Judge(abc.ABC):
     def check_ready(self) -> None:  # noqa: B027 - optional hook: most judges are always ready
         """Raise :class:`JudgeNotReady` with a helpful message when the judge cannot run."""
 
+    def check_endpoint(self) -> None:  # noqa: B027 - optional hook: offline judges have no endpoint
+        """Make one real request to the judge's endpoint (before any model loads); raise
+        :class:`JudgeNotReady` naming what to fix when it fails."""
+
     @abc.abstractmethod
     def judge_many(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         """Judge every item; the result is aligned with ``items``."""

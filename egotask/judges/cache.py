@@ -84,6 +84,20 @@ class VerdictCache:
             self._conn = conn
         return self._conn
 
+    def check_writable(self) -> None:
+        """Open the file and take its write lock once, so that a cache that cannot be written is found
+        before any work, not after hours of generation (no-op when the mode writes nothing)."""
+        if not self.writes:
+            return
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise OSError(f"cannot write to the judge cache {self.path} ({exc}); set {CACHE_DIR_VAR} to a "
+                              f"writable folder or {CACHE_MODE_VAR}=off") from exc
+
     def get(self, key: str) -> Verdict | None:
         if not self.reads:
             return None

@@ -8,8 +8,10 @@ reference inside the normalised prediction), enough to tell a judged item from a
 Latency and faults are injected per request: ``faults(item, attempt)`` names the fault for the
 ``attempt``-th request (1-based) about that item, or ``None``. Faults: an HTTP status such as ``"429"``, ``"500"`` or
 ``"403"`` (with ``Retry-After``), ``"hang"`` (answers only after ``hang`` seconds, beyond the client's timeout),
-``"malformed"`` (a 200 reply that is not a verdict), ``"echo_key"`` (a 500 whose message quotes the
-API key it received) and ``"echo_key_text"`` (an unreadable 200 reply quoting the key).
+``"trickle"`` (a good reply sent one byte every ``trickle`` seconds, status line included, so that no
+single read ever waits long), ``"malformed"`` (a 200 reply that is not a verdict), ``"invalid_key"``
+(Gemini's answer to a wrong key: a 400 saying "API key not valid"), ``"echo_key"`` (a 500 whose message
+quotes the API key it received) and ``"echo_key_text"`` (an unreadable 200 reply quoting the key).
 
     python -m egotask.judges.fake_server --latency 0.2   # prints the base URL, serves until killed
 """
@@ -67,8 +69,9 @@ class FakeJudgeServer:
     """``with FakeJudgeServer(latency=0.2) as server: ... server.url ...``; counts every request."""
 
     def __init__(self, latency: float = 0.0, faults: FaultPlan | None = None, hang: float = 5.0,
-                 retry_after: str = "0"):
+                 retry_after: str = "0", trickle: float = 0.2):
         self.latency, self.faults, self.hang, self.retry_after = latency, faults, hang, retry_after
+        self.trickle = trickle
         self.requests = 0
         self.outcomes: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()  # per item id
@@ -100,8 +103,11 @@ class FakeJudgeServer:
                 key = self.headers.get("x-goog-api-key") or self.headers.get("Authorization", "")
                 key = key.removeprefix("Bearer ")
                 status, payload, headers = server.answer(self.path, body, key)
+                trickle = float(headers.pop(_TRICKLE, 0))
                 data = json.dumps(payload).encode()
                 try:
+                    if trickle:  # the whole reply, one byte at a time
+                        self.wfile = _Trickle(self.wfile, trickle)
                     self.send_response(status)
                     for name, value in {"Content-Type": "application/json", **headers}.items():
                         self.send_header(name, value)
@@ -109,7 +115,7 @@ class FakeJudgeServer:
                     self.end_headers()
                     self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a "hang" fault)
+                    self.close_connection = True  # the client gave up (a "hang" or "trickle" fault)
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
@@ -158,6 +164,9 @@ class FakeJudgeServer:
         finally:
             with self._lock:
                 self.in_flight -= 1
+        if fault == "invalid_key":
+            return 400, {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
+                                   "status": "INVALID_ARGUMENT"}}, {}
         if fault == "echo_key" or (fault or "").isdigit():
             code = 500 if fault == "echo_key" else int(fault)
             message = f"injected fault; your key is {key}" if fault == "echo_key" else "injected fault"
@@ -172,7 +181,31 @@ class FakeJudgeServer:
         else:
             text = json.dumps(fake_verdict(item))
         model = path.rsplit("/", 1)[-1].split(":", 1)[0] if gemini else body.get("model", "")
-        return 200, (_gemini_reply(text, model) if gemini else _openai_reply(text, model)), {}
+        extra = {_TRICKLE: str(self.trickle)} if fault == "trickle" else {}
+        return 200, (_gemini_reply(text, model) if gemini else _openai_reply(text, model)), extra
+
+
+_TRICKLE = "x-fake-trickle"  # answer() tells the handler to trickle the reply (never sent)
+
+
+class _Trickle:
+    """A socket file that writes one byte per ``interval`` seconds."""
+
+    def __init__(self, raw, interval: float):
+        self.raw, self.interval = raw, interval
+
+    def write(self, data: bytes) -> int:
+        for i in range(len(data)):
+            self.raw.write(data[i:i + 1])
+            self.raw.flush()
+            time.sleep(self.interval)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
 
 
 def _gemini_reply(text: str, model: str) -> dict[str, Any]:

@@ -11,7 +11,16 @@ from typing import Any
 
 from egotask.hookspecs import JudgeBackend, hookimpl
 from egotask.judges.base import JudgeNotReady
-from egotask.judges.llm import ATTEMPTS_VAR, MODEL_VAR, RPM_VAR, TIMEOUT_VAR, CallError, LLMJudge, classify_status
+from egotask.judges.llm import (
+    ATTEMPTS_VAR,
+    DEADLINE_VAR,
+    MODEL_VAR,
+    RPM_VAR,
+    TIMEOUT_VAR,
+    CallError,
+    LLMJudge,
+    classify_status,
+)
 from egotask.judges.parse import UnreadableReply
 from egotask.judges.prompt import REPLY_SCHEMA
 from egotask.settings import vendor_value
@@ -19,11 +28,16 @@ from egotask.settings import vendor_value
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 BASE_URL_VAR = "GOOGLE_GEMINI_BASE_URL"
 DEFAULT_MODEL = "gemini-2.5-flash"
+DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com"
 
 
 class GeminiJudge(LLMJudge):
     name = "gemini"
     default_model = DEFAULT_MODEL
+    settings_hint = f"{' / '.join(KEY_VARS)}, {BASE_URL_VAR} and {MODEL_VAR}"
+
+    def endpoint(self) -> str:
+        return vendor_value(BASE_URL_VAR) or DEFAULT_ENDPOINT
 
     def check_ready(self) -> None:
         if not any(vendor_value(var) for var in KEY_VARS):
@@ -36,9 +50,10 @@ class GeminiJudge(LLMJudge):
         from google import genai
         from google.genai import types
 
-        # The SDK's own retries stay off: ours honour Retry-After and count attempts per item.
+        # The SDK's own retries stay off: ours honour Retry-After and count attempts per item. Our
+        # transport (httpx's, with per-request deadlines) also makes the SDK use httpx, not httpx2.
         client = genai.Client(http_options=types.HttpOptions(
-            timeout=int(self.settings.timeout * 1000), client_args={"limits": self.http_limits()}))
+            timeout=int(self.settings.timeout * 1000), client_args={"transport": self.http_transport()}))
         self._config = types.GenerateContentConfig(
             temperature=0.0, response_mime_type="application/json", response_json_schema=REPLY_SCHEMA)
         return client  # keep the Client itself: dropping it closes its connection pool
@@ -72,6 +87,9 @@ class GeminiJudge(LLMJudge):
             return classify_status(exc.code, message, parse_retry_after(headers.get("retry-after")),
                                    fatal="api key" in (exc.message or "").lower(),
                                    fatal_hint=f"check {' / '.join(KEY_VARS)} and {MODEL_VAR}")
+        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+            return CallError("fatal", f"the endpoint URL {self.endpoint()!r} is malformed ({exc}); "
+                                      f"check {BASE_URL_VAR}")
         if isinstance(exc, httpx.TimeoutException):
             return CallError("retry", f"timed out after {self.settings.timeout:g} s ({TIMEOUT_VAR})")
         if isinstance(exc, httpx.TransportError):
@@ -83,4 +101,5 @@ class GeminiJudge(LLMJudge):
 def egotask_judges() -> list[JudgeBackend]:
     return [JudgeBackend("gemini", GeminiJudge, f"Google Gemini through google-genai (default model "
                          f"{DEFAULT_MODEL}), JSON-schema replies, cached",
-                         env_vars=(*KEY_VARS, MODEL_VAR, BASE_URL_VAR, RPM_VAR, TIMEOUT_VAR, ATTEMPTS_VAR))]
+                         env_vars=(*KEY_VARS, MODEL_VAR, BASE_URL_VAR, RPM_VAR, TIMEOUT_VAR, DEADLINE_VAR,
+                                   ATTEMPTS_VAR))]

@@ -2,6 +2,12 @@
 
 It needs no network and is labelled ``heuristic`` everywhere, so its numbers are never mistaken for
 an LLM judge's. It is meant for smoke tests and the demo, not for published results.
+
+Scene text keeps its value, so the rules are strict where similarity would mislead: the numbers of
+a prediction (prices, phone numbers, speeds) must be exactly the reference's, and a short answer
+(:data:`SHORT` characters or fewer) matches only as a whole word, never by similarity or as a piece
+of a longer reference. A reference that lists acceptable answers (see
+:func:`egotask.records.answer_alternatives`) is matched against each; the best verdict wins.
 """
 
 from __future__ import annotations
@@ -13,16 +19,25 @@ from difflib import SequenceMatcher
 
 from egotask.hookspecs import JudgeBackend, hookimpl
 from egotask.judges.base import Judge, JudgeItem
-from egotask.records import Verdict
+from egotask.records import Verdict, answer_alternatives
 
-RULES_VERSION = "heuristic-v1"
+RULES_VERSION = "heuristic-v2"
+SHORT = 3  # characters: "on", "no", "red" match exactly or not at all
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans({c: " " for c in string.punctuation})
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 
 
 def normalise(text: str) -> str:
+    text = _THOUSANDS.sub("", text)
     text = _ARTICLES.sub(" ", text.lower().translate(_PUNCT))
     return " ".join(text.split())
+
+
+def numbers(text: str) -> list[str]:
+    """The numbers of a text in order, thousands separators dropped: "$1,299.00" -> ["1299.00"]."""
+    return _NUMBER.findall(_THOUSANDS.sub("", text))
 
 
 def similarity(a: str, b: str) -> float:
@@ -30,18 +45,31 @@ def similarity(a: str, b: str) -> float:
     return SequenceMatcher(None, a, b).ratio() if a or b else 1.0
 
 
-def heuristic_verdict(item: JudgeItem) -> Verdict:
-    pred, ref = normalise(item.prediction), normalise(item.answer)
+def _within(part: str, whole: str) -> bool:
+    return f" {part} " in f" {whole} "
+
+
+def _rules(prediction: str, reference: str) -> tuple[str, int, str]:
+    pred, ref = normalise(prediction), normalise(reference)
     if not pred:
-        pred_label, score, reason = "no", 0, "empty prediction"
-    elif pred == ref:
-        pred_label, score, reason = "yes", 5, "exact match after normalisation"
-    elif ref and (f" {ref} " in f" {pred} " or f" {pred} " in f" {ref} "):
-        pred_label, score, reason = "yes", 4, "one answer contains the other"
-    else:
-        sim = similarity(pred, ref)
-        pred_label = "yes" if sim >= 0.5 else "no"
-        score, reason = int(round(5 * sim)), f"similarity {sim:.2f}"
+        return "no", 0, "empty prediction"
+    if pred == ref:
+        return "yes", 5, "exact match after normalisation"
+    if numbers(prediction) != numbers(reference):
+        return "no", 0, f"numbers differ: {numbers(prediction)} vs the reference's {numbers(reference)}"
+    if ref and _within(ref, pred):
+        return "yes", 4, "the prediction contains the reference"
+    if len(pred) <= SHORT or len(ref) <= SHORT:
+        return "no", 0, "a short answer must match exactly"
+    if _within(pred, ref) and 2 * len(pred.split()) >= len(ref.split()):
+        return "yes", 4, "the reference contains the prediction"
+    sim = similarity(pred, ref)
+    return ("yes" if sim >= 0.5 else "no"), int(round(5 * sim)), f"similarity {sim:.2f}"
+
+
+def heuristic_verdict(item: JudgeItem) -> Verdict:
+    pred_label, score, reason = max((_rules(item.prediction, ref) for ref in answer_alternatives(item.answer)),
+                                    key=lambda r: (r[0] == "yes", r[1]))
     return Verdict(pred=pred_label, score=score, judge="heuristic", judge_model=RULES_VERSION,
                    prompt_version=RULES_VERSION, reason=reason)
 
@@ -58,4 +86,5 @@ class HeuristicJudge(Judge):
 @hookimpl
 def egotask_judges() -> list[JudgeBackend]:
     return [JudgeBackend("heuristic", HeuristicJudge, "offline rules: normalised match, containment, "
-                         "string similarity (not an LLM judge)", llm=False)]
+                         "string similarity; numbers and short answers must match exactly (not an LLM judge)",
+                         llm=False)]

@@ -10,10 +10,18 @@ Settings (from :mod:`egotask.settings`, taken when the judge is built):
 - ``EGOTASK_JUDGE_CONCURRENCY``: requests in flight at once (default 16), shared by ``judge_many``
   and by concurrent ``judge`` calls from lmms-eval's ``process_results`` threads;
 - ``EGOTASK_JUDGE_RPM``: at most this many requests per minute (default: no limit);
-- ``EGOTASK_JUDGE_TIMEOUT``: seconds per request (default 60);
+- ``EGOTASK_JUDGE_TIMEOUT``: seconds a request may wait for the server at any one moment (default 60);
+- ``EGOTASK_JUDGE_DEADLINE``: seconds one request may take in all, however slowly the server sends
+  (default: the timeout; see :mod:`egotask.judges.deadline`);
 - ``EGOTASK_JUDGE_MAX_ATTEMPTS``: attempts per item on 408/429/5xx/timeouts/connection errors
   (default 6), with exponential backoff and jitter from ``EGOTASK_JUDGE_BACKOFF`` seconds (default 1),
-  never sooner than the server's ``Retry-After``.
+  never sooner than the server's ``Retry-After``, which is capped at ``EGOTASK_JUDGE_RETRY_AFTER_MAX``
+  seconds (default 60; longer waits are logged);
+- ``EGOTASK_JUDGE_BUDGET``: seconds the judging may take in all, from its first request (default: no
+  limit); then the items left fail, and a rerun asks only for them.
+
+:meth:`LLMJudge.check_endpoint` makes one real request before any model loads, so a wrong URL, key
+or model stops a run in seconds.
 """
 
 from __future__ import annotations
@@ -30,8 +38,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from egotask.judges.base import Judge, JudgeItem
+from egotask.judges.base import Judge, JudgeItem, JudgeNotReady
 from egotask.judges.cache import VerdictCache, cache_key
+from egotask.judges.deadline import request_deadline
 from egotask.judges.parse import UnreadableReply, parse_reply
 from egotask.judges.prompt import PROMPT_VERSION, SYSTEM_PROMPT, user_prompt
 from egotask.judges.secrets import redact
@@ -44,10 +53,18 @@ log = logging.getLogger("egotask.judge")
 MODEL_VAR = "EGOTASK_JUDGE_MODEL"
 RPM_VAR = "EGOTASK_JUDGE_RPM"
 TIMEOUT_VAR = "EGOTASK_JUDGE_TIMEOUT"
+DEADLINE_VAR = "EGOTASK_JUDGE_DEADLINE"
 ATTEMPTS_VAR = "EGOTASK_JUDGE_MAX_ATTEMPTS"
 BACKOFF_VAR = "EGOTASK_JUDGE_BACKOFF"
+RETRY_AFTER_MAX_VAR = "EGOTASK_JUDGE_RETRY_AFTER_MAX"
+BUDGET_VAR = "EGOTASK_JUDGE_BUDGET"
 BACKOFF_CAP = 60.0  # seconds between two attempts, unless Retry-After asks for more
 UNREADABLE_ATTEMPTS = 3  # a model that keeps replying off-schema is not going to stop
+LONG_WAIT = 10.0  # seconds: a retry wait this long is logged as a warning, not at debug level
+# The preflight's test request: a real item, answered right, so a working judge replies with a verdict.
+PROBE_ITEM = JudgeItem("What is written on the sign above the door?", "exit", "The sign says EXIT.", "preflight")
+PROBE_ATTEMPTS = 3  # for 408/429/5xx only; a connection error or timeout fails at once
+PROBE_DEADLINE = 30.0  # seconds, at most, for the test request
 
 
 @dataclass(frozen=True)
@@ -58,13 +75,24 @@ class JudgeSettings:
     timeout: float
     max_attempts: int
     backoff: float
+    deadline: float | None = None  # None: the timeout
+    retry_after_max: float = 60.0
+    budget: float | None = None
 
     @classmethod
     def from_settings(cls, default_model: str, settings: Settings | None = None) -> JudgeSettings:
         """The judge's part of egotask's settings (:mod:`egotask.settings`)."""
         s = settings or get_settings()
         return cls(model=s.judge_model or default_model, concurrency=s.judge_concurrency, rpm=s.judge_rpm,
-                   timeout=s.judge_timeout, max_attempts=s.judge_max_attempts, backoff=s.judge_backoff)
+                   timeout=s.judge_timeout, max_attempts=s.judge_max_attempts, backoff=s.judge_backoff,
+                   deadline=s.judge_deadline, retry_after_max=s.judge_retry_after_max, budget=s.judge_budget)
+
+    @property
+    def request_deadline(self) -> float:
+        return self.deadline or self.timeout
+
+    def deadline_source(self) -> str:
+        return DEADLINE_VAR if self.deadline else f"{DEADLINE_VAR}, by default {TIMEOUT_VAR}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +106,7 @@ class CallError:
     kind: str  # "retry" | "item" | "fatal"
     message: str
     retry_after: float | None = None
+    status: int | None = None  # the HTTP status, when the server answered
 
 
 def classify_status(code: int | None, message: str, retry_after: float | None, *, fatal: bool = False,
@@ -85,7 +114,7 @@ def classify_status(code: int | None, message: str, retry_after: float | None, *
     """The common reading of an HTTP status: 408/429/5xx are worth retrying, 401/403/404 (or a
     backend's own ``fatal`` signal) stop every request, anything else fails only this item."""
     if code in (408, 429) or (code or 0) >= 500:
-        return CallError("retry", message, retry_after)
+        return CallError("retry", message, retry_after, status=code)
     if fatal or code in (401, 403, 404):
         return CallError("fatal", f"{message} ({fatal_hint})" if fatal_hint else message)
     return CallError("item", message)
@@ -94,6 +123,7 @@ def classify_status(code: int | None, message: str, retry_after: float | None, *
 class LLMJudge(Judge):
     default_model: str
     prompt_version = PROMPT_VERSION
+    settings_hint: str = MODEL_VAR  # the variables that choose the endpoint, key and model
 
     def __init__(self, settings: JudgeSettings | None = None, cache: VerdictCache | None = None):
         self.settings = settings or JudgeSettings.from_settings(self.default_model)
@@ -105,6 +135,8 @@ class LLMJudge(Judge):
         self._lock = threading.Lock()
         self._fatal: str | None = None
         self._client: Any = None
+        self._phase_start: float | None = None  # the judging's first request (for the budget)
+        self._budget_noted = False
 
     # ------------------------------------------------------------------ what a backend provides
 
@@ -121,6 +153,10 @@ class LLMJudge(Judge):
     def _make_client(self) -> Any:
         """Build the object ``_call`` sends requests with; :attr:`client` calls this once."""
 
+    def endpoint(self) -> str:
+        """Where requests go (for messages)."""
+        return "its endpoint"
+
     @property
     def client(self) -> Any:
         # Built on first use, under a lock: lmms-eval calls judge() from many threads at once.
@@ -136,6 +172,44 @@ class LLMJudge(Judge):
         return httpx.Limits(max_connections=self.settings.concurrency,
                             max_keepalive_connections=self.settings.concurrency)
 
+    def http_transport(self) -> Any:
+        """httpx's transport with :meth:`http_limits`, whose sockets honour each request's deadline."""
+        from egotask.judges.transport import deadline_transport
+
+        return deadline_transport(self.http_limits())
+
+    # ------------------------------------------------------------------ the preflight
+
+    def check_endpoint(self) -> None:
+        """One real request (a test item) before any model loads: a wrong URL, key or model raises
+        :class:`JudgeNotReady` in seconds, saying what to fix. 408/429/5xx are tried again a little;
+        a connection error or timeout is not (an unreachable URL does not come back in a minute)."""
+        self.check_ready()
+        message = ""
+        for attempt in range(1, PROBE_ATTEMPTS + 1):
+            deadline = None
+            try:
+                _ = self.client
+                with request_deadline(min(self.settings.request_deadline, PROBE_DEADLINE)) as deadline:
+                    text = self._call(SYSTEM_PROMPT, user_prompt(PROBE_ITEM))
+                parse_reply(text)
+                return
+            except UnreadableReply as exc:  # the endpoint works; the model strays from the schema
+                log.warning("judge %s: the test request's reply holds no readable verdict (%s); judging goes on, "
+                            "and such replies count as failures", self.name, redact(str(exc)))
+                return
+            except Exception as exc:  # noqa: BLE001 - classified; the message says what to fix
+                failure = self._classify(exc)
+                message = redact(failure.message)
+                if deadline is not None and deadline.hit and failure.kind == "retry":
+                    message = f"no complete reply within {deadline.seconds:g} s"
+                if failure.kind != "retry" or failure.status is None or attempt == PROBE_ATTEMPTS:
+                    break
+                time.sleep(min(failure.retry_after or self.settings.backoff * 2 ** attempt, 5.0))
+        raise JudgeNotReady(f"the {self.name} judge ({self.model}) failed a test request to {self.endpoint()}: "
+                            f"{message}. Check {self.settings_hint}; to judge offline instead, pass --judge "
+                            "heuristic (or set EGOTASK_JUDGE=heuristic).")
+
     # ------------------------------------------------------------------ judging
 
     def judge(self, item: JudgeItem) -> Verdict:
@@ -146,6 +220,10 @@ class LLMJudge(Judge):
             self._count("cache_hits")
             return cached
         return self._judge_uncached(item, key)
+
+    def cached(self, item: JudgeItem) -> bool:
+        """Whether the cache already holds this item's verdict (so judging it makes no request)."""
+        return self.cache.get(self._key(item)) is not None
 
     def judge_many(self, items: Sequence[JudgeItem], progress: bool = True) -> list[Verdict]:
         self.check_ready()
@@ -186,16 +264,22 @@ class LLMJudge(Judge):
         for attempt in range(1, self.settings.max_attempts + 1):
             if self._fatal:
                 return self._failure(self._fatal)
-            if attempt > 1 and error:
+            wait = self._retry_wait(attempt, error, retry_after) if attempt > 1 and error else 0.0
+            spent = self._budget_spent(wait)
+            if spent:
+                return self._failure(f"{spent}; last error: {error}" if error else spent, raw)
+            if wait:
                 self._count("retries")
-                time.sleep(backoff_delay(attempt - 1, self.settings.backoff, BACKOFF_CAP, retry_after))
+                time.sleep(wait)
             error, retry_after = "", None
             self._limiter.wait()
             with self._slots:
                 self._count("requests")
                 text = None
+                limit, source = self._attempt_limit()
                 try:
-                    text = self._call(SYSTEM_PROMPT, user_prompt(item))
+                    with request_deadline(limit) as deadline:
+                        text = self._call(SYSTEM_PROMPT, user_prompt(item))
                     pred, score, reason = parse_reply(text)
                 except UnreadableReply as exc:
                     unreadable += 1
@@ -207,6 +291,8 @@ class LLMJudge(Judge):
                 except Exception as exc:  # noqa: BLE001 - classified below; never escapes as a crash
                     failure = self._classify(exc)
                     message = redact(failure.message)
+                    if deadline.hit and failure.kind == "retry":
+                        message = f"no complete reply within {limit:g} s ({source})"
                     if failure.kind == "fatal":
                         with self._lock:
                             first, self._fatal = self._fatal is None, self._fatal or message
@@ -224,6 +310,50 @@ class LLMJudge(Judge):
             return verdict
         detail = error or "unreadable reply"
         return self._failure(f"gave up after {self.settings.max_attempts} attempts: {detail}", raw)
+
+    # ------------------------------------------------------------------ time limits
+
+    def _attempt_limit(self) -> tuple[float, str]:
+        """Seconds this attempt may take in all, and the setting that says so."""
+        limit, source = self.settings.request_deadline, self.settings.deadline_source()
+        left = self._budget_left()
+        if left is not None and left < limit:
+            limit, source = max(left, 0.001), BUDGET_VAR
+        return limit, source
+
+    def _retry_wait(self, attempt: int, error: str, retry_after: float | None) -> float:
+        """Seconds before ``attempt``: backoff, at least the server's Retry-After up to its cap. A
+        capped or long wait is logged as a warning with what it waits for."""
+        cap = self.settings.retry_after_max
+        delay = backoff_delay(attempt - 1, self.settings.backoff, BACKOFF_CAP, retry_after, cap)
+        note = (f"; the server asked for Retry-After: {retry_after:g} s, waiting {cap:g} s ({RETRY_AFTER_MAX_VAR})"
+                if retry_after is not None and retry_after > cap else "")
+        log.log(logging.WARNING if note or delay >= LONG_WAIT else logging.DEBUG,
+                "judge %s: attempt %d of %d failed (%s); next attempt in %.1f s%s", self.name, attempt - 1,
+                self.settings.max_attempts, error, delay, note)
+        return delay
+
+    def _budget_left(self) -> float | None:
+        """Seconds left of the judging's time budget (its clock starts at the first request)."""
+        if self.settings.budget is None:
+            return None
+        with self._lock:
+            if self._phase_start is None:
+                self._phase_start = time.monotonic()
+            start = self._phase_start
+        return self.settings.budget - (time.monotonic() - start)
+
+    def _budget_spent(self, wait: float = 0.0) -> str | None:
+        """Why no further attempt may start (after ``wait`` seconds), or None."""
+        left = self._budget_left()
+        if left is None or left > wait:
+            return None
+        with self._lock:
+            first, self._budget_noted = not self._budget_noted, True
+        if first:
+            log.warning("judge %s: the judging time budget (%s=%g s) is spent; the items left fail (a rerun asks "
+                        "only for them)", self.name, BUDGET_VAR, self.settings.budget)
+        return f"the judging time budget ({BUDGET_VAR}={self.settings.budget:g} s) was spent"
 
     # ------------------------------------------------------------------ helpers
 

@@ -11,7 +11,16 @@ from typing import Any
 
 from egotask.hookspecs import JudgeBackend, hookimpl
 from egotask.judges.base import JudgeNotReady
-from egotask.judges.llm import ATTEMPTS_VAR, MODEL_VAR, RPM_VAR, TIMEOUT_VAR, CallError, LLMJudge, classify_status
+from egotask.judges.llm import (
+    ATTEMPTS_VAR,
+    DEADLINE_VAR,
+    MODEL_VAR,
+    RPM_VAR,
+    TIMEOUT_VAR,
+    CallError,
+    LLMJudge,
+    classify_status,
+)
 from egotask.judges.parse import UnreadableReply
 from egotask.judges.prompt import REPLY_SCHEMA
 from egotask.settings import vendor_value
@@ -19,11 +28,16 @@ from egotask.settings import vendor_value
 KEY_VAR = "OPENAI_API_KEY"
 BASE_URL_VAR = "OPENAI_BASE_URL"
 DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_ENDPOINT = "https://api.openai.com/v1"
 
 
 class OpenAIJudge(LLMJudge):
     name = "openai"
     default_model = DEFAULT_MODEL
+    settings_hint = f"{KEY_VAR}, {BASE_URL_VAR} and {MODEL_VAR}"
+
+    def endpoint(self) -> str:
+        return vendor_value(BASE_URL_VAR) or DEFAULT_ENDPOINT
 
     def check_ready(self) -> None:
         if not vendor_value(KEY_VAR) and not vendor_value(BASE_URL_VAR):
@@ -38,7 +52,7 @@ class OpenAIJudge(LLMJudge):
 
         return openai.OpenAI(
             api_key=vendor_value(KEY_VAR) or "EMPTY", timeout=self.settings.timeout,
-            max_retries=0, http_client=httpx.Client(limits=self.http_limits(), timeout=self.settings.timeout))
+            max_retries=0, http_client=httpx.Client(transport=self.http_transport(), timeout=self.settings.timeout))
 
     def _call(self, system: str, prompt: str) -> str:
         response = self.client.chat.completions.create(
@@ -53,6 +67,7 @@ class OpenAIJudge(LLMJudge):
         return text
 
     def _classify(self, exc: Exception) -> CallError:
+        import httpx
         import openai
 
         from egotask.judges.throttle import parse_retry_after
@@ -64,6 +79,10 @@ class OpenAIJudge(LLMJudge):
                                    fatal_hint=f"check {KEY_VAR}, {BASE_URL_VAR} and {MODEL_VAR}")
         if isinstance(exc, openai.APITimeoutError):
             return CallError("retry", f"timed out after {self.settings.timeout:g} s ({TIMEOUT_VAR})")
+        if isinstance(exc, openai.APIConnectionError) and isinstance(exc.__cause__, httpx.UnsupportedProtocol
+                                                                     | httpx.InvalidURL):
+            return CallError("fatal", f"the endpoint URL {self.endpoint()!r} is malformed ({exc.__cause__}); "
+                                      f"check {BASE_URL_VAR}")
         if isinstance(exc, openai.APIConnectionError):
             return CallError("retry", f"connection error: {exc}")
         return CallError("retry", f"{type(exc).__name__}: {exc}")
@@ -73,4 +92,5 @@ class OpenAIJudge(LLMJudge):
 def egotask_judges() -> list[JudgeBackend]:
     return [JudgeBackend("openai", OpenAIJudge, f"any OpenAI-compatible chat endpoint by {BASE_URL_VAR} "
                          f"(OpenAI, vLLM, SGLang; default model {DEFAULT_MODEL}), JSON-schema replies, cached",
-                         env_vars=(KEY_VAR, BASE_URL_VAR, MODEL_VAR, RPM_VAR, TIMEOUT_VAR, ATTEMPTS_VAR))]
+                         env_vars=(KEY_VAR, BASE_URL_VAR, MODEL_VAR, RPM_VAR, TIMEOUT_VAR, DEADLINE_VAR,
+                                   ATTEMPTS_VAR))]

@@ -3,7 +3,9 @@
 Accepted: clean JSON; JSON in a code fence or surrounded by prose; Python-dict quoting
 (``{'pred': 'yes'}``, ``True``); verdict words ``yes/no``, ``correct/incorrect``, ``right/wrong``,
 ``true/false``; scores as ``4``, ``"4"``, ``4.0`` or ``"4/5"``; and ``pred: yes`` / ``score: 4`` lines.
-Anything else raises :class:`UnreadableReply`; the caller records it as a failure, never as "no".
+A reply holding two different verdicts (a quoted claim, then the real grade) is unreadable too: the
+parser never guesses between them. Anything else raises :class:`UnreadableReply`; the caller records
+it as a failure, never as "no".
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ class UnreadableReply(ValueError):
     """The reply holds no verdict and score that can be read with confidence."""
 
 
-_FENCE = re.compile(r"```[a-zA-Z]*\s*(.*?)```", re.S)
 _YES = {"yes", "y", "correct", "right", "true", "1"}
 _NO = {"no", "n", "incorrect", "wrong", "false", "0", "not correct"}
 _PRED_KEYS = ("pred", "verdict", "judgement", "judgment", "correct", "is_correct")
@@ -30,26 +31,59 @@ _LINE_SCORE = re.compile(r"\bscore\b[\"'*\s]*[:=][\s\"'*]*(\d+(?:\.\d+)?)(?:\s*/
 
 
 def parse_reply(text: str | None) -> tuple[Pred, int, str]:
-    """``(pred, score, reason)`` from a judge reply, or :class:`UnreadableReply`."""
+    """``(pred, score, reason)`` from a judge reply, or :class:`UnreadableReply`.
+
+    A reply that is one JSON object (what the schema asks for) is taken whole. Otherwise every
+    verdict in it is read (objects in prose or code fences, ``pred: yes`` lines), and a reply whose
+    verdicts disagree is unreadable: the parser never picks one of them.
+    """
     if not text or not text.strip():
         raise UnreadableReply("empty reply")
-    for candidate in _candidates(text):
-        obj = _load_mapping(candidate)
-        if obj is not None:
-            return _from_mapping(obj)
-    pred, score = _LINE_PRED.search(text), _LINE_SCORE.search(text)
-    if pred and score:
-        return _pred_value(pred.group(1)), _score_value(score.group(1)), ""
+    whole = _load_mapping(text.strip())
+    if whole is not None:
+        return _from_mapping(whole)
+    found = [_from_mapping(obj) for obj in map(_load_mapping, _object_spans(text))
+             if obj is not None and _mentions_verdict(obj)]
+    line_preds = [_pred_value(m) for m in _LINE_PRED.findall(text)]
+    line_scores = [_score_value(m) for m in _LINE_SCORE.findall(text)]
+    preds = {p for p, _, _ in found} | set(line_preds)
+    scores = {s for _, s, _ in found} | set(line_scores)
+    if len(preds) > 1 or len(scores) > 1:
+        raise UnreadableReply(f"conflicting verdicts in the reply (pred {sorted(preds)}, score {sorted(scores)})")
+    if found:
+        return found[0]
+    if line_preds and line_scores:
+        return line_preds[0], line_scores[0], ""
     raise UnreadableReply("no JSON object with 'pred' and 'score' in the reply")
 
 
-def _candidates(text: str) -> list[str]:
-    """Whole reply, fenced blocks, then the outermost ``{...}`` spans."""
-    out = [text.strip(), *(m.strip() for m in _FENCE.findall(text))]
-    start, end = text.find("{"), text.rfind("}")
-    if 0 <= start < end:
-        out.append(text[start:end + 1])
-    return out
+def _object_spans(text: str) -> list[str]:
+    """Every outermost ``{...}`` of the text, braces inside quoted strings aside."""
+    spans: list[str] = []
+    depth, start, quote, escaped = 0, 0, "", False
+    for i, ch in enumerate(text):
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'" and depth:  # outside objects an apostrophe is prose, not a string
+            quote = ch
+        elif ch == "{":
+            start = i if depth == 0 else start
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                spans.append(text[start:i + 1])
+    return spans
+
+
+def _mentions_verdict(obj: dict[str, Any]) -> bool:
+    keys = {str(k).strip().lower() for k in obj}
+    return bool(keys & {*_PRED_KEYS, "score"})
 
 
 def _load_mapping(text: str) -> dict[str, Any] | None:

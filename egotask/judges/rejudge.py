@@ -64,12 +64,17 @@ def load_samples_file(path: Path) -> SamplesFile:
     return SamplesFile(path, task, prefix, records)
 
 
+def judge_items(records: list[SampleRecord]) -> list[JudgeItem]:
+    """What the judge is asked about each record that has an answer."""
+    return [JudgeItem(r.question, r.answer, r.prediction.strip(), r.question_type)
+            for r in records if r.generation_error is None]
+
+
 def rejudge_records(records: list[SampleRecord], judge: Judge) -> list[SampleRecord]:
     """The records with verdicts from ``judge`` (the same path lmms-eval's ``process_results`` takes).
     Records without an answer (a generation failure) keep their verdict: there is nothing to judge."""
     todo = [i for i, r in enumerate(records) if r.generation_error is None]
-    verdicts = judge_answers(judge, [JudgeItem(records[i].question, records[i].answer, records[i].prediction.strip(),
-                                               records[i].question_type) for i in todo])
+    verdicts = judge_answers(judge, judge_items(records))
     out = list(records)
     for i, verdict in zip(todo, verdicts, strict=True):
         out[i] = records[i].with_verdict(verdict)

@@ -7,8 +7,6 @@ import threading
 import time
 from email.utils import parsedate_to_datetime
 
-RETRY_AFTER_CAP = 600.0  # seconds: a server asking for longer is treated as asking for this
-
 
 class RateLimiter:
     """At most ``rpm`` request starts per minute, spaced evenly; ``rpm=None`` means no limit.
@@ -33,12 +31,13 @@ class RateLimiter:
             time.sleep(slot - now)
 
 
-def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
+def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None,
+                  retry_after_max: float = 60.0) -> float:
     """Seconds to wait before retry number ``attempt`` (1-based): full-jitter exponential backoff,
-    but never less than the server's ``Retry-After``."""
+    but never less than the server's ``Retry-After``, itself cut to ``retry_after_max``."""
     delay = random.uniform(0.5, 1.0) * min(cap, base * 2 ** (attempt - 1))
     if retry_after is not None:
-        delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
+        delay = max(delay, min(retry_after, retry_after_max))
     return delay
 
 
