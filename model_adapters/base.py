@@ -20,6 +20,7 @@ from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
 from egotask.frames import SampledFrames, sample_visual
+from egotask.presets import max_frames_for, parse_frames
 from egotask.reasoning import THINK_CLOSE, THINK_OPEN
 
 
@@ -135,7 +136,8 @@ class FramesModel(lmms):
     thinking = False  # True: replies carry <think>...</think>, normalised for lmms-eval's reasoning_tags
 
     def __init__(self, device: str | None = None, batch_size: int | str = 1, max_frames: int | str = 8,
-                 fps: float | str | None = None, max_pixels: int | str | None = None, **kwargs: Any) -> None:
+                 fps: float | str | None = None, max_pixels: int | str | None = None,
+                 frames: int | str | None = None, **kwargs: Any) -> None:
         super().__init__()
         if kwargs:
             raise ValueError(f"{type(self).__name__}: unknown --model_args {sorted(kwargs)}; "
@@ -152,6 +154,7 @@ class FramesModel(lmms):
         self.max_frames = int(max_frames)
         self.fps = float(fps) if fps not in (None, "", "None") else None
         self.max_pixels = int(max_pixels) if max_pixels not in (None, "", "None") else None
+        self.frames = parse_frames(frames)  # "paper"/"paper-open": the paper's #F per setting (egotask.presets)
 
     # ----------------------------------------------------------------- lmms-eval API
 
@@ -166,7 +169,8 @@ class FramesModel(lmms):
     def prompt_for(self, request: Instance) -> VideoPrompt:
         context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
         doc = self.task_dict[task][split][doc_id]
-        videos = [sample_visual(v, max_frames=self.max_frames, fps=self.fps, max_pixels=self.max_pixels)
+        max_frames = max_frames_for(self.frames, doc.get("setting"), self.max_frames)
+        videos = [sample_visual(v, max_frames=max_frames, fps=self.fps, max_pixels=self.max_pixels)
                   for v in doc_to_visual(doc) or []]
         return VideoPrompt(context, videos, dict(gen_kwargs), doc)
 
