@@ -12,6 +12,7 @@ choice is an argument here, recorded in the summary, and never read from the rea
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -59,6 +60,29 @@ def _distinct(records: list[SampleRecord], field: str) -> str:
                             if r.generation_error is None and getattr(r.verdict, field)}))
 
 
+# Per-question facts in a record's ``frames``; every other key is a setting of the run.
+PER_QUESTION_FRAME_KEYS = ("n_frames",)
+
+
+def frames_summary(records: Sequence[SampleRecord]) -> dict[str, Any] | None:
+    """The frame settings the records were sampled with (``frames``: max_frames, fps, max_pixels, ...):
+    each distinct combination, how many records carry one, and the frames actually shown per question.
+    None when no record says (imported or older files)."""
+    recorded = [r.frames for r in records if r.frames]
+    if not recorded:
+        return None
+    settings = {json.dumps({k: v for k, v in f.items() if k not in PER_QUESTION_FRAME_KEYS}, sort_keys=True)
+                for f in recorded}
+    shown = [f["n_frames"] for f in recorded if isinstance(f.get("n_frames"), int | float)]
+    return {
+        "settings": [json.loads(s) for s in sorted(settings)],
+        "n_recorded": len(recorded),
+        "n": len(records),
+        "n_frames": {"min": min(shown), "max": max(shown), "mean": round(sum(shown) / len(shown), 2)}
+        if shown else None,
+    }
+
+
 def summarize(records: Iterable[SampleRecord], count_failed_as_wrong: bool = False) -> dict[str, Any]:
     """Overall and per-type accuracy/score of records, with the judge provenance and failures."""
     records = list(records)
@@ -76,5 +100,6 @@ def summarize(records: Iterable[SampleRecord], count_failed_as_wrong: bool = Fal
                    for r in records if r.generation_error is None and not r.judged],
         "generation_failed": [f"{r.video_id}/{r.question_id}: {r.generation_error}"
                               for r in records if r.generation_error is not None],
+        "frames": frames_summary(records),
     })
     return out

@@ -121,8 +121,8 @@ class Settings:
                                 "verdict cache: `on` reuses, `refresh` judges again and overwrites, `off` "
                                 "neither reads nor writes; `--judge-cache` overrides it")
     cache_dir: Path = _setting("EGOTASK_CACHE_DIR", Path.home() / ".cache" / "egotask", _path,
-                               "folder of the verdict and answer caches (SQLite) and of the visible-interval "
-                               "clips made for lmms-eval's own models")
+                               "folder of the verdict and answer caches (SQLite), of the visible-interval "
+                               "clips made for lmms-eval's own models and of the Hub video repo's file listing")
     # the model under test
     answer_cache: str = _setting("EGOTASK_ANSWER_CACHE", "on", _choice("on", "off", "refresh"),
                                  "answers of egotask's adapters, kept as they are made: `on` reuses them (a "

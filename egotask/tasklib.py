@@ -23,13 +23,14 @@ MISSING_VIDEOS_VAR = "EGOTASK_MISSING_VIDEOS"  # "error" (default) or "skip"
 # --------------------------------------------------------------------------- docs
 
 def make_process_docs(benchmark: str, *, full_video: bool = False, split: str | None = None,
-                      task: str | None = None) -> Callable[[Any], Any]:
+                      subset: str | None = None, task: str | None = None) -> Callable[[Any], Any]:
     """A ``process_docs`` that swaps the packaged stub split for the benchmark's real docs.
 
     ``split`` ("train", "val" or "test") keeps only the videos of that split of the split manifest
     (``EGOTASK_SPLIT_MANIFEST``, else egotask's default; see :mod:`egotask.data.splits`). ``task`` is
     the lmms-eval task's name, recorded with every sample (default: the benchmark plus ``_fullvideo``
-    and ``_<split>`` as the task YAMLs name them).
+    and ``_<split>`` as the task YAMLs name them). ``subset`` keeps only the questions of a named
+    subset (:mod:`egotask.data.subsets`), every one of which must be in the annotations.
     """
     task = task or benchmark + ("_fullvideo" if full_video else "") + (f"_{split}" if split else "")
 
@@ -42,6 +43,10 @@ def make_process_docs(benchmark: str, *, full_video: bool = False, split: str | 
             from egotask.data.splits import filter_docs
 
             docs = filter_docs(docs, benchmark, split)
+        if subset is not None:
+            from egotask.data.subsets import filter_subset
+
+            docs = filter_subset(docs, subset)
         if full_video:
             for doc in docs:
                 doc["visible_end"] = None

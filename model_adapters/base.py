@@ -27,6 +27,7 @@ from tqdm import tqdm
 from egotask import answers as answers_module
 from egotask.answers import AnswerStore, Outcome, answer_key, file_identity
 from egotask.frames import SampledFrames, VideoError, sample_visual
+from egotask.presets import max_frames_for, parse_frames
 from egotask.reasoning import THINK_CLOSE, THINK_OPEN
 
 
@@ -160,7 +161,8 @@ class FramesModel(lmms):
         return obj
 
     def __init__(self, device: str | None = None, batch_size: int | str = 1, max_frames: int | str = 8,
-                 fps: float | str | None = None, max_pixels: int | str | None = None, **kwargs: Any) -> None:
+                 fps: float | str | None = None, max_pixels: int | str | None = None,
+                 frames: int | str | None = None, **kwargs: Any) -> None:
         super().__init__()
         if kwargs:
             raise ValueError(f"{type(self).__name__}: unknown --model_args {sorted(kwargs)}; "
@@ -179,6 +181,7 @@ class FramesModel(lmms):
         self.max_pixels = int(max_pixels) if max_pixels not in (None, "", "None") else None
         self.answers = AnswerStore()
         self.stats: dict[str, float] = {"cached": 0, "generated": 0, "failed": 0, "frame_wait_s": 0.0}
+        self.frames = parse_frames(frames)  # "paper"/"paper-open": the paper's #F per setting (egotask.presets)
 
     # ----------------------------------------------------------------- lmms-eval API
 
@@ -206,7 +209,9 @@ class FramesModel(lmms):
 
     def frame_settings(self, doc: dict[str, Any] | None = None) -> dict[str, Any]:
         """The frame settings this item is sampled with (recorded with every answer)."""
-        return {"max_frames": self.max_frames, "fps": self.fps, "max_pixels": self.max_pixels}
+        max_frames = max_frames_for(self.frames, (doc or {}).get("setting"), self.max_frames)
+        return {"max_frames": max_frames, "fps": self.fps, "max_pixels": self.max_pixels,
+                **({"preset": self.frames} if isinstance(self.frames, str) else {})}
 
     def prepare(self, request: Instance) -> PendingItem:
         """What an item needs before any decoding: its doc, prompt, visuals and cache key."""

@@ -9,6 +9,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 from tabulate import tabulate
 
 from egotask.reports.collect import Run
+from egotask.reports.paper import paper_context
 from egotask.reports.tables import (
     COUNTED_WRONG,
     LEFT_OUT,
@@ -65,8 +66,9 @@ def resolve_template(template: str | Path | None) -> tuple[str, Path | None]:
 
 def render_markdown(runs: list[Run], template: str | Path | None = None, template_dir: Path | None = None,
                     opts: BootstrapOptions | None = None, plots: dict[str, str] | None = None,
-                    heading: int = 3) -> str:
-    """The report in markdown; ``plots`` maps a setting to the link of its chart."""
+                    heading: int = 3, paper: bool = False) -> str:
+    """The report in markdown; ``plots`` maps a setting to the link of its chart; ``paper`` adds the
+    published reference rows."""
     if template_dir is None:
         name, found_dir = resolve_template(template)
     else:
@@ -75,11 +77,13 @@ def render_markdown(runs: list[Run], template: str | Path | None = None, templat
         tmpl = environment(found_dir).get_template(name)
     except TemplateNotFound as exc:
         raise ValueError(f"template {template}: {exc.message or exc.name} not found") from None
-    return tmpl.render(**build_context(runs, opts, plots, heading))
+    return tmpl.render(**build_context(runs, opts, plots, heading, paper))
 
 
-def render_console(runs: list[Run], opts: BootstrapOptions | None = None, by_type: bool = False) -> str:
-    """Plain-text tables: the overall table, and with ``by_type`` one table per setting (best marked *)."""
+def render_console(runs: list[Run], opts: BootstrapOptions | None = None, by_type: bool = False,
+                   paper: bool = False) -> str:
+    """Plain-text tables: the overall table, with ``paper`` the published reference rows, and with
+    ``by_type`` one table per setting (best marked *)."""
     rows = overall_rows(runs, opts)
     with_ci = any(r.records is not None for r in runs)
     no_answer = any_generation_failed(runs)
@@ -92,6 +96,8 @@ def render_console(runs: list[Run], opts: BootstrapOptions | None = None, by_typ
               *([r["n_generation_failed"]] if no_answer else []), r["failures"]]
              for r in rows]
     parts = [tabulate(table, headers=headers, disable_numparse=True)]
+    if paper:
+        parts.append(console_paper(runs))
     if by_type:
         for t in type_tables(runs):
             head = ["question type"] + [f"{c} {m}" for c in t["columns"] for m in ("acc %", "score")]
@@ -104,6 +110,16 @@ def render_console(runs: list[Run], opts: BootstrapOptions | None = None, by_typ
     return "\n\n".join(parts)
 
 
+def console_paper(runs: list[Run]) -> str:
+    info = paper_context(runs)
+    rows = [[f"{r['model']} (published)", r["title"], r["task"], f"{r['accuracy']:.1f}", f"{r['score']:.1f}",
+             "-" if r["frames"] is None else r["frames"]] for r in info["rows"]]
+    table = tabulate(rows, headers=["model", "published table", "same questions as", "acc %", "score", "#F"],
+                     disable_numparse=True)
+    return (f"Published results (reference rows, not egotask runs)\n{table}\n"
+            f"Published in {info['source']}. Protocol and judge: {info['protocol']}. {info['note']}")
+
+
 def console_footer(runs: list[Run]) -> str:
     info = footer(runs)
     lines = [f"judge: {j['judge']} ({j['judge_model']}), prompt {j['prompt_version']}"
@@ -112,6 +128,8 @@ def console_footer(runs: list[Run]) -> str:
         kinds = "; ".join(k["protocol"] + (f" for {', '.join(k['runs'])}" if k["runs"] else "")
                           for k in p["kinds"])
         lines.append(f"{', '.join(p['settings'])}: {kinds}")
+    for f in info["frames"]:
+        lines.append(f"frames: {f['settings']}" + (f" for {', '.join(f['runs'])}" if len(info["frames"]) > 1 else ""))
     lines.append(FAILURES_LINE[info["failures"]].format(runs=", ".join(info["counted_wrong_runs"])))
     return "\n".join(lines)
 

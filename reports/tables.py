@@ -18,6 +18,7 @@ from egotask.data.sources import BENCHMARKS
 from egotask.records import SETTINGS, SampleRecord
 from egotask.reports.collect import Run
 from egotask.reports.legacy import LEGACY_JUDGE
+from egotask.reports.paper import paper_context
 from egotask.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci
 
 SETTING_ORDER = SETTINGS
@@ -153,6 +154,35 @@ def type_tables(runs: list[Run]) -> list[dict[str, Any]]:
     return tables
 
 
+FRAMES_NOT_RECORDED = "not recorded"
+FRAME_KEY_ORDER = ("max_frames", "fps", "max_pixels")
+
+
+def frames_info(run: Run) -> dict[str, Any] | None:
+    """The run's frame settings: from its records' ``frames``, else its results' summary."""
+    info = scoring.frames_summary(run.records) if run.records else None
+    summary_info = run.summary.get("frames")
+    return info or (summary_info if isinstance(summary_info, dict) else None)
+
+
+def describe_frames(info: dict[str, Any] | None) -> str:
+    """``max_frames 32, fps unset, max_pixels 589824 (12-32 frames per question)``."""
+    if not info or not info.get("settings"):
+        return FRAMES_NOT_RECORDED
+    combos = []
+    for setting in info["settings"]:
+        keys = [k for k in FRAME_KEY_ORDER if k in setting] + sorted(k for k in setting if k not in FRAME_KEY_ORDER)
+        combos.append(", ".join(f"{k} {'unset' if setting[k] is None else setting[k]}" for k in keys))
+    text = "; ".join(combos)
+    shown, notes = info.get("n_frames"), []
+    if shown:
+        span = f"{shown['min']}" if shown["min"] == shown["max"] else f"{shown['min']}-{shown['max']}"
+        notes.append(f"{span} frames per question")
+    if info.get("n_recorded", 0) < info.get("n", 0):
+        notes.append(f"recorded for {info['n_recorded']} of {info['n']} questions")
+    return text + (f" ({', '.join(notes)})" if notes else "")
+
+
 def footer(runs: list[Run]) -> dict[str, Any]:
     """Who judged, with which prompt, what the models saw, and what the CIs are over."""
     judges: dict[tuple[str, str, str], list[str]] = defaultdict(list)
@@ -170,6 +200,9 @@ def footer(runs: list[Run]) -> dict[str, Any]:
         key = tuple((kind, tuple(names) if len(kinds) > 1 else ()) for kind, names in kinds.items())
         protocols[key].append(SETTING_TITLES.get(setting, setting))
     counted = [f"{r.label} ({r.setting})" for r in ordered(runs) if r.failed_counted_as_wrong]
+    frames: dict[str, list[str]] = defaultdict(list)
+    for run in ordered(runs):
+        frames[describe_frames(frames_info(run))].append(f"{run.label} ({run.setting})")
     return {
         "judges": [{"judge": j, "judge_model": m, "prompt_version": p, "runs": names}
                    for (j, m, p), names in judges.items()],
@@ -183,13 +216,15 @@ def footer(runs: list[Run]) -> dict[str, Any]:
         "n_failed": sum(int(r.summary.get("n_failed") or 0) for r in runs),
         "n_generation_failed": sum(generation_failed(r) for r in runs),
         "without_samples": [f"{r.label} ({r.setting})" for r in ordered(runs) if r.records is None],
+        # What the models were shown: one entry per distinct frame setting, with the runs that used it.
+        "frames": [{"settings": desc, "runs": names} for desc, names in frames.items()],
         "legacy_verdicts": any(LEGACY_JUDGE["judge"] in str(r.summary.get("judge")) for r in runs),
     }
 
 
 def build_context(runs: list[Run], opts: BootstrapOptions | None = None,
-                  plots: dict[str, str] | None = None, heading: int = 3) -> dict[str, Any]:
-    """Everything a report template may use."""
+                  plots: dict[str, str] | None = None, heading: int = 3, paper: bool = False) -> dict[str, Any]:
+    """Everything a report template may use; ``paper`` adds the published reference rows (else None)."""
     if not runs:
         raise ValueError("no egotask runs to report")
     opts = opts or BootstrapOptions()
@@ -197,4 +232,5 @@ def build_context(runs: list[Run], opts: BootstrapOptions | None = None,
     for table in tables:
         table["plot"] = (plots or {}).get(table["setting"])
     return {"overall": overall_rows(runs, opts), "generation_failed": any_generation_failed(runs),
-            "type_tables": tables, "footer": footer(runs), "bootstrap": opts, "h": "#" * heading}
+            "type_tables": tables, "footer": footer(runs), "bootstrap": opts, "h": "#" * heading,
+            "paper": paper_context(runs) if paper else None}

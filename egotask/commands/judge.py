@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 from tabulate import tabulate
 
 from egotask.judges import DEFAULT_JUDGE, JUDGE_VAR, JudgeNotReady, build_judge
+from egotask.judges.agreement import agreement
 from egotask.judges.cache import CACHE_DIR_VAR, CACHE_MODE_VAR
 from egotask.judges.llm import MODEL_VAR
 from egotask.settings import SettingsError, configure
@@ -20,19 +22,24 @@ CONCURRENCY_VAR = "EGOTASK_JUDGE_CONCURRENCY"
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "judge", help="re-score saved predictions with a judge (no model needed) and report agreement",
-        description="Judge the predictions saved in lmms-eval samples files (`--log_samples`) again, with "
-                    "another judge, judge model or prompt version, without running the model. Beside each "
-                    "input it writes <date>_rejudged-<judge>-..._samples_<task>.jsonl and "
-                    "<date>_rejudged-<judge>-..._results.json (lmms-eval's results shape, with the same "
-                    "summary as a task's `details`), and prints the agreement between the saved and the new "
-                    "verdicts: Cohen's kappa on yes/no, quadratic-weighted kappa and Spearman on the 0-5 "
-                    "scores. Verdicts are cached, so judging the same predictions again costs nothing. "
-                    "Before judging it checks that the output folders and the cache are writable and makes "
-                    "one test request to the judge. Exit status: 0 all judged; 2 nothing judged (bad input, "
-                    "no key, unreachable judge); 3 written, but some items could not be judged or had no answer.",
-        epilog="example: egotask judge results/ --judge gemini --model gemini-2.5-pro")
+        description="Judge the predictions saved in lmms-eval samples files (`--log_samples`) or in records "
+                    "files (`egotask import-legacy` output) again, with another judge, judge model or prompt "
+                    "version, without running the model. Beside each input it writes "
+                    "<prefix>_rejudged-<judge>-..._samples_<task>.jsonl and <prefix>_rejudged-<judge>-..."
+                    "_results.json (lmms-eval's results shape, with the same summary as a task's `details`; "
+                    "the prefix is the run's date or the records file's name), and prints the agreement "
+                    "between the saved and the new verdicts, per file and task and over all inputs: Cohen's "
+                    "kappa on yes/no, quadratic-weighted kappa and Spearman on the 0-5 scores. Verdicts are "
+                    "cached, so judging the same predictions again costs nothing. Before judging it checks that "
+                    "the output folders and the cache are writable and makes one test request to the judge. "
+                    "Exit status: 0 all judged; 2 nothing judged (bad input, no key, unreachable judge); 3 "
+                    "written, but some items could not be judged or had no answer.",
+        epilog="examples:\n  egotask judge results/ --judge gemini --model gemini-2.5-pro\n"
+               "  egotask judge legacy_results/ --judge heuristic   # import-legacy output",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="an lmms-eval output folder (searched for *_samples_<task>.jsonl) or a samples file")
+                   help="an lmms-eval output folder or a folder of import-legacy output (searched for "
+                        "*_samples_<task>.jsonl and *.records.jsonl), or such a file")
     p.add_argument("--judge", default=None,
                    help=f"judge backend (default: ${JUDGE_VAR} or '{DEFAULT_JUDGE}'); `egotask plugins` lists them")
     p.add_argument("--model", default=None, help=f"judging model (default: ${MODEL_VAR} or the backend's default)")
@@ -58,23 +65,16 @@ def apply_options(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from egotask.judges.rejudge import (
-        find_samples,
-        group_by_run,
-        judge_items,
-        load_samples_file,
-        rejudge_records,
-        write_outputs,
-    )
+    from egotask.judges.rejudge import find_samples, group_by_run, judge_items, load_inputs, rejudge_records, write_outputs
     from egotask.preflight import PreflightError, check_caches, check_outputs
 
     try:
         settings = apply_options(args)
         judge = build_judge()
         judge.check_ready()
-        files = [load_samples_file(p) for p in find_samples(args.paths)]  # all inputs checked before paying
+        files = [f for p in find_samples(args.paths) for f in load_inputs(p)]  # all checked before paying
         records = [r for sf in files for r in sf.records]
-        check_outputs([sf.path.parent for sf in files], "the folder of the samples file (outputs go beside it)")
+        check_outputs([sf.path.parent for sf in files], "the folder of the input file (outputs go beside it)")
         check_caches(judge)
         cached = getattr(judge, "cached", None)
         if cached is None or not all(cached(item) for item in judge_items(records)):
@@ -82,8 +82,12 @@ def run(args: argparse.Namespace) -> int:
     except (JudgeNotReady, PreflightError, SettingsError, ValueError, OSError) as exc:
         print(f"egotask judge: {exc}", file=sys.stderr)
         return 2
-    print(f"egotask judge: {len(records)} predictions from {len(files)} file(s), judge {judge.name} "
+    n_files = len({sf.path for sf in files})
+    print(f"egotask judge: {len(records)} predictions from {n_files} file(s), judge {judge.name} "
           f"({judge.model}, prompt {judge.prompt_version})", file=sys.stderr)
+    # What is loaded by now (the plugins import torch: some 400,000 objects) stays: a full garbage
+    # collection over it mid-run holds the GIL for about half a second, stalling every request thread.
+    gc.freeze()
     judged = rejudge_records(records, judge)
     start = 0
     for sf in files:
@@ -94,16 +98,24 @@ def run(args: argparse.Namespace) -> int:
         out, data = write_outputs(group, judge, settings.count_failed_as_wrong)
         print(f"egotask judge: wrote {out}", file=sys.stderr)
         written.append(out)
-        for task, metrics in data["results"].items():
-            summary, agree = metrics["details,none"], data["egotask_rejudge"]["agreement"][task]
+        for sf in group:
+            summary, agree = data["results"][sf.task]["details,none"], data["egotask_rejudge"]["agreement"][sf.task]
             failed += summary["n_failed"]
             no_answer += summary.get("n_generation_failed", 0)
-            rows.append([task, summary["n"], summary["n_judged"], summary["n_failed"], _pct(summary["accuracy"]),
-                         _num(summary["score"]), agree["saved_judge"]["judge"], agree["n_compared"],
-                         _num(agree["cohen_kappa"]), _num(agree["score_weighted_kappa"]),
-                         _num(agree["score_spearman"])])
-    print(tabulate(rows, headers=["task", "n", "judged", "failed", "acc %", "score", "saved judge", "compared",
-                                  "kappa", "w-kappa (score)", "spearman (score)"]))
+            rows.append([sf.path.name, sf.task, summary["n"], summary["n_judged"], summary["n_failed"],
+                         _pct(summary["accuracy"]), _num(summary["score"]), agree["saved_judge"]["judge"],
+                         agree["n_compared"], _pct(agree["verdict_agreement"]), _num(agree["cohen_kappa"]),
+                         _num(agree["score_weighted_kappa"]), _num(agree["score_spearman"])])
+    if len(files) > 1:  # the same statistics over every input's items together
+        overall = agreement([r.verdict.to_dict() for sf in files for r in sf.records],
+                            [r.verdict.to_dict() for sf in files for r in sf.new_records])
+        n_judged = sum(r.judged and r.generation_error is None for sf in files for r in sf.new_records)
+        rows.append(["all inputs", "", len(records), n_judged, sum(r[4] for r in rows), "-", "-", "",
+                     overall["n_compared"], _pct(overall["verdict_agreement"]), _num(overall["cohen_kappa"]),
+                     _num(overall["score_weighted_kappa"]), _num(overall["score_spearman"])])
+    print(tabulate(rows, headers=["file", "task", "n", "judged", "failed", "acc %", "score", "saved judge",
+                                  "compared", "agree %", "kappa", "w-kappa (score)", "spearman (score)"],
+                   disable_numparse=True))
     stats = getattr(judge, "stats", None)
     if stats is not None:
         print(f"requests: {stats['requests']}, cached verdicts reused: {stats['cache_hits']}, "

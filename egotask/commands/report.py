@@ -21,12 +21,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "    per-sample verdicts, and whether the run counted failures as wrong (its recorded\n"
                     "    choice; the reader's EGOTASK_* variables change nothing);\n"
                     "  - per question type for each setting, models as columns, best value in bold;\n"
-                    "  - a footer naming the judge, its prompt version and which frames the models saw;\n"
+                    "  - with --paper, the EgoTextVQA paper's published numbers as reference rows;\n"
+                    "  - a footer naming the judge, its prompt version, which part of the video the models\n"
+                    "    saw and the frame settings they sampled with;\n"
                     "  - one accuracy-by-question-type bar chart (PNG) per setting, linked from the report.\n"
                     "Tables come from Jinja templates (egotask/reports/templates/, or --template).",
         epilog="examples:\n"
                "  egotask report results/ --output results.md\n"
                "  egotask report results/ --format console\n"
+               "  egotask report results/ --paper\n"
                "  egotask report legacy/ --readme README.md --plots docs/results")
     p.add_argument("inputs", nargs="+", type=Path, metavar="PATH",
                    help="lmms_eval --output_path folders, *_results.json files, or *.records.jsonl files "
@@ -46,6 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=int, default=2000, metavar="N",
                    help="bootstrap resamples for the confidence intervals (default: 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed, for reproducible CIs (default: 0)")
+    p.add_argument("--paper", action="store_true",
+                   help="add the EgoTextVQA paper's published numbers as reference rows, in their own table "
+                        "(marked as published under the paper's protocol and judge; never in egotask's CIs)")
     p.add_argument("--heading-level", type=int, default=3, choices=range(1, 7), metavar="{1..6}",
                    help="markdown heading level of the report's sections (default: 3)")
     p.set_defaults(func=run)
@@ -75,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
         def markdown(document: Path | None) -> str:
             links = {s: (_link(p, document) if document else p.as_posix()) for s, p in plots.items()}
-            return render_markdown(runs, args.template, opts=opts, plots=links, heading=args.heading_level)
+            return render_markdown(runs, args.template, opts=opts, plots=links, heading=args.heading_level,
+                                   paper=args.paper)
 
         if args.output is not None:
             args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -86,8 +93,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"egotask report: {args.readme} {'updated' if changed else 'already up to date'}",
                   file=sys.stderr)
         if not documents:
-            print(render_console(runs, opts, by_type=True) if args.format == "console" else markdown(None),
-                  end="" if args.format == "markdown" else "\n")
+            console = args.format == "console"
+            print(render_console(runs, opts, by_type=True, paper=args.paper) if console else markdown(None),
+                  end="" if not console else "\n")
         for setting, path in plots.items():
             print(f"egotask report: {setting} chart in {path}", file=sys.stderr)
     except (OSError, ValueError) as exc:

@@ -403,23 +403,166 @@ def _load_built_docs(bench: Benchmark, folder: Path) -> list[dict[str, Any]]:
 
 
 def _load_hub_docs(bench: Benchmark, convert, subset: str | None = None) -> list[dict[str, Any]]:
+    """Docs from the benchmark's Hub dataset, read through its published features (see "the Hub" below)."""
+    split = HUB_SPLITS[bench.hub_repo]
+    ds = hub_annotations(bench, split)
+    decode_subset = hub_subset_decoder(ds.features, bench.hub_repo) if subset else None
+    number_questions = bench.setting == "egotempo" and "question_id" not in ds.features
+    per_clip: dict[str, int] = {}
+    docs = []
+    for i, raw in enumerate(ds):
+        where = f"{bench.hub_repo}[{split}][{i}]"
+        if decode_subset is not None and decode_subset(raw, where) != subset:
+            continue
+        row = hub_row(raw, ds.features)
+        if number_questions and row.get("clip_id"):
+            row["question_id"] = _egotempo_question_id(row["clip_id"], per_clip)
+        docs.append(convert(row, where))
+    if not docs:
+        raise DataError(f"{bench.hub_repo}[{split}]: no rows for the {bench.setting} subset")
+    return docs
+
+
+# --------------------------------------------------------------------------- the Hub
+# The datasets as published. petkopetkov/EgoTextVQA (written by the predecessor's create_qa_dataset.py):
+# video_id str; subset ClassLabel(["EgoTextVQA-Indoor", "EgoTextVQA-Outdoor"]), so rows hold 0/1;
+# question_id, question_type str; timestamp float32; question, answer, video_url str; one `train` split;
+# no video column. lmms-lab-eval/egotempo: split `test`, with the fields lmms-eval's own `egotempo` task
+# reads (`video` or `clip_id`, question, answer, question_type). ShengZhou97/EgoTextVQA holds the
+# videos as a video-folder dataset whose label is the folder name; its files are listed, not assumed.
+
+HUB_SPLITS = {"petkopetkov/EgoTextVQA": "train", "lmms-lab-eval/egotempo": "test"}
+# The ClassLabel names of `subset`, which are also the video repo's folder names.
+HUB_SUBSETS = {"EgoTextVQA-Indoor": "indoor", "EgoTextVQA-Outdoor": "outdoor"}
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi")
+
+
+def hub_annotations(bench: Benchmark, split: str) -> Any:
+    """One split of the annotation dataset, with any video column left undecoded (nothing is fetched
+    or decoded per row; the videos are resolved one file at a time by :func:`resolve_video`)."""
     import datasets
 
     try:
-        ds = datasets.load_dataset(bench.hub_repo)
+        ds = datasets.load_dataset(bench.hub_repo, split=split)
     except Exception as exc:  # no network, no token, repo gone: say which variable avoids the Hub
         raise DataError(
-            f"could not load {bench.hub_repo} from the Hugging Face Hub ({exc}); "
+            f"could not load {bench.hub_repo} (split {split}) from the Hugging Face Hub ({exc}); "
             f"set {bench.annotations_var} to use local annotation files instead") from exc
-    docs = []
-    for hf_split, part in ds.items():
-        for i, row in enumerate(part):
-            if subset and str(row.get("subset", subset)).lower() != subset:
-                continue
-            docs.append(convert(row, f"{bench.hub_repo}[{hf_split}][{i}]"))
-    if not docs:
-        raise DataError(f"{bench.hub_repo}: no rows for the {bench.setting} subset")
-    return docs
+    for name, feature in ds.features.items():
+        if isinstance(feature, datasets.Video) and feature.decode:
+            ds = ds.cast_column(name, datasets.Video(decode=False))
+    return ds
+
+
+def hub_subset_decoder(features: Any, repo: str):
+    """``decode(row, where) -> "indoor" | "outdoor"`` for the dataset's ``subset`` column.
+
+    A ClassLabel is read through its names; a string column may hold a name or the setting itself.
+    The result is checked against the video id (an Ego4D UUID is indoor, a number outdoor), and a
+    row where the two disagree is an error naming it.
+    """
+    from datasets import ClassLabel
+
+    feature = features.get("subset")
+    if feature is None:
+        raise DataError(f"{repo}: no `subset` column (columns: {', '.join(features)}); cannot tell "
+                        "indoor from outdoor")
+    names = feature.names if isinstance(feature, ClassLabel) else None
+
+    def decode(row: dict[str, Any], where: str) -> str:
+        raw = row.get("subset")
+        if names is not None:
+            if not isinstance(raw, int) or not 0 <= raw < len(names):
+                raise DataError(f"{where}: field subset is {raw!r}, not a label of the ClassLabel {names}")
+            name = names[raw]
+        else:
+            name = str(raw)
+        setting = HUB_SUBSETS.get(name) or (name.lower() if name.lower() in ("indoor", "outdoor") else None)
+        if setting is None:
+            raise DataError(f"{where}: field subset is {name!r}, neither of {', '.join(HUB_SUBSETS)}")
+        video_id = str(row.get("video_id") or "")
+        try:
+            by_id = setting_of_video_id(video_id)
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
+        if by_id != setting:
+            raise DataError(f"{where}: field subset is {name!r} ({setting}), but video_id {video_id!r} is an "
+                            f"{by_id} id (an Ego4D UUID is indoor, a number outdoor)")
+        return setting
+
+    return decode
+
+
+def hub_row(row: dict[str, Any], features: Any) -> dict[str, Any]:
+    """A Hub row as the local readers' rows: float32 values back to the decimals that were stored
+    (10.3, not 10.300000190734863), and an undecoded video reference to its clip id."""
+    import numpy as np
+    from datasets import Value, Video
+
+    out = dict(row)
+    for name, feature in features.items():
+        value = out.get(name)
+        if isinstance(feature, Value) and feature.dtype == "float32" and isinstance(value, float):
+            out[name] = float(str(np.float32(value)))  # the shortest decimal that is this float32
+        elif isinstance(feature, Video) and isinstance(value, dict):
+            out[name] = value.get("path") or ""
+    video = out.get("video")
+    if not out.get("clip_id") and isinstance(video, str) and video:
+        name = Path(video).name
+        out["clip_id"] = name[: -len(Path(name).suffix)] if name.lower().endswith(VIDEO_SUFFIXES) else name
+    return out
+
+
+def _egotempo_question_id(clip_id: str, per_clip: dict[str, int]) -> str:
+    """For a Hub copy without question ids: ``<clip_id>_<n>``, n counting the clip's questions in
+    file order, which is how EgoTempo's release numbers 498 of its 500 questions."""
+    n = per_clip.get(clip_id, 0)
+    per_clip[clip_id] = n + 1
+    return f"{clip_id}_{n}"
+
+
+def hub_repo_files(repo: str) -> tuple[str, ...]:
+    """Every file of a Hub dataset repo, listed once per process and kept on disk
+    (``$EGOTASK_CACHE_DIR/hub_files/``), so a machine that listed it once works offline."""
+    return _hub_repo_files_cached(repo, str(get_settings().cache_dir))
+
+
+@lru_cache(maxsize=8)
+def _hub_repo_files_cached(repo: str, cache_dir: str) -> tuple[str, ...]:
+    from huggingface_hub import HfApi
+
+    stored = Path(cache_dir) / "hub_files" / (repo.replace("/", "--") + ".json")
+    try:
+        files = tuple(HfApi().list_repo_files(repo, repo_type="dataset"))
+    except Exception as exc:
+        if stored.is_file():
+            return tuple(json.loads(stored.read_text(encoding="utf-8"))["files"])
+        raise DataError(f"could not list the files of {repo} on the Hugging Face Hub ({exc}), and no earlier "
+                        f"listing is kept in {stored.parent}") from exc
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    tmp = stored.with_name(stored.name + ".tmp")
+    tmp.write_text(json.dumps({"repo": repo, "files": list(files)}), encoding="utf-8")
+    tmp.replace(stored)
+    return files
+
+
+def hub_video_file(bench: Benchmark, video_id: str) -> str:
+    """The path inside the video repo of ``video_id``'s file, found in the repo's listing: the video
+    file named ``<video_id>.<ext>``, preferring one inside the setting's folder (the label,
+    ``EgoTextVQA-Indoor``/``EgoTextVQA-Outdoor``). None, or several equally good, is an error."""
+    if bench.video_hub_repo is None:
+        raise DataError(f"{bench.name} has no Hub video repo; set {bench.video_dir_var}")
+    matches = [f for f in hub_repo_files(bench.video_hub_repo)
+               if f.lower().endswith(VIDEO_SUFFIXES) and Path(f).stem == str(video_id)]
+    in_folder = [f for f in matches if bench.video_subdir in Path(f).parts[:-1]]
+    chosen = in_folder or matches
+    if not chosen:
+        raise DataError(f"{bench.video_hub_repo}: no video file for video id {video_id!r} ({bench.setting}); "
+                        f"set {bench.video_dir_var} to a local folder")
+    if len(chosen) > 1:
+        raise DataError(f"{bench.video_hub_repo}: several files for video id {video_id!r}: {', '.join(chosen)}; "
+                        f"set {bench.video_dir_var} to a local folder")
+    return chosen[0]
 
 
 # --------------------------------------------------------------------------- videos
@@ -454,11 +597,11 @@ def resolve_video(doc: dict[str, Any]) -> Path:
                         f"(make them with `egotask data trim-egotempo`)")
     from huggingface_hub import hf_hub_download
 
+    filename = hub_video_file(bench, doc["video_id"])  # from the repo's listing, not an assumed layout
     try:
-        return Path(hf_hub_download(bench.video_hub_repo, bench.video_relpath(doc["video_id"]),
-                                    repo_type="dataset"))
+        return Path(hf_hub_download(bench.video_hub_repo, filename, repo_type="dataset"))
     except Exception as exc:
-        raise DataError(f"could not download {bench.video_relpath(doc['video_id'])} from "
+        raise DataError(f"could not download {filename} from "
                         f"{bench.video_hub_repo} ({exc}); set {bench.video_dir_var} to a local folder") from exc
 
 

@@ -65,6 +65,13 @@ def cycle_faults(plans: list[list[str]]) -> FaultPlan:
     return plan
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog (5) overflows when a client opens 32 connections at once on a busy
+    # machine: the kernel resets some, and the client's retries (with backoff) then time the fake
+    # server, not the client. A real endpoint accepts them.
+    request_queue_size = 256
+
+
 class FakeJudgeServer:
     """``with FakeJudgeServer(latency=0.2) as server: ... server.url ...``; counts every request."""
 
@@ -117,7 +124,7 @@ class FakeJudgeServer:
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True  # the client gave up (a "hang" or "trickle" fault)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True, name="fake-judge-server").start()
         return self

@@ -1,10 +1,11 @@
 """Scoring saved predictions again, with another judge or prompt version, without the model.
 
-Input: lmms-eval samples files (``<date>_samples_<task>.jsonl``), folders holding them, or JSONL files
-of bare records. Output, beside each input: ``<date>_rejudged-<judge>_samples_<task>.jsonl`` (the
-records with the new verdicts) and one ``<date>_rejudged-<judge>_results.json`` per lmms-eval run, in
-lmms-eval's results shape, so report tools read it like any run. Each task's entry also carries the
-agreement between the saved and the new verdicts.
+Input: lmms-eval samples files (``<date>_samples_<task>.jsonl``), records files (``<name>.records.jsonl``,
+what ``egotask import-legacy`` writes), or folders holding either. Output, beside each input:
+``<prefix>_rejudged-<judge>_samples_<task>.jsonl`` (the records with the new verdicts) and one
+``<prefix>_rejudged-<judge>_results.json`` per lmms-eval run or records file, in lmms-eval's results
+shape, so report tools read it like any run; the prefix is the run's ``<date>`` or the records file's
+``<name>``. Each task's entry also carries the agreement between the saved and the new verdicts.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from egotask import scoring
 from egotask.judges import judge_answers
 from egotask.judges.agreement import agreement
 from egotask.judges.base import Judge, JudgeItem
-from egotask.records import SampleRecord, load_records
+from egotask.records import RECORDS_SUFFIX, SampleRecord, load_records
 
 REJUDGED_MARK = "_rejudged-"
 
@@ -36,15 +37,18 @@ class SamplesFile:
 
 
 def find_samples(paths: Iterable[str | Path]) -> list[Path]:
-    """Samples files named, or found under folders named (earlier re-judged outputs excluded)."""
+    """Samples and records files named, or found under folders named: lmms-eval's
+    ``*_samples_<task>.jsonl`` and ``*.records.jsonl`` (what ``egotask import-legacy`` writes); earlier
+    re-judged outputs are left out."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             files = sorted(p for p in path.rglob("*_samples_*.jsonl") if REJUDGED_MARK not in p.name)
+            files += sorted(path.rglob(f"*{RECORDS_SUFFIX}"))
             if not files:
-                raise ValueError(f"{path}: no lmms-eval *_samples_<task>.jsonl found (run lmms_eval with "
-                                 "--log_samples to keep the predictions)")
+                raise ValueError(f"{path}: no lmms-eval *_samples_<task>.jsonl (run lmms_eval with --log_samples "
+                                 f"to keep the predictions) and no *{RECORDS_SUFFIX} (egotask import-legacy) found")
             found.extend(files)
         elif path.is_file():
             found.append(path)
@@ -54,14 +58,29 @@ def find_samples(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def load_samples_file(path: Path) -> SamplesFile:
+    """One lmms-eval samples file (one task), or a records file whose records are all of one task."""
+    files = load_inputs(path)
+    if len(files) != 1:
+        raise ValueError(f"{path}: records of {len(files)} tasks ({', '.join(f.task for f in files)}); "
+                         "read it with load_inputs")
+    return files[0]
+
+
+def load_inputs(path: Path) -> list[SamplesFile]:
+    """The predictions of one input file, one :class:`SamplesFile` per task: an lmms-eval samples file
+    holds one task; a records file (``egotask import-legacy`` writes one per predecessor file, indoor
+    and outdoor together) may hold several, which share the file's name as their prefix."""
     records = load_records(path)
     if not records:
         raise ValueError(f"{path}: no records")
     if "_samples_" in path.name:
         prefix, task = path.stem.split("_samples_", 1)
-    else:
-        prefix, task = path.stem, records[0].task
-    return SamplesFile(path, task, prefix, records)
+        return [SamplesFile(path, task, prefix, records)]
+    prefix = path.name.removesuffix(RECORDS_SUFFIX).removesuffix(".jsonl")
+    by_task: dict[str, list[SampleRecord]] = {}
+    for record in records:
+        by_task.setdefault(record.task, []).append(record)
+    return [SamplesFile(path, task, prefix, task_records) for task, task_records in by_task.items()]
 
 
 def judge_items(records: list[SampleRecord]) -> list[JudgeItem]:

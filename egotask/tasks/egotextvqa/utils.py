@@ -8,3 +8,5 @@ process_docs_indoor_fullvideo = make_process_docs("egotextvqa_indoor", full_vide
 process_docs_outdoor_fullvideo = make_process_docs("egotextvqa_outdoor", full_video=True)
 process_docs_indoor_test = make_process_docs("egotextvqa_indoor", split="test")
 process_docs_outdoor_test = make_process_docs("egotextvqa_outdoor", split="test")
+process_docs_outdoor_realtime = make_process_docs("egotextvqa_outdoor", subset="outdoor_realtime",
+                                                  task="egotextvqa_outdoor_realtime")
