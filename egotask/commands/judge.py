@@ -65,7 +65,14 @@ def apply_options(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from egotask.judges.rejudge import find_samples, group_by_run, judge_items, load_inputs, rejudge_records, write_outputs
+    from egotask.judges.rejudge import (
+        find_samples,
+        group_by_run,
+        judge_items,
+        load_inputs,
+        rejudge_records,
+        write_outputs,
+    )
     from egotask.preflight import PreflightError, check_caches, check_outputs
 
     try:
