@@ -106,6 +106,10 @@ class Settings:
                                        "attempts per item on 408/429/5xx, timeouts and connection errors")
     judge_backoff: float = _setting("EGOTASK_JUDGE_BACKOFF", 1.0, _non_negative_float,
                                     "first retry delay in seconds (doubles, with jitter, never before Retry-After)")
+    judge_mode: str = _setting("EGOTASK_JUDGE_MODE", "sync", _choice("sync", "defer"),
+                               "`sync` judges each answer as the model run goes; `defer` writes the samples with "
+                               "verdicts pending, for `egotask judge RUN_DIR --batch` later; `--judge-mode` "
+                               "overrides it")
     judge_cache: str = _setting("EGOTASK_JUDGE_CACHE", "on", _choice("on", "off", "refresh"),
                                 "verdict cache: `on` reuses, `refresh` judges again and overwrites, `off` "
                                 "neither reads nor writes; `--judge-cache` overrides it")

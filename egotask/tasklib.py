@@ -35,7 +35,8 @@ def make_process_docs(benchmark: str, *, full_video: bool = False, split: str | 
     def process_docs(_stub_split: Any) -> Any:
         import datasets
 
-        get_judge().check_ready()  # fail before model inference, not after hours of it
+        if get_settings().judge_mode != "defer":  # a deferred run is judged later, maybe elsewhere
+            get_judge().check_ready()  # fail before model inference, not after hours of it
         docs = load_docs(benchmark)
         if split is not None:
             from egotask.data.splits import filter_docs
@@ -96,15 +97,24 @@ def build_record(doc: dict[str, Any], prediction: str, verdict: Verdict) -> Samp
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
     prediction = ((results[0] if results else "") or "").strip()
-    verdict = judge_answers(get_judge(), [JudgeItem(doc["question"], doc["answer"], prediction,
-                                                    doc["question_type"])])[0]
-    record = build_record(doc, prediction, verdict)
+    judge = get_judge()
+    if get_settings().judge_mode == "defer":  # `egotask judge` gives the verdict later
+        verdict = Verdict.deferred(**judge.describe())
+    else:
+        verdict = judge_answers(judge, [JudgeItem(doc["question"], doc["answer"], prediction,
+                                                  doc["question_type"])])[0]
+    return sample_metrics(build_record(doc, prediction, verdict))
+
+
+def sample_metrics(record: SampleRecord) -> dict[str, Any]:
+    """What a sample contributes to each metric of the task YAML (also what ``egotask judge`` writes
+    when it fills in a deferred run's verdicts)."""
     correct = scoring.correct_values([record])[0]
     return {
         "accuracy": correct,
-        "score": verdict.score,
+        "score": None if record.generation_error else record.verdict.score,
         "n_judged": int(correct is not None),
-        "n_failed": int(correct is None),
+        "n_failed": int(correct is None and not record.pending),
         "details": record.to_dict(),
     }
 
@@ -113,6 +123,8 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
 # The run's choice of counting failures as wrong is taken here, once, and recorded in the summary.
 
 def aggregate_mean(items: list[int | None]) -> float | None:
+    if get_settings().judge_mode == "defer":
+        return None  # no verdicts yet: scored once `egotask judge` has judged the run
     return scoring.mean_of_judged(items, get_settings().count_failed_as_wrong)
 
 
@@ -124,6 +136,9 @@ def aggregate_details(items: list[dict[str, Any]]) -> dict[str, Any]:
     records = [read_record(r, f"sample {i}") for i, r in enumerate(items)]
     summary = scoring.summarize(records, get_settings().count_failed_as_wrong)
     summary["missing_videos_skipped"] = max((r.missing_videos_skipped for r in records), default=0)
+    if summary["n_pending"]:
+        print(f"egotask: judging deferred: {summary['n_pending']} of {summary['n']} verdicts pending for "
+              f"{summary['judge']} ({summary['judge_model']}); judge them with `egotask judge OUTPUT --batch`.")
     if summary["n_failed"]:
         how = "counted as wrong" if summary["failed_counted_as_wrong"] else "left out of accuracy and score"
         print(f"egotask: {summary['n_failed']} of {summary['n']} items could not be judged "
