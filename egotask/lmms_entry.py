@@ -2,8 +2,10 @@
 
 It differs from upstream's ``lmms-eval`` in three ways:
 - egotask's task folder is always on ``--include_path`` (next to any folder you pass);
-- ``--judge NAME`` picks the judge backend, ``--judge-cache on|off|refresh`` its verdict cache (they
-  override the ``EGOTASK_JUDGE`` / ``EGOTASK_JUDGE_CACHE`` settings of :mod:`egotask.settings`);
+- ``--judge NAME`` picks the judge backend, ``--judge-cache on|off|refresh`` its verdict cache and
+  ``--judge-mode sync|defer`` whether to judge now or leave the verdicts pending for ``egotask judge``
+  (they override the ``EGOTASK_JUDGE`` / ``EGOTASK_JUDGE_CACHE`` / ``EGOTASK_JUDGE_MODE`` settings of
+  :mod:`egotask.settings`);
 - it exits non-zero when the evaluation fails (upstream logs the exception and exits 0): 1 when it
   stops (a failed preflight check or a crash), 2 for a usage error, and 3 when it finished and wrote
   everything but some items failed: the judge gave no verdict, or the model gave no answer.
@@ -28,6 +30,9 @@ egotask additions:
                         `egotask plugins` lists them; 'heuristic' judges offline
   --judge-cache MODE    on (default): reuse cached verdicts; refresh: judge again and overwrite;
                         off: neither read nor write the cache (same as $EGOTASK_JUDGE_CACHE)
+  --judge-mode MODE     sync (default): judge each answer during the run; defer: write the samples
+                        with verdicts pending and judge later with `egotask judge OUTPUT --batch`
+                        (Gemini's Batch API, half price) or without --batch (same as $EGOTASK_JUDGE_MODE)
   egotask's tasks (egotextvqa_indoor, egotextvqa_outdoor, egotextvqa, egotempo_openqa, ...) are
   always included. Exit status: 0 all judged; 1 stopped (preflight check or crash); 2 usage error;
   3 finished and written, but items failed to be judged or got no answer (listed in the results).
@@ -63,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     argv, judge = pop_option(argv, "--judge")
     argv, judge_cache = pop_option(argv, "--judge-cache")
+    argv, judge_mode = pop_option(argv, "--judge-mode")
     try:
-        configure(**{k: v for k, v in (("judge", judge), ("judge_cache", judge_cache)) if v})
+        configure(**{k: v for k, v in (("judge", judge), ("judge_cache", judge_cache), ("judge_mode", judge_mode))
+                     if v})
     except SettingsError as exc:
         print(f"lmms_eval: {exc}", file=sys.stderr)
         return 2
@@ -170,6 +177,11 @@ def print_results(args, results: dict, make_table) -> None:
     if "groups" in results:
         print(make_table(lean, "groups"))
     runs = runs_from_results(results, Path(args.output_path or "."))
+    pending = sum(int(r.summary.get("n_pending") or 0) for r in runs)
+    if pending:
+        print(f"egotask: {pending} verdict(s) pending (--judge-mode defer): the run is not scored yet. Judge it "
+              f"with: egotask judge {args.output_path or 'OUTPUT_PATH'} --batch (or without --batch)")
+        return
     if runs:
         print(render_console(runs))
 

@@ -13,6 +13,12 @@ reads every version written so far:
 ``verdict.pred`` is ``"yes"``, ``"no"`` or ``None``; ``None`` means the item could not be judged and
 it is counted in ``n_failed``, never as a wrong answer. A ``generation_error`` means the model gave no
 answer (undecodable video, failed request); it is counted apart, and never judged.
+
+A verdict can also be *pending* (``verdict.pending``, written only when true): ``lmms_eval
+--judge-mode defer`` wrote the answer without asking the judge, whose backend, model and prompt
+version the verdict names. A pending verdict is neither judged nor failed; ``egotask judge`` fills it
+in, and reports refuse runs that still hold one. (A reader that predates the field sees an unjudged
+item, never a "no".)
 """
 
 from __future__ import annotations
@@ -70,10 +76,11 @@ class Verdict:
     reason: str = ""
     error: str | None = None
     raw: str | None = None
+    pending: bool = False  # judging was deferred (``--judge-mode defer``): no verdict yet, no failure either
 
     @property
     def failed(self) -> bool:
-        return self.pred is None
+        return self.pred is None and not self.pending
 
     @property
     def correct(self) -> int | None:
@@ -81,12 +88,16 @@ class Verdict:
         return None if self.pred is None else int(self.pred == "yes")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None or k in ("pred", "score")}
+        out = {k: v for k, v in asdict(self).items() if v is not None or k in ("pred", "score")}
+        if not self.pending:
+            del out["pending"]  # only deferred verdicts carry the field
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
         known = {k: data.get(k) for k in cls.__dataclass_fields__}
         known["reason"] = known.get("reason") or ""
+        known["pending"] = bool(known.get("pending")) and known.get("pred") is None
         for k in ("judge", "judge_model", "prompt_version"):
             known[k] = str(known.get(k) or "?")
         return cls(**known)
@@ -96,6 +107,13 @@ class Verdict:
                 raw: str | None = None) -> Verdict:
         return cls(pred=None, score=None, judge=judge, judge_model=judge_model,
                    prompt_version=prompt_version, error=error, raw=raw)
+
+    @classmethod
+    def deferred(cls, *, judge: str, judge_model: str, prompt_version: str) -> Verdict:
+        """The verdict of an answer whose judging was deferred to ``egotask judge``: it names the
+        judge that is to give it."""
+        return cls(pred=None, score=None, judge=judge, judge_model=judge_model, prompt_version=prompt_version,
+                   pending=True)
 
 
 NOT_JUDGED = {"judge": "none", "judge_model": "none", "prompt_version": "none"}
@@ -140,6 +158,11 @@ class SampleRecord:
     @property
     def judged(self) -> bool:
         return self.verdict.pred is not None
+
+    @property
+    def pending(self) -> bool:
+        """An answer waiting for its deferred verdict (never a record without an answer)."""
+        return self.generation_error is None and self.verdict.pending
 
     def with_verdict(self, verdict: Verdict) -> SampleRecord:
         return dataclasses.replace(self, verdict=verdict)

@@ -8,6 +8,12 @@ Two kinds of failure are counted apart and never scored silently:
 By default both are left out of the denominators and listed. A run that chose
 ``count_failed_as_wrong`` (``EGOTASK_COUNT_FAILED_AS_WRONG``) counts them as "no"/0 instead; that
 choice is an argument here, recorded in the summary, and never read from the reader's environment.
+``accuracy``/``score`` follow that choice; ``accuracy_judged``/``score_judged`` (over judged items) and
+``accuracy_failed_as_wrong``/``score_failed_as_wrong`` (failures of both kinds as "no"/0) are always
+there too, so a report can show both conventions side by side.
+
+Verdicts still pending (``lmms_eval --judge-mode defer``) are counted in ``n_pending``; while there is
+any, accuracy and score are ``None``: a run is scored only once it is judged.
 """
 
 from __future__ import annotations
@@ -45,13 +51,24 @@ def score_values(records: Sequence[SampleRecord]) -> list[int | None]:
 def _stats(records: list[SampleRecord], count_failed_as_wrong: bool) -> dict[str, Any]:
     gen_failed = sum(r.generation_error is not None for r in records)
     n_judged = sum(r.generation_error is None and r.judged for r in records)
+    n_pending = sum(r.pending for r in records)
+    correct, scores = correct_values(records), score_values(records)
+
+    def mean(values: list[int | None], as_wrong: bool) -> float | None:
+        return None if n_pending else mean_of_judged(values, as_wrong)
+
     return {
         "n": len(records),
         "n_judged": n_judged,
-        "n_failed": len(records) - n_judged - gen_failed,
+        "n_failed": len(records) - n_judged - gen_failed - n_pending,
         "n_generation_failed": gen_failed,
-        "accuracy": mean_of_judged(correct_values(records), count_failed_as_wrong),
-        "score": mean_of_judged(score_values(records), count_failed_as_wrong),
+        "n_pending": n_pending,
+        "accuracy": mean(correct, count_failed_as_wrong),
+        "score": mean(scores, count_failed_as_wrong),
+        "accuracy_judged": mean(correct, False),
+        "score_judged": mean(scores, False),
+        "accuracy_failed_as_wrong": mean(correct, True),
+        "score_failed_as_wrong": mean(scores, True),
     }
 
 
@@ -97,7 +114,7 @@ def summarize(records: Iterable[SampleRecord], count_failed_as_wrong: bool = Fal
         "failed_counted_as_wrong": count_failed_as_wrong,
         "by_type": {t: _stats(rs, count_failed_as_wrong) for t, rs in sorted(by_type.items())},
         "failed": [f"{r.video_id}/{r.question_id}: {r.verdict.error or ''}"
-                   for r in records if r.generation_error is None and not r.judged],
+                   for r in records if r.generation_error is None and not r.judged and not r.pending],
         "generation_failed": [f"{r.video_id}/{r.question_id}: {r.generation_error}"
                               for r in records if r.generation_error is not None],
         "frames": frames_summary(records),

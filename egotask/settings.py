@@ -117,6 +117,10 @@ class Settings:
                                           "seconds the judging of a run may take in all, from its first request; "
                                           "then the items left fail (never counted as wrong; a rerun asks only "
                                           "for them) (default: no limit)")
+    judge_mode: str = _setting("EGOTASK_JUDGE_MODE", "sync", _choice("sync", "defer"),
+                               "`sync` judges each answer as the model run goes; `defer` writes the samples with "
+                               "verdicts pending, for `egotask judge RUN_DIR --batch` later; `--judge-mode` "
+                               "overrides it")
     judge_cache: str = _setting("EGOTASK_JUDGE_CACHE", "on", _choice("on", "off", "refresh"),
                                 "verdict cache: `on` reuses, `refresh` judges again and overwrites, `off` "
                                 "neither reads nor writes; `--judge-cache` overrides it")

@@ -37,7 +37,8 @@ def make_process_docs(benchmark: str, *, full_video: bool = False, split: str | 
     def process_docs(_stub_split: Any) -> Any:
         import datasets
 
-        get_judge().check_ready()  # fail before model inference, not after hours of it
+        if get_settings().judge_mode != "defer":  # a deferred run is judged later, maybe elsewhere
+            get_judge().check_ready()  # fail before model inference, not after hours of it
         docs = load_docs(benchmark)
         if split is not None:
             from egotask.data.splits import filter_docs
@@ -136,19 +137,27 @@ def build_record(doc: dict[str, Any], prediction: str, verdict: Verdict, outcome
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
     prediction = ((results[0] if results else "") or "").strip()
     outcome = answers.take(doc)
+    judge = get_judge()
     if outcome is not None and outcome.error is not None:
         # No answer to judge: a generation failure, counted apart, never a wrong answer.
         verdict = Verdict.failure(error=f"not judged: the model gave no answer ({outcome.error})", **NOT_JUDGED)
+    elif get_settings().judge_mode == "defer":  # `egotask judge` gives the verdict later
+        verdict = Verdict.deferred(**judge.describe())
     else:
-        verdict = judge_answers(get_judge(), [JudgeItem(doc["question"], doc["answer"], prediction,
-                                                        doc["question_type"])])[0]
-    record = build_record(doc, prediction, verdict, outcome)
+        verdict = judge_answers(judge, [JudgeItem(doc["question"], doc["answer"], prediction,
+                                                  doc["question_type"])])[0]
+    return sample_metrics(build_record(doc, prediction, verdict, outcome))
+
+
+def sample_metrics(record: SampleRecord) -> dict[str, Any]:
+    """What a sample contributes to each metric of the task YAML (also what ``egotask judge`` writes
+    when it fills in a deferred run's verdicts)."""
     correct = scoring.correct_values([record])[0]
     return {
         "accuracy": correct,
-        "score": verdict.score,
+        "score": None if record.generation_error else record.verdict.score,
         "n_judged": int(correct is not None),
-        "n_failed": int(correct is None and record.generation_error is None),
+        "n_failed": int(correct is None and record.generation_error is None and not record.pending),
         "n_generation_failed": int(record.generation_error is not None),
         "details": record.to_dict(),
     }
@@ -158,6 +167,8 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
 # The run's choice of counting failures as wrong is taken here, once, and recorded in the summary.
 
 def aggregate_mean(items: list[int | None]) -> float | None:
+    if get_settings().judge_mode == "defer":
+        return None  # no verdicts yet: scored once `egotask judge` has judged the run
     return scoring.mean_of_judged(items, get_settings().count_failed_as_wrong)
 
 
@@ -169,6 +180,9 @@ def aggregate_details(items: list[dict[str, Any]]) -> dict[str, Any]:
     records = [read_record(r, f"sample {i}") for i, r in enumerate(items)]
     summary = scoring.summarize(records, get_settings().count_failed_as_wrong)
     summary["missing_videos_skipped"] = max((r.missing_videos_skipped for r in records), default=0)
+    if summary["n_pending"]:
+        print(f"egotask: judging deferred: {summary['n_pending']} of {summary['n']} verdicts pending for "
+              f"{summary['judge']} ({summary['judge_model']}); judge them with `egotask judge OUTPUT --batch`.")
     if summary["n_failed"]:
         how = "counted as wrong" if summary["failed_counted_as_wrong"] else "left out of accuracy and score"
         print(f"egotask: {summary['n_failed']} of {summary['n']} items could not be judged "

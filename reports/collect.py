@@ -26,8 +26,9 @@ from egotask import scoring
 from egotask.data.sources import BENCHMARKS
 from egotask.records import RECORDS_SUFFIX, RecordError, SampleRecord, load_records
 
-__all__ = ["RECORDS_SUFFIX", "Run", "assign_labels", "attach_samples", "collect_runs", "read_results_file",
-           "runs_from_records", "runs_from_results", "samples_path", "setting_of_task", "source_tag"]
+__all__ = ["RECORDS_SUFFIX", "PendingVerdicts", "Run", "assign_labels", "attach_samples", "collect_runs",
+           "pending_count", "read_results_file", "refuse_pending", "runs_from_records", "runs_from_results",
+           "samples_path", "setting_of_task", "source_tag"]
 
 # Records files carry no scoring choice: their runs leave failures out of accuracy and score.
 RECORDS_COUNT_FAILED_AS_WRONG = False
@@ -137,9 +138,33 @@ def runs_from_records(path: Path) -> list[Run]:
     return runs
 
 
+class PendingVerdicts(ValueError):
+    """A run whose judging was deferred and not done yet: it has no numbers to report."""
+
+
+def pending_count(run: Run) -> int:
+    """Verdicts of the run still pending (``lmms_eval --judge-mode defer``)."""
+    if run.records is not None:
+        return sum(r.pending for r in run.records)
+    return int(run.summary.get("n_pending") or 0)
+
+
+def refuse_pending(runs: list[Run]) -> None:
+    """Raise :class:`PendingVerdicts` naming every run that still waits for its judge."""
+    waiting = [(run, n) for run in runs if (n := pending_count(run))]
+    if waiting:
+        lines = [f"{run.source}: {run.model}/{run.task}: {n} of {run.summary.get('n')} verdicts pending"
+                 for run, n in waiting]
+        folders = " ".join(sorted({str(run.source.parent) for run, _ in waiting}))
+        raise PendingVerdicts("\n".join(lines) + "\nThese runs were made with --judge-mode defer and are not "
+                              f"judged yet: run `egotask judge {folders} --batch` (or without --batch), then "
+                              "report again.")
+
+
 def collect_runs(paths: list[str | Path], with_samples: bool = True) -> list[Run]:
     """Runs from lmms-eval results files and records JSONL files, or folders searched for both
-    (``*_results.json`` and ``*.records.jsonl``)."""
+    (``*_results.json`` and ``*.records.jsonl``). Runs whose verdicts are still pending are refused
+    (:class:`PendingVerdicts`): they are not scored."""
     runs: list[Run] = []
     for raw in paths:
         path = Path(raw)
@@ -156,6 +181,7 @@ def collect_runs(paths: list[str | Path], with_samples: bool = True) -> list[Run
             runs.extend(read_results_file(file, with_samples))
         for file in record_files:
             runs.extend(runs_from_records(file))
+    refuse_pending(runs)
     assign_labels(runs)
     return runs
 

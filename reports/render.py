@@ -11,12 +11,10 @@ from tabulate import tabulate
 from egotask.reports.collect import Run
 from egotask.reports.paper import paper_context
 from egotask.reports.tables import (
-    COUNTED_WRONG,
-    LEFT_OUT,
-    MIXED_FAILURES,
     BootstrapOptions,
     any_generation_failed,
     build_context,
+    comparisons,
     footer,
     overall_rows,
     type_tables,
@@ -30,8 +28,28 @@ def fmt(value: Any, digits: int = 2, scale: float = 1.0) -> str:
     return "–" if value is None else f"{value * scale:.{digits}f}"
 
 
-def fmt_ci(interval: tuple[float, float] | None, digits: int = 2, scale: float = 1.0) -> str:
-    return "–" if interval is None else f"[{fmt(interval[0], digits, scale)}, {fmt(interval[1], digits, scale)}]"
+def fmt_ci(interval: tuple[float, float] | None, digits: int = 2, scale: float = 1.0, prefix: str = "") -> str:
+    """``[low, high]``; with a ``prefix`` (a cell's value comes first) nothing at all for no interval."""
+    if interval is None:
+        return "" if prefix else "–"
+    return f"{prefix}[{fmt(interval[0], digits, scale)}, {fmt(interval[1], digits, scale)}]"
+
+
+def signed(value: Any, digits: int = 2, scale: float = 1.0) -> str:
+    """A difference, always with its sign."""
+    return "–" if value is None else f"{value * scale + 0.0:+.{digits}f}"  # + 0.0: no "-0.0"
+
+
+def signed_ci(interval: tuple[float, float] | None, digits: int = 2, scale: float = 1.0) -> str:
+    return "–" if interval is None else f"[{signed(interval[0], digits, scale)}, {signed(interval[1], digits, scale)}]"
+
+
+def pvalue(p: float | None) -> str:
+    return "–" if p is None else "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def count(value: Any) -> str:
+    return "–" if value is None else str(value)
 
 
 def bold(text: str, on: bool) -> str:
@@ -47,7 +65,8 @@ def environment(template_dir: Path | None = None) -> Environment:
     dirs = [str(template_dir)] if template_dir else []
     env = Environment(loader=FileSystemLoader([*dirs, str(TEMPLATES)]), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
-    env.filters.update(fmt=fmt, ci=fmt_ci, bold=bold, md=md_escape)
+    env.filters.update(fmt=fmt, ci=fmt_ci, bold=bold, md=md_escape, signed=signed, sci=signed_ci, pvalue=pvalue,
+                       count=count)
     return env
 
 
@@ -66,9 +85,10 @@ def resolve_template(template: str | Path | None) -> tuple[str, Path | None]:
 
 def render_markdown(runs: list[Run], template: str | Path | None = None, template_dir: Path | None = None,
                     opts: BootstrapOptions | None = None, plots: dict[str, str] | None = None,
-                    heading: int = 3, paper: bool = False) -> str:
+                    heading: int = 3, paper: bool = False, pairs: list[tuple[Run, Run]] | None = None) -> str:
     """The report in markdown; ``plots`` maps a setting to the link of its chart; ``paper`` adds the
-    published reference rows."""
+    published reference rows; ``pairs`` are the runs to compare (default: every two runs holding the
+    same questions)."""
     if template_dir is None:
         name, found_dir = resolve_template(template)
     else:
@@ -77,35 +97,46 @@ def render_markdown(runs: list[Run], template: str | Path | None = None, templat
         tmpl = environment(found_dir).get_template(name)
     except TemplateNotFound as exc:
         raise ValueError(f"template {template}: {exc.message or exc.name} not found") from None
-    return tmpl.render(**build_context(runs, opts, plots, heading, paper))
+    return tmpl.render(**build_context(runs, opts, plots, heading, paper, pairs))
 
 
 def render_console(runs: list[Run], opts: BootstrapOptions | None = None, by_type: bool = False,
-                   paper: bool = False) -> str:
+                   paper: bool = False, pairs: list[tuple[Run, Run]] | None = None) -> str:
     """Plain-text tables: the overall table, with ``paper`` the published reference rows, and with
-    ``by_type`` one table per setting (best marked *)."""
+    ``by_type`` one table per setting (best marked *) and the paired comparisons (of ``pairs``, else of
+    every two runs holding the same questions)."""
     rows = overall_rows(runs, opts)
     with_ci = any(r.records is not None for r in runs)
     no_answer = any_generation_failed(runs)
-    headers = ["model", "task", "setting", "acc %", *(["acc 95% CI"] if with_ci else []), "score",
-               *(["score 95% CI"] if with_ci else []), "n", "judged", "failed",
-               *(["no answer"] if no_answer else []), "failures"]
-    table = [[r["model"], r["task"], r["setting"], fmt(r["accuracy"], 1, 100),
-              *([fmt_ci(r["accuracy_ci"], 1, 100)] if with_ci else []), fmt(r["score"]),
+    headers = ["model", "task", "setting", *(["videos"] if with_ci else []), "acc %",
+               *(["acc 95% CI"] if with_ci else []), "acc % (failures wrong)",
+               *(["95% CI"] if with_ci else []), "score", *(["score 95% CI"] if with_ci else []),
+               "n", "judged", "failed", *(["no answer"] if no_answer else [])]
+    table = [[r["model"], r["task"], r["setting"], *([count(r["n_clusters"])] if with_ci else []),
+              fmt(r["accuracy"], 1, 100), *([fmt_ci(r["accuracy_ci"], 1, 100)] if with_ci else []),
+              fmt(r["accuracy_failed_as_wrong"], 1, 100),
+              *([fmt_ci(r["accuracy_failed_as_wrong_ci"], 1, 100)] if with_ci else []), fmt(r["score"]),
               *([fmt_ci(r["score_ci"])] if with_ci else []), r["n"], r["n_judged"], r["n_failed"],
-              *([r["n_generation_failed"]] if no_answer else []), r["failures"]]
+              *([r["n_generation_failed"]] if no_answer else [])]
              for r in rows]
     parts = [tabulate(table, headers=headers, disable_numparse=True)]
     if paper:
         parts.append(console_paper(runs))
     if by_type:
-        for t in type_tables(runs):
+        for t in type_tables(runs, opts):
             head = ["question type"] + [f"{c} {m}" for c in t["columns"] for m in ("acc %", "score")]
             body = [[row["type"]] + [v for cell in row["cells"] for v in (
-                fmt(cell["accuracy"], 1, 100) + ("*" if cell["accuracy_best"] else ""),
-                fmt(cell["score"]) + ("*" if cell["score_best"] else ""))] for row in t["rows"]]
+                fmt(cell["accuracy"], 1, 100) + ("*" if cell["accuracy_best"] else "")
+                + fmt_ci(cell["accuracy_ci"], 1, 100, " "),
+                fmt(cell["score"]) + ("*" if cell["score_best"] else "") + fmt_ci(cell["score_ci"], 2, 1, " "))]
+                for row in t["rows"]]
             parts.append(f"{t['title']} by question type (* best)\n"
                          + tabulate(body, headers=head, disable_numparse=True))
+        compared = comparisons(runs, opts, pairs)
+        if compared["rows"]:
+            parts.append("paired comparisons (A - B on questions both judged; † 95% CI excludes 0)\n"
+                         + tabulate([comparison_cells(c) for c in compared["rows"]], headers=COMPARISON_HEADERS,
+                                    disable_numparse=True))
     parts.append(console_footer(runs))
     return "\n\n".join(parts)
 
@@ -120,6 +151,20 @@ def console_paper(runs: list[Run]) -> str:
             f"Published in {info['source']}. Protocol and judge: {info['protocol']}. {info['note']}")
 
 
+COMPARISON_HEADERS = ["setting", "A", "B", "questions", "videos", "acc A %", "acc B %", "Δ acc pp", "95% CI",
+                      "Δ score", "95% CI", "McNemar p", "only A right", "only B right"]
+
+
+def comparison_cells(c: dict[str, Any]) -> list[str]:
+    """One paired comparison's overall numbers, as the console table and the app show them."""
+    questions = str(c["n"]) + ("" if c["same_questions"] else f" of {c['n_a']} / {c['n_b']}")
+    mark = {True: "†", False: ""}
+    return [c["setting"], c["a"], c["b"], questions, str(c["n_clusters"]), fmt(c["accuracy_a"], 1, 100),
+            fmt(c["accuracy_b"], 1, 100), signed(c["accuracy_diff"], 1, 100) + mark[c["accuracy_significant"]],
+            signed_ci(c["accuracy_diff_ci"], 1, 100), signed(c["score_diff"]) + mark[c["score_significant"]],
+            signed_ci(c["score_diff_ci"]), pvalue(c["mcnemar_p"]), str(c["a_only"]), str(c["b_only"])]
+
+
 def console_footer(runs: list[Run]) -> str:
     info = footer(runs)
     lines = [f"judge: {j['judge']} ({j['judge_model']}), prompt {j['prompt_version']}"
@@ -130,13 +175,10 @@ def console_footer(runs: list[Run]) -> str:
         lines.append(f"{', '.join(p['settings'])}: {kinds}")
     for f in info["frames"]:
         lines.append(f"frames: {f['settings']}" + (f" for {', '.join(f['runs'])}" if len(info["frames"]) > 1 else ""))
-    lines.append(FAILURES_LINE[info["failures"]].format(runs=", ".join(info["counted_wrong_runs"])))
+    lines.append("acc % and score are over judged items; acc % (failures wrong) counts items that failed to be "
+                 "judged (or got no answer) as no")
+    if info["counted_wrong_runs"]:
+        lines.append(f"{', '.join(info['counted_wrong_runs'])} chose to count failures as wrong when scored: "
+                     "the accuracy in their own results is the (failures wrong) one")
+    lines.append(f"95% CIs: {info['ci_method']} (videos = clusters)")
     return "\n".join(lines)
-
-
-FAILURES_LINE = {
-    LEFT_OUT: "items that failed to be judged (or got no answer) are left out of accuracy and score",
-    COUNTED_WRONG: "items that failed to be judged (or got no answer) count as wrong, as the runs chose",
-    MIXED_FAILURES: "items that failed to be judged (or got no answer) count as wrong for {runs}, as those "
-                    "runs chose, and are left out for the others",
-}

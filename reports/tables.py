@@ -1,16 +1,19 @@
-"""What the report templates show, computed once: overall rows with bootstrap CIs, per-question-type
-tables (models as columns, best value per row marked) and the footer's provenance.
+"""What the report templates show, computed once: overall rows with clustered bootstrap CIs under both
+failure conventions, per-question-type tables (models as columns, best value per row marked), paired
+comparisons of runs on the same questions, and the footer's provenance.
 
-Every number comes from :mod:`egotask.scoring` (the runs' summaries and its ``judged_values``); this
-module only arranges them. Nothing is read from the environment: whether failures count as wrong is
-each run's recorded choice (:attr:`Run.failed_counted_as_wrong`), so the same inputs give the same
-report wherever it is rendered.
+Every number comes from :mod:`egotask.scoring` (the runs' summaries and its ``judged_values``),
+:mod:`egotask.reports.stats` (intervals) and :mod:`egotask.reports.paired` (comparisons); this module
+only arranges them. Nothing is read from the environment. Accuracy and score are over judged items,
+and the overall table adds accuracy with failures counted as wrong beside it, whatever each run chose
+(:attr:`Run.failed_counted_as_wrong` is named in the footer), so the same inputs give the same report
+wherever it is rendered.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from egotask import scoring
@@ -18,8 +21,11 @@ from egotask.data.sources import BENCHMARKS
 from egotask.records import SETTINGS, SampleRecord
 from egotask.reports.collect import Run
 from egotask.reports.legacy import LEGACY_JUDGE
+from egotask.reports.paired import BootstrapOptions, compare_records, same_questions
 from egotask.reports.paper import paper_context
-from egotask.reports.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci
+from egotask.reports.stats import METHOD, cluster_bootstrap_ci, n_clusters, video_cluster
+
+__all__ = ["BootstrapOptions", "build_context", "comparisons", "footer", "overall_rows", "type_tables"]
 
 SETTING_ORDER = SETTINGS
 SETTING_TITLES = {"indoor": "EgoTextVQA indoor", "outdoor": "EgoTextVQA outdoor", "egotempo": "EgoTempo"}
@@ -32,13 +38,6 @@ MIXED = "mixed (some questions real time, some the whole video)"
 NOT_MEASURED = " (allowed by the task; what the model saw was not recorded)"
 # Displayed precision, also used to decide ties for the bold "best" marks.
 ACC_DIGITS, SCORE_DIGITS = 1, 2
-
-
-@dataclass(frozen=True)
-class BootstrapOptions:
-    n_resamples: int = DEFAULT_RESAMPLES
-    seed: int = DEFAULT_SEED
-    level: float = 0.95
 
 
 def setting_key(setting: str) -> int:
@@ -70,15 +69,52 @@ def protocol(run: Run) -> str:
     return allowed + NOT_MEASURED
 
 
-def confidence_intervals(run: Run, opts: BootstrapOptions) -> dict[str, tuple[float, float] | None]:
-    """Bootstrap CIs of accuracy and score over the same per-sample values scoring averages."""
+# --------------------------------------------------------------------------- numbers of one run
+
+CONVENTION_KEYS = ("accuracy_judged", "score_judged", "accuracy_failed_as_wrong", "score_failed_as_wrong")
+
+
+def conventions(stats: dict[str, Any], counted_wrong: bool) -> dict[str, float | None]:
+    """Accuracy and score over judged items and with failures counted as wrong. Summaries written
+    before egotask kept both hold only the run's chosen one: the other follows from the counts."""
+    if all(k in stats for k in CONVENTION_KEYS):
+        return {k: stats[k] for k in CONVENTION_KEYS}
+    n, judged = int(stats.get("n") or 0), int(stats.get("n_judged") or 0)
+    out: dict[str, float | None] = {}
+    for metric in ("accuracy", "score"):
+        value = stats.get(metric)
+        total = None if value is None else value * (n if counted_wrong else judged)
+        if total is None and not judged and n:
+            total = 0.0  # nothing judged: every item is a failure, "no"/0 when counted as wrong
+        out[f"{metric}_judged"] = None if total is None or not judged else total / judged
+        out[f"{metric}_failed_as_wrong"] = None if total is None or not n else total / n
+    return out
+
+
+def _ci(values: Sequence[float], clusters: Sequence[Any], opts: BootstrapOptions) -> tuple[float, float] | None:
+    return cluster_bootstrap_ci(values, clusters, opts.n_resamples, opts.seed, opts.level)
+
+
+def record_cis(records: Sequence[SampleRecord], opts: BootstrapOptions) -> dict[str, Any]:
+    """Clustered bootstrap CIs of accuracy and score over judged items, of accuracy with failures
+    counted as wrong, and the number of clusters (videos) they resample."""
+    clusters = [video_cluster(r) for r in records]
+    correct, scores = scoring.correct_values(records), scoring.score_values(records)
+    judged = [i for i, c in enumerate(correct) if c is not None]
+    scored = [i for i, v in enumerate(scores) if v is not None]
+    return {
+        "n_clusters": n_clusters(clusters),
+        "accuracy": _ci([correct[i] for i in judged], [clusters[i] for i in judged], opts),
+        "score": _ci([scores[i] for i in scored], [clusters[i] for i in scored], opts),
+        "accuracy_failed_as_wrong": _ci(scoring.judged_values(correct, True), clusters, opts),
+    }
+
+
+def confidence_intervals(run: Run, opts: BootstrapOptions) -> dict[str, Any]:
+    """The run's CIs (see :func:`record_cis`); none without its sample records."""
     if run.records is None:
-        return {"accuracy": None, "score": None}
-    flag = run.failed_counted_as_wrong
-    acc = scoring.judged_values(scoring.correct_values(run.records), flag)
-    score = scoring.judged_values(scoring.score_values(run.records), flag)
-    return {"accuracy": bootstrap_ci(acc, opts.n_resamples, opts.seed, opts.level),
-            "score": bootstrap_ci(score, opts.n_resamples, opts.seed, opts.level)}
+        return {"n_clusters": None, "accuracy": None, "score": None, "accuracy_failed_as_wrong": None}
+    return record_cis(run.records, opts)
 
 
 def ordered(runs: list[Run]) -> list[Run]:
@@ -86,17 +122,24 @@ def ordered(runs: list[Run]) -> list[Run]:
 
 
 def overall_rows(runs: list[Run], opts: BootstrapOptions | None = None) -> list[dict[str, Any]]:
+    """One row per run: accuracy over judged items and with failures as wrong, score over judged items,
+    each with its clustered CI, the number of videos, and the counts."""
     opts = opts or BootstrapOptions()
     rows = []
     for run in sorted(runs, key=lambda r: (r.label.lower(), setting_key(r.setting), r.task)):
         cis = confidence_intervals(run, opts)
+        both = conventions(run.summary, run.failed_counted_as_wrong)
         rows.append({"model": run.label, "task": run.task, "setting": run.setting, "protocol": protocol(run),
-                     "accuracy": run.summary.get("accuracy"), "score": run.summary.get("score"),
+                     "n_clusters": cis["n_clusters"],
+                     "accuracy": both["accuracy_judged"], "accuracy_ci": cis["accuracy"],
+                     "accuracy_failed_as_wrong": both["accuracy_failed_as_wrong"],
+                     "accuracy_failed_as_wrong_ci": cis["accuracy_failed_as_wrong"],
+                     "score": both["score_judged"], "score_ci": cis["score"],
                      "n": run.summary.get("n"), "n_judged": run.summary.get("n_judged"),
                      "n_failed": run.summary.get("n_failed"),
                      "n_generation_failed": generation_failed(run),
-                     "failures": COUNTED_WRONG if run.failed_counted_as_wrong else LEFT_OUT,
-                     "accuracy_ci": cis["accuracy"], "score_ci": cis["score"]})
+                     # The run's own choice, which its lmms-eval metrics followed.
+                     "failures": COUNTED_WRONG if run.failed_counted_as_wrong else LEFT_OUT})
     return rows
 
 
@@ -110,6 +153,8 @@ def any_generation_failed(runs: list[Run]) -> bool:
     return any(generation_failed(r) for r in runs)
 
 
+# --------------------------------------------------------------------------- per question type
+
 def _best(values: list[float | None], digits: int) -> list[bool]:
     """Marks the highest displayed value(s); nothing is marked when fewer than two values compete or
     all of them tie."""
@@ -121,13 +166,16 @@ def _best(values: list[float | None], digits: int) -> list[bool]:
     return [v is not None and v == top for v in shown]
 
 
-def _row(name: str, stats: list[dict[str, Any] | None], overall: bool = False) -> dict[str, Any]:
-    acc = [s.get("accuracy") if s else None for s in stats]
-    score = [s.get("score") if s else None for s in stats]
+def _row(name: str, stats: list[dict[str, Any] | None], counted: list[bool],
+         cis: list[dict[str, Any] | None], overall: bool = False) -> dict[str, Any]:
+    both = [conventions(s, c) if s else None for s, c in zip(stats, counted, strict=True)]
+    acc = [b["accuracy_judged"] if b else None for b in both]
+    score = [b["score_judged"] if b else None for b in both]
     acc_best, score_best = _best([None if a is None else a * 100 for a in acc], ACC_DIGITS), \
         _best(score, SCORE_DIGITS)
-    cells = [{"accuracy": a, "score": s, "n": st.get("n") if st else None, "accuracy_best": ab, "score_best": sb}
-             for a, s, st, ab, sb in zip(acc, score, stats, acc_best, score_best, strict=True)]
+    cells = [{"accuracy": a, "score": s, "n": st.get("n") if st else None, "accuracy_best": ab, "score_best": sb,
+              "accuracy_ci": ci["accuracy"] if ci else None, "score_ci": ci["score"] if ci else None}
+             for a, s, st, ab, sb, ci in zip(acc, score, stats, acc_best, score_best, cis, strict=True)]
     return {"type": name, "overall": overall, "cells": cells}
 
 
@@ -138,17 +186,36 @@ def question_types(setting: str, runs: list[Run]) -> list[str]:
     return [t for t in known if t in seen] + sorted(seen - set(known))
 
 
-def type_tables(runs: list[Run]) -> list[dict[str, Any]]:
-    """Per setting: question types as rows, runs as columns (accuracy and score), plus an overall row."""
-    by_setting: dict[str, list[Run]] = defaultdict(list)
+def _type_cis(run: Run, opts: BootstrapOptions) -> dict[str, dict[str, Any]]:
+    if run.records is None:
+        return {}
+    by_type: dict[str, list[SampleRecord]] = defaultdict(list)
+    for r in run.records:
+        by_type[r.question_type].append(r)
+    return {t: record_cis(rs, opts) for t, rs in by_type.items()}
+
+
+def by_setting(runs: list[Run]) -> dict[str, list[Run]]:
+    groups: dict[str, list[Run]] = defaultdict(list)
     for run in ordered(runs):
-        by_setting[run.setting].append(run)
+        groups[run.setting].append(run)
+    return {s: groups[s] for s in sorted(groups, key=setting_key)}
+
+
+def type_tables(runs: list[Run], opts: BootstrapOptions | None = None) -> list[dict[str, Any]]:
+    """Per setting: question types as rows, runs as columns (accuracy and score over judged items, with
+    clustered CIs), plus an overall row."""
+    opts = opts or BootstrapOptions()
     tables = []
-    for setting in sorted(by_setting, key=setting_key):
-        setting_runs = by_setting[setting]
-        rows = [_row(t, [r.summary.get("by_type", {}).get(t) for r in setting_runs])
+    for setting, setting_runs in by_setting(runs).items():
+        counted = [r.failed_counted_as_wrong for r in setting_runs]
+        type_cis = [_type_cis(r, opts) for r in setting_runs]
+        rows = [_row(t, [r.summary.get("by_type", {}).get(t) for r in setting_runs], counted,
+                     [cis.get(t) for cis in type_cis])
                 for t in question_types(setting, setting_runs)]
-        rows.append(_row("overall", [r.summary for r in setting_runs], overall=True))
+        rows.append(_row("overall", [r.summary for r in setting_runs], counted,
+                         [confidence_intervals(r, opts) if r.records is not None else None for r in setting_runs],
+                         overall=True))
         tables.append({"setting": setting, "title": SETTING_TITLES.get(setting, setting),
                        "columns": [r.label for r in setting_runs], "rows": rows})
     return tables
@@ -182,6 +249,51 @@ def describe_frames(info: dict[str, Any] | None) -> str:
         notes.append(f"recorded for {info['n_recorded']} of {info['n']} questions")
     return text + (f" ({', '.join(notes)})" if notes else "")
 
+
+
+# --------------------------------------------------------------------------- paired comparisons
+
+def automatic_pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
+    """Every two runs of a setting that hold exactly the same questions (both with sample records)."""
+    pairs = []
+    for setting_runs in by_setting(runs).values():
+        with_records = [r for r in setting_runs if r.records]
+        for i, a in enumerate(with_records):
+            pairs += [(a, b) for b in with_records[i + 1:] if same_questions(a.records, b.records)]
+    return pairs
+
+
+def comparisons(runs: list[Run], opts: BootstrapOptions | None = None,
+                pairs: list[tuple[Run, Run]] | None = None) -> dict[str, Any]:
+    """Paired comparisons: of ``pairs`` (``egotask report A B --compare``), else of every two runs that
+    hold the same questions. Returns the overall rows (one per pair) and, per setting, a table of
+    question types with one column per pair."""
+    opts = opts or BootstrapOptions()
+    pairs = automatic_pairs(runs) if pairs is None else pairs
+    rows, per_setting = [], defaultdict(list)
+    for a, b in pairs:
+        result = compare_records(a.records or [], b.records or [], opts)
+        row = {"setting": a.setting, "title": SETTING_TITLES.get(a.setting, a.setting), "a": a.label, "b": b.label,
+               "task_a": a.task, "task_b": b.task, "n_a": result.n_a, "n_b": result.n_b,
+               "n_common": result.n_common, "same_questions": result.same_questions,
+               **result.overall.to_dict(),
+               "by_type": {t: st.to_dict() for t, st in result.by_type.items()}}
+        rows.append(row)
+        per_setting[a.setting].append(row)
+    tables = []
+    for setting in sorted(per_setting, key=setting_key):
+        pair_rows = per_setting[setting]
+        setting_runs = [r for r in runs if r.setting == setting]
+        types = question_types(setting, setting_runs)
+        table_rows = [{"type": t, "overall": False, "cells": [p["by_type"].get(t) for p in pair_rows]}
+                      for t in types if any(t in p["by_type"] for p in pair_rows)]
+        table_rows.append({"type": "overall", "overall": True, "cells": pair_rows})
+        tables.append({"setting": setting, "title": SETTING_TITLES.get(setting, setting),
+                       "columns": [f"{p['a']} − {p['b']}" for p in pair_rows], "rows": table_rows})
+    return {"rows": rows, "type_tables": tables}
+
+
+# --------------------------------------------------------------------------- footer
 
 def footer(runs: list[Run]) -> dict[str, Any]:
     """Who judged, with which prompt, what the models saw, and what the CIs are over."""
@@ -219,18 +331,21 @@ def footer(runs: list[Run]) -> dict[str, Any]:
         # What the models were shown: one entry per distinct frame setting, with the runs that used it.
         "frames": [{"settings": desc, "runs": names} for desc, names in frames.items()],
         "legacy_verdicts": any(LEGACY_JUDGE["judge"] in str(r.summary.get("judge")) for r in runs),
+        "ci_method": METHOD,
     }
 
 
 def build_context(runs: list[Run], opts: BootstrapOptions | None = None,
-                  plots: dict[str, str] | None = None, heading: int = 3, paper: bool = False) -> dict[str, Any]:
-    """Everything a report template may use; ``paper`` adds the published reference rows (else None)."""
+                  plots: dict[str, str] | None = None, heading: int = 3, paper: bool = False,
+                  pairs: list[tuple[Run, Run]] | None = None) -> dict[str, Any]:
+    """Everything a report template may use; ``paper`` adds the published reference rows (else None),
+    ``pairs`` are the runs to compare (default: every two runs that hold the same questions)."""
     if not runs:
         raise ValueError("no egotask runs to report")
     opts = opts or BootstrapOptions()
-    tables = type_tables(runs)
+    tables = type_tables(runs, opts)
     for table in tables:
         table["plot"] = (plots or {}).get(table["setting"])
     return {"overall": overall_rows(runs, opts), "generation_failed": any_generation_failed(runs),
-            "type_tables": tables, "footer": footer(runs), "bootstrap": opts, "h": "#" * heading,
-            "paper": paper_context(runs) if paper else None}
+            "type_tables": tables, "comparisons": comparisons(runs, opts, pairs), "footer": footer(runs),
+            "bootstrap": opts, "h": "#" * heading, "paper": paper_context(runs) if paper else None}

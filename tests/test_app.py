@@ -25,6 +25,7 @@ from egotask.cli import build_parser
 from egotask.commands.app import PAGE, streamlit_command
 from egotask.fixtures import EGOTEMPO_SAMPLE, INDOOR_SAMPLE, OUTDOOR_SAMPLE, write_clip
 from egotask.records import SampleRecord, Verdict
+from egotask.reports.paired import compare_records
 from egotask.scoring import summarize
 
 APP_TIMEOUT = 180  # the first Video tab imports torch for the adapters' sampler; the machine is shared
@@ -315,6 +316,13 @@ def test_app_compares_two_runs_on_the_same_questions(outputs):
     m = metrics(at)
     assert (m["in both"], m["verdicts differ"], m["A correct, B wrong"], m["A wrong, B correct"],
             m["not in B"]) == ("5", "4", "1", "2", "1")
+    # The report's paired numbers, from the same function: on the 4 questions both judged, accuracy 2/4
+    # against 3/4 and scores (5-5) + (0-5) + (1-5) + (5-0) = -4 over 4; McNemar on 1 against 2.
+    paired = compare_records(base_records()[IN] + base_records()[OUT], finetuned_records())
+    assert (m["Δ accuracy A − B (pp)"], m["Δ score A − B"], m["McNemar p"]) == ("-25.0", "-1.00", "1.000")
+    assert (paired.overall.accuracy_diff, paired.overall.score_diff) == (-0.25, -1.0)
+    per_type = [d.value for d in at.dataframe if "McNemar p" in d.value][0]
+    assert list(per_type["question type"])[0] == "all" and list(per_type["only B right"])[0] == 2
     shown = [d.value for d in at.dataframe if "prediction B" in d.value][0]
     assert len(shown) == 4 and set(shown["prediction B"]) == {"red", "PAPRIKA", "ODYSSEY", "MAIN ST"}
     at.checkbox(key="only_disagree").uncheck().run()
@@ -323,6 +331,18 @@ def test_app_compares_two_runs_on_the_same_questions(outputs):
     # The other way round: B as the run, A to compare with.
     at.sidebar.selectbox(key="run").set_value("finetuned-qwen (finetuned.jsonl)").run()
     assert metrics(at)["not in B"] == "0" and metrics(at)["in both"] == "5"
+
+
+def test_pending_verdicts_are_their_own_label_and_the_app_says_how_to_judge_them(tmp_path, sample_env):
+    deferred = Verdict.deferred(judge="gemini", judge_model="gemini-2.5-flash", prompt_version="egotask-judge-v1")
+    recs = [dataclasses.replace(r, model="deferred", verdict=deferred) for r in finetuned_records()]
+    assert {verdict_label(r) for r in recs} == {"pending"}
+    at = start_app([write_records(tmp_path / "deferred.jsonl", recs)])
+    assert any("5 verdict(s) are pending" in w.value and "egotask judge" in w.value for w in at.warning)
+    m = metrics(at)
+    assert (m["questions"], m["judged"], m["failed to judge"], m["accuracy"]) == ("5", "0", "0", "–")
+    at.multiselect(key="f_verdicts").select("pending").run()
+    assert metrics(at)["questions"] == "5" and not at.exception
 
 
 def test_app_survives_a_filter_value_the_next_run_lacks(outputs):

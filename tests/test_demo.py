@@ -30,9 +30,11 @@ def test_demo_evaluates_the_sample_end_to_end_and_prints_the_results_table(tmp_p
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for task, setting, sample in EXPECTED:
         n = len(sample)
-        row = rf"^ocr_baseline\s+{task}\s+{setting}\s+100\.0\s+5\.00\s+{n}\s+{n}\s+0\b"
-        assert re.search(row, proc.stdout, re.MULTILINE), proc.stdout  # model task setting acc score n judged failed
-        assert f"| ocr_baseline | {task} | {setting} | 100.0 |" in (workdir / "results.md").read_text()
+        row = rf"^ocr_baseline\s+{task}\s+{setting}\s+100\.0\s+100\.0\s+5\.00\s+{n}\s+{n}\s+0\b"
+        # model task setting acc (judged) acc (failures as wrong) score n judged failed
+        assert re.search(row, proc.stdout, re.MULTILINE), proc.stdout
+        videos = len({qa.video_id for qa in sample})
+        assert f"| ocr_baseline | {task} | {setting} | {videos} | 100.0 |" in (workdir / "results.md").read_text()
     assert "judge: heuristic" in proc.stdout
 
     (results_file,) = (workdir / "output").rglob("*_results.json")

@@ -160,3 +160,56 @@ def test_an_unreachable_judge_or_unwritable_cache_stops_before_any_judging(fake_
     assert egotask_main(["judge", str(samples), "--judge", "gemini"]) == 2
     assert "cannot open the judge cache" in capsys.readouterr().err
     assert server.requests == 0 and not list(tmp_path.rglob("*rejudged*"))
+
+
+def _deferred_run(tmp_path, items):
+    """What `lmms_eval --judge-mode defer --log_samples` writes for one task: pending verdicts, their
+    sample metrics, and a results entry with no accuracy yet."""
+    from egotask.records import Verdict
+    from egotask.tasklib import sample_metrics
+
+    folder = tmp_path / "deferred" / "tiny-qwen"
+    folder.mkdir(parents=True)
+    samples = write_samples(folder / f"{RUN}_samples_egotextvqa_indoor.jsonl", items)
+    pending = Verdict.deferred(judge="heuristic", judge_model="heuristic-v1", prompt_version="heuristic-v1")
+    records = [r.with_verdict(pending) for r in load_records(samples)]
+    samples.write_text("".join(json.dumps({"doc_id": i, "target": r.answer, **sample_metrics(r)}) + "\n"
+                               for i, r in enumerate(records)))
+    summary = summarize(records)
+    entry = {"alias": "egotextvqa_indoor", "accuracy,none": None, "accuracy_stderr,none": "N/A",
+             "accuracy_stderr_clt,none": "N/A", "score,none": None, "score_stderr_clt,none": "N/A",
+             "n_judged,none": 0, "n_judged_stderr_clt,none": 0.0, "n_failed,none": 0,
+             "details,none": {**summary, "missing_videos_skipped": 0}}
+    (folder / f"{RUN}_results.json").write_text(json.dumps({"model_name": "tiny-qwen", "config": {"limit": 9},
+                                                            "results": {"egotextvqa_indoor": entry}}))
+    return folder, samples
+
+
+def test_a_deferred_run_is_judged_in_place_as_a_synchronous_run_would_have_written_it(tmp_path, capsys):
+    import numpy as np
+
+    items = make_items(9)
+    folder, samples = _deferred_run(tmp_path, items)
+    from egotask.reports.collect import PendingVerdicts, collect_runs
+
+    with pytest.raises(PendingVerdicts):
+        collect_runs([folder])
+    assert egotask_main(["judge", str(folder), "--judge", "heuristic"]) == 0
+    assert "judged the deferred run in place" in capsys.readouterr().err
+    assert not list(folder.glob("*rejudged*"))
+    rows = _read_jsonl(samples)
+    records = load_records(samples)
+    assert not any(r.pending for r in records) and all(r.verdict.judge == "heuristic" for r in records)
+    assert [row["accuracy"] for row in rows] == [int(r.verdict.pred == "yes") for r in records]
+    assert rows[0]["doc_id"] == 0 and rows[0]["target"] == items[0].answer  # lmms-eval's own fields kept
+    results = json.loads((folder / f"{RUN}_results.json").read_text())
+    entry = results["results"]["egotextvqa_indoor"]
+    accuracy = [row["accuracy"] for row in rows]
+    assert entry["accuracy,none"] == pytest.approx(sum(accuracy) / 9) and entry["n_judged,none"] == 9
+    assert entry["accuracy_stderr_clt,none"] == pytest.approx(np.std(accuracy, ddof=1) / np.sqrt(9))
+    assert entry["details,none"] == {**summarize(records), "missing_videos_skipped": 0}
+    assert results["egotask_judging"]["in_place"] and results["egotask_judging"]["mode"] == "synchronous"
+    assert collect_runs([folder])[0].summary["n_pending"] == 0  # now it reports
+    # Judged again by the same judge: still in place; by another: beside, as any re-judging.
+    assert egotask_main(["judge", str(folder), "--judge", "heuristic"]) == 0
+    assert not list(folder.glob("*rejudged*")) and _read_jsonl(samples) == rows

@@ -119,3 +119,52 @@ def test_a_wrong_judge_url_key_or_cache_stops_the_run_in_seconds_before_the_mode
     assert expected in run.output and "no-such-checkpoint" not in run.output  # the model was never opened
     assert run.results is None and server.requests <= 1
     assert seconds < 60  # the interpreter and lmms-eval's imports, not an hour of retries
+
+
+def test_deferred_judging_then_a_batch_gives_the_files_of_a_synchronous_run(sample_env, tiny_qwen, tmp_path,
+                                                                           lmms_eval, fake_judge, capsys):
+    """`lmms_eval --judge-mode defer` finishes without any judge (no key even), reports refuse the run, and
+    `egotask judge --batch` then writes what a synchronous `lmms_eval` run writes."""
+    import json
+    import os
+
+    from egotask.cli import main as egotask_main
+
+    server = fake_judge()
+    args = ["--tasks", "egotextvqa_indoor,egotempo_openqa", "--model", "qwen3vl", "--model_args",
+            f"pretrained={tiny_qwen},max_frames=2", "--limit", "2", "--judge", "gemini"]
+    no_key = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
+    deferred = lmms_eval([*args, "--judge-mode", "defer"], {**no_key, **sample_env}, tmp_path / "deferred")
+    assert deferred.returncode == 0, deferred.output
+    assert server.requests == 0 and not server.batch.created
+    assert "verdict(s) pending (--judge-mode defer)" in deferred.output
+    details = deferred.results["results"]["egotextvqa_indoor"]["details,none"]
+    assert (details["n"], details["n_pending"], details["accuracy"]) == (2, 2, None)
+    pending = deferred.samples["egotextvqa_indoor"][0]["details"]["verdict"]
+    assert pending == {"pred": None, "score": None, "judge": "gemini", "judge_model": "gemini-2.5-flash",
+                       "prompt_version": PROMPT_VERSION, "reason": "", "pending": True}
+    assert egotask_main(["report", str(tmp_path / "deferred")]) == 2  # not scored while pending
+
+    assert egotask_main(["judge", str(tmp_path / "deferred"), "--judge", "gemini", "--batch", "--wait",
+                         "--poll-interval", "0.05"]) == 0
+    assert len(server.batch.created) == 1 and server.requests == 0
+
+    synchronous = lmms_eval(args, {**sample_env, "EGOTASK_CACHE_DIR": str(tmp_path / "sync-cache")},
+                            tmp_path / "synchronous")
+    assert synchronous.returncode == 0, synchronous.output
+    assert server.requests == 4  # 2 indoor + 2 EgoTempo questions, judged as the run went
+    (results_file,) = (tmp_path / "deferred").rglob("*_results.json")
+    judged = json.loads(results_file.read_text())
+    assert judged["results"] == synchronous.results["results"]
+    for task, rows in synchronous.samples.items():
+        (samples_file,) = (tmp_path / "deferred").rglob(f"*_samples_{task}.jsonl")
+        assert [json.loads(line) for line in samples_file.read_text().splitlines()] == rows, task
+    assert judged["egotask_judging"]["mode"] == "batch" and judged["egotask_judging"]["in_place"] is True
+
+    capsys.readouterr()
+
+    def report(folder) -> str:
+        assert egotask_main(["report", str(folder), "--no-plots", "--bootstrap", "200"]) == 0
+        return capsys.readouterr().out
+
+    assert report(tmp_path / "deferred") == report(tmp_path / "synchronous")

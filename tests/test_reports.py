@@ -71,14 +71,22 @@ def test_markdown_of_hand_made_samples_matches_the_golden_file(small_runs):
 
 def test_hand_computed_accuracy_score_and_best_marks_appear(small_runs):
     text = render_markdown(small_runs)
-    assert "| model-a | egotextvqa_indoor | indoor | 66.7 |" in text
+    # 4 videos; 2 yes of 3 judged; failures as wrong: 2 yes of 4
+    assert "| model-a | egotextvqa_indoor | indoor | 4 | 66.7 | [0.0, 100.0] | 50.0 |" in text
     assert "| 3.33 |" in text and "| 4 | 3 | 1 |" in text
-    assert "| model-b | egotextvqa_indoor | indoor | 50.0 |" in text and "| 2.50 |" in text
-    assert "| model-a | egotempo_openqa | egotempo | 50.0 |" in text
-    # best per row in bold; a row where everyone ties, or a single model, gets no bold
-    assert "| kitchen | **50.0** | **3.00** | 0.0 | 1.00 |" in text
-    assert "| shopping | 100.0 | 4.00 | 100.0 | 4.00 |" in text
-    assert "| counting objects | 50.0 | 2.50 |" in text
+    assert "| model-b | egotextvqa_indoor | indoor | 4 | 50.0 |" in text and "| 2.50 |" in text
+    assert "| model-a | egotempo_openqa | egotempo | 2 | 50.0 |" in text
+    # best per row in bold; a row where everyone ties, or a single model, gets no bold. Each cell has its
+    # clustered CI: two videos answered yes and no resample to 0, 1/2 or 1; one video has no interval.
+    assert "| kitchen | **50.0** [0.0, 100.0] | **3.00** [1.00, 5.00] | 0.0 [0.0, 0.0] | 1.00 [0.00, 2.00] |" in text
+    assert "| shopping | 100.0 | 4.00 | 100.0 [100.0, 100.0] | 4.00 [3.00, 5.00] |" in text
+    assert "| counting objects | 50.0 [0.0, 100.0] | 2.50 [0.00, 5.00] |" in text
+    # model-a and model-b hold the same indoor questions: compared on the 3 both judged (yes/no, no/no,
+    # yes/yes): model-a alone right once, McNemar p = 1; +33.3 pp; scores (5-0)+(1-2)+(4-5) = +3 over 3.
+    row = overall_row(text, "| indoor | model-a | model-b |")
+    assert row[3:8] == ["3", "3", "66.7", "33.3", "+33.3"] and row[9] == "+1.00"
+    assert row[11:] == ["1.000", "1", "0"]
+    assert "| kitchen | +50.0 | +2.00 |" in text and "| shopping | +0.0 | -1.00 |" in text
     assert "gemini (model gemini-2.5-flash), prompt version v1" in text
     # version-1 records carry no `seen`: the footer says what the task allowed, and that it was not measured
     assert ("real time, only the video before each question's timestamp (allowed by the task; what the model "
@@ -152,7 +160,7 @@ def test_readme_option_writes_the_block_and_plots_and_a_rerun_changes_nothing(tm
     args = ["report", str(path), "--readme", str(readme), "--plots", str(tmp_path / "docs" / "results")]
     assert main(args) == 0
     first = readme.read_text()
-    assert "| model-a | egotextvqa_indoor | indoor | 66.7 |" in first and first.endswith(f"{END}\n\ntail\n")
+    assert "| model-a | egotextvqa_indoor | indoor | 4 | 66.7 |" in first and first.endswith(f"{END}\n\ntail\n")
     assert "![EgoTextVQA indoor: accuracy by question type](docs/results/indoor_accuracy_by_type.png)" in first
     png = (tmp_path / "docs" / "results" / "indoor_accuracy_by_type.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
@@ -262,39 +270,46 @@ def test_the_same_records_give_the_same_report_whatever_egotask_variables_the_re
     assert outputs() == plain
 
     text = plain[0]
-    # The records file's runs record no choice: failures left out. The lmms-eval runs keep theirs.
-    assert overall_row(text, "| model-a | egotextvqa_indoor |")[-1] == "left out"
+    assert overall_row(text, "| model-a | egotextvqa_indoor |")[4:7:2] == ["66.7", "50.0"]
+    # Both conventions side by side, whatever each run chose: 2 yes of 4 judged; 2 yes of 6 with the judge
+    # failure and the item without an answer counted as no.
     counted = overall_row(text, "| counted |")
     left = overall_row(text, "| left |")
-    assert counted[-1] == "counted wrong" and left[-1] == "left out"
-    assert counted[3] == "33.3" and left[3] == "50.0"  # 2 yes of 6, failures as no; 2 yes of 4 judged
-    assert counted[7:10] == left[7:10] == ["6", "4", "1"]
-    assert "| Failures |" in text
-    assert ("Items that failed to be judged count as wrong (no/0) for counted (indoor), as those runs chose "
-            "when they were scored (EGOTASK_COUNT_FAILED_AS_WRONG); for the others they are left out") in text
-    assert "count as wrong for counted (indoor), as those runs chose" in plain[2]
+    assert counted[4] == left[4] == "50.0" and counted[6] == left[6] == "33.3"
+    assert counted[10:] == left[10:] == ["6", "4", "1", "1"]
+    assert "| Accuracy (%) | 95% CI | Accuracy, failures as wrong (%) | 95% CI |" in text
+    assert ("counted (indoor) chose to count failures as wrong when scored (EGOTASK_COUNT_FAILED_AS_WRONG): "
+            'the accuracy in its own results is the "failures as wrong" one.') in text
+    assert "counted (indoor) chose to count failures as wrong when scored" in plain[2]
+    assert "acc % (failures wrong)" in plain[2]
 
 
 def test_generation_failures_show_next_to_judge_failures(tmp_path):
     text = report_text([write_lmms_run(tmp_path / "out", CHOICE_RECORDS, False)])
-    assert "| n | Judged | Failed | No answer | Failures |" in text
+    assert "| n | Judged | Failed | No answer |" in text
     row = overall_row(text, "| base-qwen |")
-    assert row[1:3] == ["egotextvqa_indoor_fullvideo", "indoor"]
-    assert row[7:] == ["6", "4", "1", "1", "left out"]
-    assert "Items that failed to be judged are left out of both and counted under Failed." in text
+    assert row[1:4] == ["egotextvqa_indoor_fullvideo", "indoor", "6"]
+    assert row[10:] == ["6", "4", "1", "1"]
+    assert ("items that failed to be judged or got no answer from the model are left out of both and counted "
+            "under Failed and No answer") in text
     assert "No answer counts the items the model gave no answer for" in text
     # Results written before egotask counted generation failures: no such key, so none, and no column.
     older = report_text([write_lmms_run(tmp_path / "old", CHOICE_RECORDS[:5], False,
                                         summary_drop=("n_generation_failed", "generation_failed"))])
-    assert "No answer" not in older and overall_row(older, "| base-qwen |")[7:] == ["5", "4", "1", "left out"]
+    assert "No answer" not in older and overall_row(older, "| base-qwen |")[10:] == ["5", "4", "1"]
 
 
-def test_a_run_that_counted_failures_as_wrong_says_so(tmp_path):
-    text = report_text([write_lmms_run(tmp_path / "out", CHOICE_RECORDS, True)])
-    row = overall_row(text, "| base-qwen |")
-    assert row[-1] == "counted wrong" and row[3] == "33.3"
-    assert ("Items that failed to be judged count as wrong (no/0): each run chose so when it was scored "
-            "(EGOTASK_COUNT_FAILED_AS_WRONG)") in text
+@pytest.mark.parametrize("counted", [False, True])
+def test_both_conventions_follow_from_summaries_written_before_egotask_kept_both(tmp_path, counted):
+    """Older results hold only the convention the run chose; the other follows from the counts."""
+    older = ("accuracy_judged", "score_judged", "accuracy_failed_as_wrong", "score_failed_as_wrong")
+    folder = write_lmms_run(tmp_path / "out", CHOICE_RECORDS, counted, summary_drop=older)
+    summary = json.loads(next(folder.glob("*_results.json")).read_text())["results"]
+    assert not set(older) & set(summary["egotextvqa_indoor_fullvideo"]["details,none"])
+    row = overall_row(report_text([folder]), "| base-qwen |")
+    assert (row[4], row[6], row[8]) == ("50.0", "33.3", "2.25")  # 2 of 4 yes; 2 of 6; (5+3+1+0)/4
+    by_type = next(line for line in report_text([folder]).splitlines() if line.startswith("| kitchen |"))
+    assert by_type.startswith("| kitchen | 50.0 [") and "| 2.25 [" in by_type
 
 
 # --------------------------------------------------------------------------- files from today's main
@@ -385,7 +400,7 @@ def test_files_written_by_todays_main_load_in_the_report_and_the_app(tmp_path):
                                                                   (0.0, None))
     text = render_markdown(list(runs.values()), opts=BootstrapOptions(n_resamples=100))
     assert "No answer" not in text and "| base-qwen (egotextvqa_outdoor_fullvideo) |" not in text
-    assert overall_row(text, "| base-qwen | egotextvqa_outdoor_fullvideo | outdoor |")[-1] == "left out"
+    assert overall_row(text, "| base-qwen | egotextvqa_outdoor_fullvideo | outdoor |")[3:5] == ["1", "100.0"]
 
     loaded = load_paths([output, imported])
     assert loaded.problems == []
@@ -412,7 +427,7 @@ def test_report_over_a_real_lmms_eval_output_folder(sample_env, tiny_qwen, tmp_p
     for task, split in (("egotextvqa_indoor", "indoor"), ("egotempo_openqa", "egotempo")):
         row = next(line for line in text.splitlines() if line.startswith(f"| {model} | {task} | {split} |"))
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[3] != "–" and cells[4].startswith("[") and cells[7:] == ["2", "2", "0", "left out"], row
+        assert cells[4] != "–" and cells[5].startswith("[") and cells[10:] == ["2", "2", "0"], row
     assert "Judge: heuristic" in text
     assert "EgoTextVQA indoor: the models saw real time, only the video before each question's timestamp" in text
     for split in ("indoor", "egotempo"):

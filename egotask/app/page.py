@@ -28,6 +28,7 @@ from egotask.app.selection import (
     distinct,
     filter_records,
     format_time,
+    paired_rows,
     question_label,
     question_rows,
     reason_of,
@@ -43,6 +44,8 @@ from egotask.app.selection import (
 from egotask.data.sources import DataError
 from egotask.frames import VideoError
 from egotask.records import SampleRecord
+from egotask.reports.paired import compare_records
+from egotask.reports.render import pvalue, signed, signed_ci
 from egotask.scoring import summarize
 
 TITLE = "egotask · error analysis"
@@ -159,7 +162,8 @@ def sidebar_filters(run: LoadedRun) -> list[SampleRecord]:
                            placeholder="all types")
     verdicts = sb.multiselect("Verdict", list(VERDICTS), key="f_verdicts", placeholder="all verdicts",
                               help="failed to judge: the judge gave no verdict; no answer: the model gave "
-                                   "none. Neither counts as wrong unless the run chose so.")
+                                   "none. Neither counts as wrong unless the run chose so. pending: judging was "
+                                   "deferred (--judge-mode defer) and not done yet.")
     score = sb.slider("Score", 0, 5, (0, 5), key="f_score",
                       help="The judge's 0-5 score. Items that failed to be judged have none; the verdict "
                            "filter selects them.")
@@ -174,6 +178,11 @@ def sidebar_filters(run: LoadedRun) -> list[SampleRecord]:
 def summary_tab(selection: list[SampleRecord], run: LoadedRun) -> None:
     # The run's own choice of counting failures as wrong, never the app's environment.
     summary = summarize(selection, run.count_failed_as_wrong)
+    if summary["n_pending"]:
+        folders = " ".join(sorted({str(p.parent) for p in run.sources}))
+        st.warning(f"{summary['n_pending']} verdict(s) are pending: the run was made with --judge-mode defer "
+                   f"and is not judged yet, so it has no accuracy or score. Judge it with `egotask judge "
+                   f"{md(folders)} --batch` (or without --batch).")
     no_answer = summary["n_generation_failed"]
     cols = st.columns(6 if no_answer else 5)
     cols[0].metric("questions", summary["n"])
@@ -307,26 +316,41 @@ def compare_tab(selection: list[SampleRecord], run: LoadedRun, runs: list[Loaded
         return
     names = {r.name: r for r in others}
     other = names[st.selectbox("Compare with", list(names), key="compare_run")]
-    st.caption(f"A = **{run.name}**, B = **{other.name}**. The filters select A's questions; B's answers to "
-               "the same questions (same setting, video id and question id) are shown beside them.")
+    st.caption(f"A = **{md(run.name)}**, B = **{md(other.name)}**. The filters select A's questions; B's answers "
+               "to the same questions (same setting, video id and question id) are shown beside them.")
     comparison = compare_runs(selection, other.records)
     for note in comparison.duplicates:
         st.warning(note)
     rows = comparison.rows
+    # The report's paired comparison, from the same function, over the same pairs.
+    paired = compare_records(comparison.common_a, comparison.common_b)
+    overall = paired.overall
     cols = st.columns(5)
     cols[0].metric("in both", len(rows))
     cols[1].metric("verdicts differ", len(comparison.disagreements))
-    cols[2].metric("A correct, B wrong", sum(r["verdict A"] == "correct" and r["verdict B"] == "wrong" for r in rows))
-    cols[3].metric("A wrong, B correct", sum(r["verdict A"] == "wrong" and r["verdict B"] == "correct" for r in rows))
+    cols[2].metric("A correct, B wrong", overall.a_only)
+    cols[3].metric("A wrong, B correct", overall.b_only)
     cols[4].metric("not in B", len(comparison.missing_in_b))
     if not rows:
         st.warning("The two runs have no question in common in this selection.")
         return
+    cols = st.columns(5)
+    cols[0].metric("Δ accuracy A − B (pp)", signed(overall.accuracy_diff, 1, 100),
+                   help=f"95% CI {signed_ci(overall.accuracy_diff_ci, 1, 100)}")
+    cols[1].metric("95% CI, accuracy", signed_ci(overall.accuracy_diff_ci, 1, 100))
+    cols[2].metric("Δ score A − B", signed(overall.score_diff), help=f"95% CI {signed_ci(overall.score_diff_ci)}")
+    cols[3].metric("95% CI, score", signed_ci(overall.score_diff_ci))
+    cols[4].metric("McNemar p", pvalue(overall.mcnemar_p))
+    st.caption(f"Over the {overall.n} questions both runs judged ({overall.n_left_out} left out: a failure or no "
+               f"answer in either run), from {overall.n_clusters} videos. CIs: paired cluster bootstrap over "
+               "videos (2000 resamples, seed 0), as in `egotask report`; McNemar: exact, on the questions only "
+               "one run got right. † the CI excludes 0.")
     st.subheader("On the same questions")
     if run.count_failed_as_wrong != other.count_failed_as_wrong:
         counted = run.name if run.count_failed_as_wrong else other.name
         st.warning(f"The runs chose differently: failures count as wrong only for {md(counted)}, so its "
                    "accuracy and score are not on the same footing.")
+    table(paired_rows(paired))
     table(side_by_side(comparison.common_a, comparison.common_b, run.count_failed_as_wrong,
                        other.count_failed_as_wrong))
     only = st.checkbox("Only questions where the verdicts differ", value=True, key="only_disagree")

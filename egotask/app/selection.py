@@ -11,15 +11,18 @@ from typing import Any
 from egotask.records import SampleRecord
 from egotask.scoring import summarize
 
-VERDICTS = ("correct", "wrong", "failed to judge", "no answer")
+VERDICTS = ("correct", "wrong", "failed to judge", "no answer", "pending")
 MIN_CUE_S = 4.0  # a question stays on screen at least this long, even when the next one follows fast
 
 
 def verdict_label(record: SampleRecord) -> str:
-    """"correct" (pred yes), "wrong" (pred no), "failed to judge" (pred None) or "no answer" (the
-    model produced none); the last two are never counted as wrong unless the run chose so."""
+    """"correct" (pred yes), "wrong" (pred no), "failed to judge" (pred None), "no answer" (the model
+    produced none) or "pending" (judging deferred, not done yet); failures are never counted as wrong
+    unless the run chose so, and pending verdicts are not scored at all."""
     if record.generation_error is not None:
         return "no answer"
+    if record.pending:
+        return "pending"
     pred = record.verdict.pred
     return "correct" if pred == "yes" else "wrong" if pred == "no" else "failed to judge"
 
@@ -174,7 +177,8 @@ def webvtt(records: list[SampleRecord], duration: float | None = None) -> str:
             start = float(ts)
             following = [t for t in later if t > start]
             end = max(following[0] if following else end_of_video, start + MIN_CUE_S)
-        mark = {"correct": "✓", "wrong": "✗", "failed to judge": "?", "no answer": "–"}[verdict_label(r)]
+        mark = {"correct": "✓", "wrong": "✗", "failed to judge": "?", "no answer": "–",
+                "pending": "…"}[verdict_label(r)]
         score = r.verdict.score
         cues += [
             f"{_vtt_time(start)} --> {_vtt_time(end)}",
@@ -196,10 +200,12 @@ def _score(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _counts(stats: dict[str, Any], with_no_answer: bool) -> dict[str, Any]:
+def _counts(stats: dict[str, Any], with_no_answer: bool, with_pending: bool = False) -> dict[str, Any]:
     out = {"n": stats["n"], "judged": stats["n_judged"], "failed": stats["n_failed"]}
     if with_no_answer:
         out["no answer"] = stats.get("n_generation_failed", 0)
+    if with_pending:
+        out["pending"] = stats.get("n_pending", 0)
     out.update({"accuracy %": _pct(stats["accuracy"]), "score (0-5)": _score(stats["score"])})
     return out
 
@@ -207,8 +213,8 @@ def _counts(stats: dict[str, Any], with_no_answer: bool) -> dict[str, Any]:
 def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Overall and per-type rows of a :func:`egotask.scoring.summarize` result (with a "no answer"
     column when the model failed to answer some)."""
-    no_answer = bool(summary.get("n_generation_failed"))
-    return [{"question type": name, **_counts(stats, no_answer)}
+    no_answer, pending = bool(summary.get("n_generation_failed")), bool(summary.get("n_pending"))
+    return [{"question type": name, **_counts(stats, no_answer, pending)}
             for name, stats in [("all", summary), *summary["by_type"].items()]]
 
 
@@ -287,4 +293,20 @@ def side_by_side(a: list[SampleRecord], b: list[SampleRecord], count_failed_as_w
                      "accuracy % A": _pct(xa.get("accuracy")), "accuracy % B": _pct(xb.get("accuracy")),
                      "score A": _score(xa.get("score")), "score B": _score(xb.get("score")),
                      "failed A": xa.get("n_failed", 0), "failed B": xb.get("n_failed", 0)})
+    return rows
+
+
+def paired_rows(comparison: Any) -> list[dict[str, Any]]:
+    """The per-type rows of a :func:`egotask.reports.paired.compare_records` result (overall first), as
+    the report's paired tables give them."""
+    from egotask.reports.render import pvalue, signed, signed_ci
+
+    rows = []
+    for name, st in [("all", comparison.overall), *comparison.by_type.items()]:
+        rows.append({"question type": name, "pairs": st.n, "videos": st.n_clusters,
+                     "Δ accuracy (pp)": signed(st.accuracy_diff, 1, 100) + ("†" if st.accuracy_significant else ""),
+                     "95% CI (accuracy)": signed_ci(st.accuracy_diff_ci, 1, 100),
+                     "Δ score": signed(st.score_diff) + ("†" if st.score_significant else ""),
+                     "95% CI (score)": signed_ci(st.score_diff_ci), "McNemar p": pvalue(st.mcnemar_p),
+                     "only A right": st.a_only, "only B right": st.b_only})
     return rows

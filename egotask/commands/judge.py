@@ -1,10 +1,12 @@
-"""`egotask judge`: score saved predictions again with another judge or prompt version."""
+"""`egotask judge`: score saved predictions again with another judge or prompt version, or judge a run
+whose verdicts were deferred (`lmms_eval --judge-mode defer`), synchronously or as one Gemini batch."""
 
 from __future__ import annotations
 
 import argparse
 import gc
 import sys
+from typing import Any
 
 from tabulate import tabulate
 
@@ -17,26 +19,41 @@ from egotask.settings import SettingsError, configure
 COUNT_FAILED_VAR = "EGOTASK_COUNT_FAILED_AS_WRONG"
 EXIT_ITEMS_FAILED = 3  # the same status as lmms_eval's: written, but some items failed
 CONCURRENCY_VAR = "EGOTASK_JUDGE_CONCURRENCY"
+SHOWN_FAILURES = 20  # failed items listed on the terminal (all of them are in the results file)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from egotask.judges.batch import INLINE_LIMIT_BYTES, JOBS_FOLDER
+
     p = sub.add_parser(
-        "judge", help="re-score saved predictions with a judge (no model needed) and report agreement",
+        "judge", help="re-score saved predictions with a judge (no model needed), or judge a deferred run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Judge the predictions saved in lmms-eval samples files (`--log_samples`) or in records "
-                    "files (`egotask import-legacy` output) again, with another judge, judge model or prompt "
-                    "version, without running the model. Beside each input it writes "
-                    "<prefix>_rejudged-<judge>-..._samples_<task>.jsonl and <prefix>_rejudged-<judge>-..."
-                    "_results.json (lmms-eval's results shape, with the same summary as a task's `details`; "
-                    "the prefix is the run's date or the records file's name), and prints the agreement "
-                    "between the saved and the new verdicts, per file and task and over all inputs: Cohen's "
-                    "kappa on yes/no, quadratic-weighted kappa and Spearman on the 0-5 scores. Verdicts are "
-                    "cached, so judging the same predictions again costs nothing. Before judging it checks that "
-                    "the output folders and the cache are writable and makes one test request to the judge. "
-                    "Exit status: 0 all judged; 2 nothing judged (bad input, no key, unreachable judge); 3 "
-                    "written, but some items could not be judged or had no answer.",
-        epilog="examples:\n  egotask judge results/ --judge gemini --model gemini-2.5-pro\n"
-               "  egotask judge legacy_results/ --judge heuristic   # import-legacy output",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "files (`egotask import-legacy` output) without running the model.\n\n"
+                    "  - Re-judging (another judge, judge model or prompt version): beside each input it writes\n"
+                    "    <date>_rejudged-<judge>-..._samples_<task>.jsonl and ..._results.json (lmms-eval's\n"
+                    "    results shape, the same summary as a task's `details`), and prints the agreement\n"
+                    "    between the saved and the new verdicts: Cohen's kappa on yes/no, quadratic-weighted\n"
+                    "    kappa and Spearman on the 0-5 scores, per file and task and over all inputs.\n"
+                    "  - A run made with `lmms_eval --judge-mode defer` (verdicts pending) is judged in place:\n"
+                    "    its samples and results files end as a synchronous run's would.\n"
+                    "  - --batch sends every item not in the verdict cache as one Gemini Batch API job (half\n"
+                    "    the price; Google's target is 24 h): inline up to --batch-inline-limit bytes, else as\n"
+                    f"    a JSONL file through the Files API. The job is kept in $EGOTASK_CACHE_DIR/{JOBS_FOLDER}/,\n"
+                    "    so running the same command again polls that job instead of submitting again; without\n"
+                    "    --wait it prints the job's name and state and returns. Items the batch failed are\n"
+                    "    listed: leave out --batch (or add --resend-failed) to send them synchronously.\n\n"
+                    "Verdicts are cached, so judging the same predictions again costs nothing. Results record\n"
+                    "the mode, the requests made, tokens in and out, and an estimated cost (prices in\n"
+                    "egotask/judges/prices.json). Before judging it checks that the output folders and the cache\n"
+                    "are writable and makes one test request to the judge. Exit status: 0 all judged; 2 nothing\n"
+                    "judged (bad input, no key, unreachable judge); 3 written, but some items could not be judged\n"
+                    "or had no answer.",
+        epilog="examples:\n"
+               "  egotask judge results/ --judge gemini --model gemini-2.5-pro\n"
+               "  lmms_eval --tasks egotextvqa --model qwen3vl ... --judge-mode defer --output_path results\n"
+               "  egotask judge results/ --batch --wait\n"
+               "  egotask judge legacy_results/ --judge heuristic   # import-legacy output")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="an lmms-eval output folder or a folder of import-legacy output (searched for "
                         "*_samples_<task>.jsonl and *.records.jsonl), or such a file")
@@ -52,7 +69,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help=f"judge every item again and overwrite its cached verdict (${CACHE_MODE_VAR}=refresh); "
                             f"the cache lives in ${CACHE_DIR_VAR} (default ~/.cache/egotask)")
     p.add_argument("--count-failed-as-wrong", action="store_true",
-                   help=f"count items the judge failed on as 'no'/0 instead of leaving them out (${COUNT_FAILED_VAR})")
+                   help=f"count items the judge failed on as 'no'/0 instead of leaving them out (${COUNT_FAILED_VAR}; "
+                        "a deferred run keeps the choice it was made with)")
+    batch = p.add_argument_group("batch judging (Gemini)")
+    batch.add_argument("--batch", action="store_true",
+                       help="send the uncached items as one Gemini Batch API job (or poll the job already sent)")
+    batch.add_argument("--wait", action="store_true", help="with --batch: poll until the job ends, with progress")
+    batch.add_argument("--poll-interval", type=float, default=30.0, metavar="SECONDS",
+                       help="with --wait: seconds between two polls (default: 30)")
+    batch.add_argument("--resend-failed", action="store_true",
+                       help="with --batch: send the items the batch failed on synchronously, in this command")
+    batch.add_argument("--batch-inline-limit", type=int, default=INLINE_LIMIT_BYTES, metavar="BYTES",
+                       help=f"requests go inline up to this many bytes of JSON, else as a JSONL file "
+                            f"(default: {INLINE_LIMIT_BYTES}, the API's limit)")
     p.set_defaults(func=run)
 
 
@@ -65,16 +94,22 @@ def apply_options(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from egotask.judges.batch import BatchError, BatchJudge, KnownVerdicts
     from egotask.judges.rejudge import (
+        completes_in_place,
         find_samples,
         group_by_run,
-        judge_items,
+        items_to_judge,
         load_inputs,
         rejudge_records,
+        write_in_place,
         write_outputs,
     )
     from egotask.preflight import PreflightError, check_caches, check_outputs
 
+    if (args.wait or args.resend_failed) and not args.batch:
+        print("egotask judge: --wait and --resend-failed go with --batch", file=sys.stderr)
+        return 2
     try:
         settings = apply_options(args)
         judge = build_judge()
@@ -84,57 +119,157 @@ def run(args: argparse.Namespace) -> int:
         check_outputs([sf.path.parent for sf in files], "the folder of the input file (outputs go beside it)")
         check_caches(judge)
         cached = getattr(judge, "cached", None)
-        if cached is None or not all(cached(item) for item in judge_items(records)):
+        if cached is None or not all(cached(item) for item in items_to_judge(records)):
             judge.check_endpoint()  # a cache-only rerun needs no network
-    except (JudgeNotReady, PreflightError, SettingsError, ValueError, OSError) as exc:
+        batcher = BatchJudge(judge, inline_limit=args.batch_inline_limit, poll_interval=args.poll_interval) \
+            if args.batch else None
+    except (JudgeNotReady, PreflightError, SettingsError, ValueError, OSError, BatchError) as exc:
         print(f"egotask judge: {exc}", file=sys.stderr)
         return 2
+    pending = sum(r.pending for r in records)
     n_files = len({sf.path for sf in files})
-    print(f"egotask judge: {len(records)} predictions from {n_files} file(s), judge {judge.name} "
-          f"({judge.model}, prompt {judge.prompt_version})", file=sys.stderr)
+    print(f"egotask judge: {len(records)} predictions from {n_files} file(s)"
+          + (f", {pending} verdicts pending" if pending else "")
+          + f", judge {judge.name} ({judge.model}, prompt {judge.prompt_version})" + (", batch" if batcher else ""),
+          file=sys.stderr)
+    _note_other_judge(records, judge)
     # What is loaded by now (the plugins import torch: some 400,000 objects) stays: a full garbage
     # collection over it mid-run holds the GIL for about half a second, stalling every request thread.
     gc.freeze()
-    judged = rejudge_records(records, judge)
+    source: Any = judge
+    resent = 0
+    outcome = None
+    if batcher is not None:
+        try:
+            outcome = batcher.run(items_to_judge(records), wait=args.wait)
+        except (BatchError, JudgeNotReady, OSError) as exc:
+            print(f"egotask judge: {exc}", file=sys.stderr)
+            return 1
+        if not outcome.done:
+            for job in outcome.waiting:
+                print(f"batch job {job.name}: {job.state} ({len(job.items)} items, sent {job.created})")
+            print("The verdicts are not all in yet. Run the same command again to collect them (it polls the "
+                  "same job, never submits again), or add --wait to poll until they are.")
+            return 0
+        verdicts = dict(outcome.verdicts)
+        failed = outcome.failed
+        if failed and args.resend_failed:
+            items = {judge.item_key(i): i for i in items_to_judge(records) if judge.item_key(i) in failed}
+            keys = list(items)
+            print(f"egotask judge: sending the {len(keys)} item(s) the batch failed on synchronously", file=sys.stderr)
+            for key, verdict in zip(keys, judge.judge_many([items[k] for k in keys]), strict=True):
+                verdicts[key] = verdict
+            resent = len(keys)
+        source = KnownVerdicts(judge, verdicts)
+    judged = rejudge_records(records, source)
     start = 0
     for sf in files:
         sf.new_records, start = judged[start:start + len(sf.records)], start + len(sf.records)
 
+    judging = judging_record(judge, outcome, resent)
     rows, failed, no_answer, written = [], 0, 0, []
     for group in group_by_run(files):
-        out, data = write_outputs(group, judge, settings.count_failed_as_wrong)
-        print(f"egotask judge: wrote {out}", file=sys.stderr)
+        try:
+            if completes_in_place(group, judge):
+                out, data = write_in_place(group, judge, judging)
+                print(f"egotask judge: judged the deferred run in place: {out}", file=sys.stderr)
+                agreements = {}
+            else:
+                out, data = write_outputs(group, judge, settings.count_failed_as_wrong, judging)
+                print(f"egotask judge: wrote {out}", file=sys.stderr)
+                agreements = data["egotask_rejudge"]["agreement"]
+        except (OSError, ValueError) as exc:
+            print(f"egotask judge: {exc}", file=sys.stderr)
+            return 1
         written.append(out)
         for sf in group:
-            summary, agree = data["results"][sf.task]["details,none"], data["egotask_rejudge"]["agreement"][sf.task]
+            summary = data["results"][sf.task]["details,none"]
+            agree = agreements.get(sf.task)
             failed += summary["n_failed"]
             no_answer += summary.get("n_generation_failed", 0)
             rows.append([sf.path.name, sf.task, summary["n"], summary["n_judged"], summary["n_failed"],
-                         _pct(summary["accuracy"]), _num(summary["score"]), agree["saved_judge"]["judge"],
-                         agree["n_compared"], _pct(agree["verdict_agreement"]), _num(agree["cohen_kappa"]),
-                         _num(agree["score_weighted_kappa"]), _num(agree["score_spearman"])])
+                         _pct(summary["accuracy"]), _num(summary["score"]),
+                         agree["saved_judge"]["judge"] if agree else "(pending)",
+                         agree["n_compared"] if agree else "-", _pct(agree["verdict_agreement"]) if agree else "-",
+                         *(_num(agree[k]) if agree else "-" for k in (
+                             "cohen_kappa", "score_weighted_kappa", "score_spearman"))])
     if len(files) > 1:  # the same statistics over every input's items together
         overall = agreement([r.verdict.to_dict() for sf in files for r in sf.records],
                             [r.verdict.to_dict() for sf in files for r in sf.new_records])
         n_judged = sum(r.judged and r.generation_error is None for sf in files for r in sf.new_records)
-        rows.append(["all inputs", "", len(records), n_judged, sum(r[4] for r in rows), "-", "-", "",
+        rows.append(["all inputs", "", len(records), n_judged, failed, "-", "-", "",
                      overall["n_compared"], _pct(overall["verdict_agreement"]), _num(overall["cohen_kappa"]),
                      _num(overall["score_weighted_kappa"]), _num(overall["score_spearman"])])
     print(tabulate(rows, headers=["file", "task", "n", "judged", "failed", "acc %", "score", "saved judge",
                                   "compared", "agree %", "kappa", "w-kappa (score)", "spearman (score)"],
                    disable_numparse=True))
-    stats = getattr(judge, "stats", None)
-    if stats is not None:
-        print(f"requests: {stats['requests']}, cached verdicts reused: {stats['cache_hits']}, "
-              f"retries: {stats['retries']}")
+    print(judging_line(judging))
+    if failed:
+        _report_failures(judged, failed, args, batch=batcher is not None)
     if failed or no_answer:
         how = "counted as wrong" if settings.count_failed_as_wrong else "left out of accuracy and score"
         print(f"egotask judge: exit status {EXIT_ITEMS_FAILED}: {failed} item(s) could not be judged and "
               f"{no_answer} had no answer from the model; they are {how}. Everything else is written; they are "
-              f"listed under details, 'failed' and 'generation_failed', in {', '.join(map(str, written))}. "
-              "Run the same command again to retry only the ones not judged.", file=sys.stderr)
+              f"listed under details, 'failed' and 'generation_failed', in {', '.join(map(str, written))}.",
+              file=sys.stderr)
         return EXIT_ITEMS_FAILED
     return 0
+
+
+def judging_record(judge: Any, outcome: Any, resent: int) -> dict[str, Any]:
+    """How this command got its verdicts, for the results files."""
+    from egotask.judges.prices import estimate_cost
+
+    stats = getattr(judge, "stats", None) or {}
+    if outcome is None:
+        tokens_in, tokens_out = stats.get("tokens_in", 0), stats.get("tokens_out", 0)
+        return {"mode": "synchronous", "requests": stats.get("requests", 0), "retries": stats.get("retries", 0),
+                "cache_hits": stats.get("cache_hits", 0), "tokens_in": tokens_in, "tokens_out": tokens_out,
+                "estimated_cost": estimate_cost(judge.name, judge.model, tokens_in, tokens_out)}
+    batch_in, batch_out = outcome.tokens
+    sync_in, sync_out = stats.get("tokens_in", 0), stats.get("tokens_out", 0)
+    cost = estimate_cost(judge.name, judge.model, batch_in, batch_out, batch=True)
+    if resent and cost.get("usd") is not None:
+        extra = estimate_cost(judge.name, judge.model, sync_in, sync_out)
+        cost = {**cost, "usd": round(cost["usd"] + (extra.get("usd") or 0.0), 6),
+                "resent_synchronously_usd": extra.get("usd")}
+    return {"mode": "batch", "requests": outcome.requests + stats.get("requests", 0),
+            "batch_requests": outcome.requests, "cache_hits": outcome.cache_hits,
+            "batch_jobs": [{"name": j.name, "mode": j.mode, "state": j.state, "items": len(j.items),
+                            "failed": len(j.failed)} for j in outcome.jobs],
+            "failed_in_batch": len(outcome.failed), "resent_synchronously": resent,
+            "tokens_in": batch_in + sync_in, "tokens_out": batch_out + sync_out, "estimated_cost": cost}
+
+
+def judging_line(judging: dict[str, Any]) -> str:
+    cost = judging.get("estimated_cost") or {}
+    usd = cost.get("usd")
+    shown = f"${usd:.4f}" if usd is not None else "unknown"
+    jobs = "".join(f", job {j['name']} ({j['mode']}, {j['items']} items)" for j in judging.get("batch_jobs", []))
+    return (f"{judging['mode']}: requests: {judging['requests']}, cached verdicts reused: {judging['cache_hits']}"
+            + (f", retries: {judging['retries']}" if "retries" in judging else "") + jobs
+            + f", tokens in/out: {judging['tokens_in']}/{judging['tokens_out']}, estimated cost: {shown}")
+
+
+def _report_failures(records: list, total: int, args: argparse.Namespace, batch: bool) -> None:
+    failed = [f"{r.video_id}/{r.question_id}: {r.verdict.error or ''}" for r in records
+              if r.generation_error is None and r.verdict.failed]
+    shown = "\n  ".join(failed[:SHOWN_FAILURES]) + (f"\n  ... and {len(failed) - SHOWN_FAILURES} more"
+                                                     if len(failed) > SHOWN_FAILURES else "")
+    how = "counted as wrong" if args.count_failed_as_wrong else "left out of accuracy and score"
+    again = ("Send them synchronously with the same command without --batch (or with --resend-failed): "
+             "cached verdicts are reused, only these are asked." if batch else
+             "Run the same command again to retry only those.")
+    print(f"WARNING: {total} item(s) could not be judged; they are {how} (see 'failed' in the results file):\n"
+          f"  {shown}\n{again}")
+
+
+def _note_other_judge(records: list, judge: Any) -> None:
+    asked = {(r.verdict.judge, r.verdict.judge_model, r.verdict.prompt_version) for r in records if r.pending}
+    mine = (judge.name, judge.model, judge.prompt_version)
+    for other in sorted(asked - {mine}):
+        print(f"egotask judge: note: the run deferred its verdicts to {other[0]} ({other[1]}, prompt {other[2]}); "
+              f"they are given by {mine[0]} ({mine[1]}, prompt {mine[2]})", file=sys.stderr)
 
 
 def _pct(value: float | None) -> str:

@@ -106,7 +106,7 @@ class VerdictCache:
         return Verdict.from_dict(json.loads(row[0])) if row else None
 
     def put(self, key: str, item: JudgeItem, verdict: Verdict) -> None:
-        if not self.writes or verdict.failed:
+        if not self.writes or verdict.pred is None:  # failures, and pending verdicts, are not verdicts to keep
             return
         row = (key, verdict.judge, verdict.judge_model, verdict.prompt_version, item.question, item.answer,
                item.prediction, json.dumps(verdict.to_dict(), ensure_ascii=False), time.time())

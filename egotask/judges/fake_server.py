@@ -2,7 +2,8 @@
 
 It answers ``POST .../models/{model}:generateContent`` (Gemini) and ``POST .../chat/completions``
 (OpenAI-compatible) on 127.0.0.1, so the real google-genai and openai clients reach it through
-``GOOGLE_GEMINI_BASE_URL`` / ``OPENAI_BASE_URL``. Its verdict is a simple rule (the normalised
+``GOOGLE_GEMINI_BASE_URL`` / ``OPENAI_BASE_URL``; Gemini's Batch API and Files API endpoints are
+in :mod:`egotask.judges.fake_batch` (``server.batch``). Its verdict is a simple rule (the normalised
 reference inside the normalised prediction), enough to tell a judged item from a failed one.
 
 Latency and faults are injected per request: ``faults(item, attempt)`` names the fault for the
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from egotask.judges.fake_batch import BatchFaults, FakeBatchAPI
 from egotask.judges.prompt import parse_item_block
 
 FaultPlan = Callable[[dict[str, str], int], str | None]
@@ -76,9 +78,12 @@ class FakeJudgeServer:
     """``with FakeJudgeServer(latency=0.2) as server: ... server.url ...``; counts every request."""
 
     def __init__(self, latency: float = 0.0, faults: FaultPlan | None = None, hang: float = 5.0,
-                 retry_after: str = "0", trickle: float = 0.2):
+                 retry_after: str = "0", trickle: float = 0.2, batch_delay: float = 0.0, batch_hold: bool = False,
+                 batch_faults: BatchFaults | None = None, batch_fail_after: int | None = None):
         self.latency, self.faults, self.hang, self.retry_after = latency, faults, hang, retry_after
         self.trickle = trickle
+        self.batch = FakeBatchAPI(answer_request=self._batch_answer, item_of=_batch_item, delay=batch_delay,
+                                  hold=batch_hold, faults=batch_faults, fail_after=batch_fail_after)
         self.requests = 0
         self.outcomes: Counter[str] = Counter()
         self.attempts: Counter[str] = Counter()  # per item id
@@ -105,18 +110,38 @@ class FakeJudgeServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                self._batch_or(lambda: (404, json.dumps({"error": {"code": 404, "status": "NOT_FOUND",
+                                                                   "message": f"no such endpoint {self.path}"}}
+                                                        ).encode(), {"Content-Type": "application/json"}), b"")
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                key = self.headers.get("x-goog-api-key") or self.headers.get("Authorization", "")
-                key = key.removeprefix("Bearer ")
-                status, payload, headers = server.answer(self.path, body, key)
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+                def synchronous() -> tuple[int, bytes, dict[str, str]]:
+                    key = self.headers.get("x-goog-api-key") or self.headers.get("Authorization", "")
+                    status, payload, headers = server.answer(self.path, json.loads(raw or b"{}"),
+                                                             key.removeprefix("Bearer "))
+                    return status, json.dumps(payload).encode(), {"Content-Type": "application/json", **headers}
+
+                self._batch_or(synchronous, raw)
+
+            def _batch_or(self, other: Any, raw: bytes) -> None:
+                if server.batch.handles(self.command, self.path):
+                    with server._lock:
+                        server.keys_seen.add(self.headers.get("x-goog-api-key") or "")
+                    status, data, headers = server.batch.route(self.command, self.path, self.headers, raw, server.url)
+                else:
+                    status, data, headers = other()
+                self._send(status, data, headers)
+
+            def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
                 trickle = float(headers.pop(_TRICKLE, 0))
-                data = json.dumps(payload).encode()
                 try:
                     if trickle:  # the whole reply, one byte at a time
                         self.wfile = _Trickle(self.wfile, trickle)
                     self.send_response(status)
-                    for name, value in {"Content-Type": "application/json", **headers}.items():
+                    for name, value in headers.items():
                         self.send_header(name, value)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
@@ -213,6 +238,17 @@ class _Trickle:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)
+
+
+    def _batch_answer(self, request: dict[str, Any], model: str) -> dict[str, Any]:
+        """A batch request's reply: what the synchronous endpoint would answer."""
+        text = "I think the prediction is probably fine" if request.get("_malformed") else \
+            json.dumps(fake_verdict(_batch_item(request)))
+        return _gemini_reply(text, model)
+
+
+def _batch_item(request: dict[str, Any]) -> dict[str, str]:
+    return parse_item_block(request["contents"][-1]["parts"][0]["text"])
 
 
 def _gemini_reply(text: str, model: str) -> dict[str, Any]:

@@ -54,8 +54,7 @@ class GeminiJudge(LLMJudge):
         # transport (httpx's, with per-request deadlines) also makes the SDK use httpx, not httpx2.
         client = genai.Client(http_options=types.HttpOptions(
             timeout=int(self.settings.timeout * 1000), client_args={"transport": self.http_transport()}))
-        self._config = types.GenerateContentConfig(
-            temperature=0.0, response_mime_type="application/json", response_json_schema=REPLY_SCHEMA)
+        self._config = request_config()
         return client  # keep the Client itself: dropping it closes its connection pool
 
     def _config_for(self, system: str) -> Any:
@@ -67,13 +66,8 @@ class GeminiJudge(LLMJudge):
     def _call(self, system: str, prompt: str) -> str:
         models = self.client.models  # first: building the client also builds the request config
         response = models.generate_content(model=self.model, contents=prompt, config=self._config_for(system))
-        text = response.text
-        if not text:
-            candidates = response.candidates or []
-            finish = candidates[0].finish_reason if candidates else None
-            blocked = response.prompt_feedback.block_reason if response.prompt_feedback else None
-            raise UnreadableReply(f"no text in the reply (finish_reason={finish}, block_reason={blocked})")
-        return text
+        self.add_tokens(*usage_tokens(response.usage_metadata))
+        return reply_text(response)
 
     def _classify(self, exc: Exception) -> CallError:
         import httpx
@@ -95,6 +89,48 @@ class GeminiJudge(LLMJudge):
         if isinstance(exc, httpx.TransportError):
             return CallError("retry", f"connection error: {type(exc).__name__}: {exc}")
         return CallError("retry", f"{type(exc).__name__}: {exc}")
+
+
+# One definition of the request a verdict is asked with, synchronous or batched: greedy, JSON replies
+# constrained to the reply schema, egotask's system prompt.
+TEMPERATURE = 0.0
+MIME_TYPE = "application/json"
+
+
+def request_config(system: str | None = None) -> Any:
+    """The google-genai config of a judge request."""
+    from google.genai import types
+
+    return types.GenerateContentConfig(temperature=TEMPERATURE, response_mime_type=MIME_TYPE,
+                                       response_json_schema=REPLY_SCHEMA, system_instruction=system)
+
+
+def rest_request(system: str, prompt: str) -> dict[str, Any]:
+    """The same request in the REST API's JSON (a line of a batch input file)."""
+    return {"contents": [{"role": "user", "parts": [{"text": prompt}]}],
+            "systemInstruction": {"parts": [{"text": system}]},
+            "generationConfig": {"temperature": TEMPERATURE, "responseMimeType": MIME_TYPE,
+                                 "responseJsonSchema": REPLY_SCHEMA}}
+
+
+def reply_text(response: Any) -> str:
+    """The text of a reply, or :class:`UnreadableReply` saying why there is none (a blocked prompt...)."""
+    text = response.text
+    if not text:
+        candidates = response.candidates or []
+        finish = candidates[0].finish_reason if candidates else None
+        blocked = response.prompt_feedback.block_reason if response.prompt_feedback else None
+        raise UnreadableReply(f"no text in the reply (finish_reason={finish}, block_reason={blocked})")
+    return text
+
+
+def usage_tokens(usage: Any) -> tuple[int, int]:
+    """(tokens in, tokens out) of a Gemini reply's ``usage_metadata``: thinking tokens are billed as
+    output, so they count as output here."""
+    if usage is None:
+        return 0, 0
+    out = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
+    return usage.prompt_token_count or 0, out
 
 
 @hookimpl

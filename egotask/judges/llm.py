@@ -129,7 +129,8 @@ class LLMJudge(Judge):
         self.settings = settings or JudgeSettings.from_settings(self.default_model)
         self.model = self.settings.model
         self.cache = cache if cache is not None else VerdictCache()  # an empty cache is falsy (len 0)
-        self.stats: Counter[str] = Counter()  # requests, retries, cache_hits, judged, failed
+        # requests, retries, cache_hits, judged, failed, tokens_in, tokens_out
+        self.stats: Counter[str] = Counter()
         self._slots = threading.BoundedSemaphore(self.settings.concurrency)
         self._limiter = RateLimiter(self.settings.rpm)
         self._lock = threading.Lock()
@@ -214,7 +215,7 @@ class LLMJudge(Judge):
 
     def judge(self, item: JudgeItem) -> Verdict:
         self.check_ready()
-        key = self._key(item)
+        key = self.item_key(item)
         cached = self.cache.get(key)
         if cached is not None:
             self._count("cache_hits")
@@ -230,7 +231,7 @@ class LLMJudge(Judge):
         results: list[Verdict | None] = [None] * len(items)
         todo: dict[str, list[int]] = {}  # identical items are judged once
         for i, item in enumerate(items):
-            key = self._key(item)
+            key = self.item_key(item)
             cached = None if key in todo else self.cache.get(key)
             if cached is not None:
                 self._count("cache_hits")
@@ -357,13 +358,20 @@ class LLMJudge(Judge):
 
     # ------------------------------------------------------------------ helpers
 
-    def _key(self, item: JudgeItem) -> str:
+    def item_key(self, item: JudgeItem) -> str:
+        """The item's verdict cache key (also its key in a batch job)."""
         return cache_key(self.name, self.model, self.prompt_version, item)
 
     def _failure(self, error: str, raw: str | None = None) -> Verdict:
         self._count("failed")
         return Verdict.failure(error=error, raw=raw, **self.describe())
 
-    def _count(self, what: str) -> None:
+    def _count(self, what: str, n: int = 1) -> None:
         with self._lock:
-            self.stats[what] += 1
+            self.stats[what] += n
+
+    def add_tokens(self, tokens_in: int, tokens_out: int) -> None:
+        """Tokens a reply's usage says it cost (the results record them, and the estimated cost)."""
+        with self._lock:
+            self.stats["tokens_in"] += int(tokens_in)
+            self.stats["tokens_out"] += int(tokens_out)

@@ -60,6 +60,9 @@ class OpenAIJudge(LLMJudge):
             messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}],
             response_format={"type": "json_schema",
                              "json_schema": {"name": "verdict", "schema": REPLY_SCHEMA}})
+        usage = getattr(response, "usage", None)
+        if usage is not None:
+            self.add_tokens(usage.prompt_tokens or 0, usage.completion_tokens or 0)
         choice = response.choices[0] if response.choices else None
         text = choice.message.content if choice is not None else None
         if not text:

@@ -1,4 +1,5 @@
-"""Scoring saved predictions again, with another judge or prompt version, without the model.
+"""Scoring saved predictions again, with another judge or prompt version, without the model, and
+judging runs whose verdicts were deferred.
 
 Input: lmms-eval samples files (``<date>_samples_<task>.jsonl``), records files (``<name>.records.jsonl``,
 what ``egotask import-legacy`` writes), or folders holding either. Output, beside each input:
@@ -6,11 +7,21 @@ what ``egotask import-legacy`` writes), or folders holding either. Output, besid
 ``<prefix>_rejudged-<judge>_results.json`` per lmms-eval run or records file, in lmms-eval's results
 shape, so report tools read it like any run; the prefix is the run's ``<date>`` or the records file's
 ``<name>``. Each task's entry also carries the agreement between the saved and the new verdicts.
+
+A run made with ``lmms_eval --judge-mode defer`` holds pending verdicts: it is judged *in place*, its
+own samples and results files rewritten with what a synchronous run would have written (the sample
+metrics, the summary, lmms-eval's CLT standard errors), so the files end as a synchronous run's
+would. Its results record ``in_place``, and judging it again with the same judge also works in place
+(asking only about the items that failed).
+
+Every results file written records how the verdicts were got (``egotask_judging``: batch or
+synchronous, requests, tokens in and out, estimated cost).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,9 +33,12 @@ from egotask import scoring
 from egotask.judges import judge_answers
 from egotask.judges.agreement import agreement
 from egotask.judges.base import Judge, JudgeItem
+from egotask.reasoning import unfinished_reasoning
 from egotask.records import RECORDS_SUFFIX, SampleRecord, load_records
 
 REJUDGED_MARK = "_rejudged-"
+JUDGING_KEY = "egotask_judging"  # how the verdicts of a results file were got
+METRICS = ("accuracy", "score", "n_judged", "n_failed")  # the task YAML's per-sample numeric metrics
 
 
 @dataclass
@@ -83,17 +97,21 @@ def load_inputs(path: Path) -> list[SamplesFile]:
     return [SamplesFile(path, task, prefix, task_records) for task, task_records in by_task.items()]
 
 
-def judge_items(records: list[SampleRecord]) -> list[JudgeItem]:
-    """What the judge is asked about each record that has an answer."""
-    return [JudgeItem(r.question, r.answer, r.prediction.strip(), r.question_type)
-            for r in records if r.generation_error is None]
+def judge_item(record: SampleRecord) -> JudgeItem:
+    return JudgeItem(record.question, record.answer, record.prediction.strip(), record.question_type)
+
+
+def items_to_judge(records: list[SampleRecord]) -> list[JudgeItem]:
+    """The items a judge is asked about: answers, less replies that stopped inside their reasoning
+    (those are wrong without asking; see :func:`egotask.judges.judge_answers`)."""
+    return [judge_item(r) for r in records if r.generation_error is None and not unfinished_reasoning(r.prediction)]
 
 
 def rejudge_records(records: list[SampleRecord], judge: Judge) -> list[SampleRecord]:
     """The records with verdicts from ``judge`` (the same path lmms-eval's ``process_results`` takes).
     Records without an answer (a generation failure) keep their verdict: there is nothing to judge."""
     todo = [i for i, r in enumerate(records) if r.generation_error is None]
-    verdicts = judge_answers(judge, judge_items(records))
+    verdicts = judge_answers(judge, [judge_item(records[i]) for i in todo])
     out = list(records)
     for i, verdict in zip(todo, verdicts, strict=True):
         out[i] = records[i].with_verdict(verdict)
@@ -112,8 +130,8 @@ def task_metrics(summary: dict[str, Any]) -> dict[str, Any]:
             "n_judged,none": summary["n_judged"], "n_failed,none": summary["n_failed"], "details,none": summary}
 
 
-def write_outputs(group: list[SamplesFile], judge: Judge,
-                  count_failed_as_wrong: bool = False) -> tuple[Path, dict[str, Any]]:
+def write_outputs(group: list[SamplesFile], judge: Judge, count_failed_as_wrong: bool = False,
+                  judging: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
     """Write the re-judged samples and one results file for files of one run; returns its path and data."""
     first = group[0]
     tag = output_tag(judge)
@@ -145,6 +163,7 @@ def write_outputs(group: list[SamplesFile], judge: Judge,
             "samples": {sf.task: str(sf.path) for sf in group},
             "agreement": agreements,
         },
+        JUDGING_KEY: judging or {},
     }
     out_results = first.path.with_name(f"{first.prefix}_{tag}_results.json")
     out_results.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
@@ -162,3 +181,85 @@ def group_by_run(files: list[SamplesFile]) -> list[list[SamplesFile]]:
     for sf in files:
         groups.setdefault((sf.path.parent, sf.prefix), []).append(sf)
     return list(groups.values())
+
+
+# --------------------------------------------------------------------------- deferred runs, judged in place
+
+def results_path(sf: SamplesFile) -> Path:
+    return sf.path.with_name(f"{sf.prefix}_results.json")
+
+
+def completes_in_place(group: list[SamplesFile], judge: Judge) -> bool:
+    """Whether a run's files are filled in rather than re-judged beside: it holds pending verdicts, or it
+    is a deferred run judged in place before, by this same judge (its failures are asked again)."""
+    if any(r.pending for sf in group for r in sf.records):
+        return True
+    path = results_path(group[0])
+    try:
+        marker = json.loads(path.read_text(encoding="utf-8")).get(JUDGING_KEY, {}) if path.is_file() else {}
+    except (OSError, ValueError):
+        return False
+    return bool(marker.get("in_place")) and marker.get("judge") == judge.describe()
+
+
+def _stderr_clt(values: list[Any]) -> Any:
+    """lmms-eval's CLT standard error of one metric (``calculate_clt_aggregate_metric``): the sample
+    standard deviation of the numeric values over sqrt(n), "N/A" under two values."""
+    import numpy as np
+
+    numeric = [v for v in values if isinstance(v, int | float)]
+    return float(np.std(numeric, ddof=1) / np.sqrt(len(numeric))) if len(numeric) > 1 else "N/A"
+
+
+def write_in_place(group: list[SamplesFile], judge: Judge, judging: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """Rewrite a deferred run's samples and results files with its verdicts, as a synchronous run writes
+    them (each file whole or not at all)."""
+    from egotask.tasklib import sample_metrics
+
+    first = group[0]
+    path = results_path(first)
+    if not path.is_file():
+        raise ValueError(f"{first.path}: holds pending verdicts but its results file {path.name} is not beside it; "
+                         "the run cannot be completed in place")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for sf in group:
+        entry = data.get("results", {}).get(sf.task)
+        if not isinstance(entry, dict) or not isinstance(entry.get("details,none"), dict):
+            raise ValueError(f"{path}: no results for task {sf.task} to complete")
+        counted = bool(entry["details,none"].get("failed_counted_as_wrong"))
+        rows = [row for _, row in _raw_rows(sf.path)]
+        if len(rows) != len(sf.new_records):
+            raise ValueError(f"{sf.path}: changed while it was being judged; run the command again")
+        metrics = [sample_metrics(r) for r in sf.new_records]
+        lines = []
+        for row, values in zip(rows, metrics, strict=True):
+            lines.append(json.dumps({**row, **values} if "details" in row else values["details"], ensure_ascii=False))
+        _write_whole(sf.path, "".join(line + "\n" for line in lines))
+        summary = scoring.summarize(sf.new_records, counted)
+        summary["missing_videos_skipped"] = max((r.missing_videos_skipped for r in sf.new_records), default=0)
+        entry.update({"accuracy,none": summary["accuracy"], "score,none": summary["score"],
+                      "n_judged,none": summary["n_judged"], "n_failed,none": summary["n_failed"],
+                      "details,none": summary})
+        for metric in METRICS:
+            if f"{metric}_stderr_clt,none" in entry:
+                entry[f"{metric}_stderr_clt,none"] = _stderr_clt([m[metric] for m in metrics])
+    data[JUDGING_KEY] = {**judging, "in_place": True, "judge": judge.describe(),
+                         "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    _write_whole(path, json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    return path, data
+
+
+def _raw_rows(path: Path) -> list[tuple[str, Any]]:
+    """The file's JSON rows as written (not only their records), in the order the records were read."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                rows.append((f"{path}:{lineno}", json.loads(line)))
+    return rows
+
+
+def _write_whole(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
