@@ -117,8 +117,8 @@ def test_results_record_mode_requests_tokens_and_the_estimated_cost(fake_judge, 
     assert egotask_main(["judge", str(folder), "--judge", "gemini"]) == 0
     judging = outputs(folder)[1]["egotask_judging"]
     assert (judging["mode"], judging["requests"], judging["tokens_in"], judging["tokens_out"]) == \
-        ("synchronous", 30, 3000, 600)
-    assert judging["estimated_cost"]["usd"] == pytest.approx((3000 * 0.30 + 600 * 2.50) / 1e6)
+        ("synchronous", 30, 3100, 620)  # and the endpoint check's request before them: it is paid for too
+    assert judging["estimated_cost"]["usd"] == pytest.approx((3100 * 0.30 + 620 * 2.50) / 1e6)
     assert estimate_cost("gemini", "no-such-model", 1, 1)["usd"] is None
 
 
@@ -128,7 +128,7 @@ def test_a_job_that_fails_part_way_lists_its_failures_which_are_then_sent_synchr
     # The job answers 10 requests (one of them with an item error), then fails.
     server = fake_judge(batch_fail_after=10, batch_faults=lambda item: "error" if item["question"] == broken else None)
     folder, _ = run_folder(tmp_path, items)
-    assert egotask_main(["judge", str(folder), "--judge", "gemini", "--batch", "--wait", *FAST]) == 0
+    assert egotask_main(["judge", str(folder), "--judge", "gemini", "--batch", "--wait", *FAST]) == 3  # some failed
     (job,) = server.batch.jobs.values()
     assert job.state == "BATCH_STATE_FAILED"
     samples, results = outputs(folder)
@@ -144,7 +144,7 @@ def test_a_job_that_fails_part_way_lists_its_failures_which_are_then_sent_synchr
 
     # Re-sent synchronously: only the 21, and the files end fully judged.
     assert egotask_main(["judge", str(folder), "--judge", "gemini"]) == 0
-    assert server.requests == 21 and len(server.batch.created) == 1
+    assert server.requests == 1 + 21 and len(server.batch.created) == 1  # the endpoint check, then the 21
     samples, _ = outputs(folder)
     assert [(r["verdict"]["pred"], r["verdict"]["score"]) for r in samples] == expected_verdicts(items)
 

@@ -119,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
         check_outputs([sf.path.parent for sf in files], "the folder of the input file (outputs go beside it)")
         check_caches(judge)
         cached = getattr(judge, "cached", None)
-        if cached is None or not all(cached(item) for item in items_to_judge(records)):
-            judge.check_endpoint()  # a cache-only rerun needs no network
+        # A cache-only rerun needs no network, and a batch job's submission is itself the first request.
+        if not args.batch and (cached is None or not all(cached(item) for item in items_to_judge(records))):
+            judge.check_endpoint()
         batcher = BatchJudge(judge, inline_limit=args.batch_inline_limit, poll_interval=args.poll_interval) \
             if args.batch else None
     except (JudgeNotReady, PreflightError, SettingsError, ValueError, OSError, BatchError) as exc:

@@ -216,6 +216,12 @@ class FakeJudgeServer:
         extra = {_TRICKLE: str(self.trickle)} if fault == "trickle" else {}
         return 200, (_gemini_reply(text, model) if gemini else _openai_reply(text, model)), extra
 
+    def _batch_answer(self, request: dict[str, Any], model: str) -> dict[str, Any]:
+        """A batch request's reply: what the synchronous endpoint would answer."""
+        text = "I think the prediction is probably fine" if request.get("_malformed") else \
+            json.dumps(fake_verdict(_batch_item(request)))
+        return _gemini_reply(text, model)
+
 
 _TRICKLE = "x-fake-trickle"  # answer() tells the handler to trickle the reply (never sent)
 
@@ -239,12 +245,6 @@ class _Trickle:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)
 
-
-    def _batch_answer(self, request: dict[str, Any], model: str) -> dict[str, Any]:
-        """A batch request's reply: what the synchronous endpoint would answer."""
-        text = "I think the prediction is probably fine" if request.get("_malformed") else \
-            json.dumps(fake_verdict(_batch_item(request)))
-        return _gemini_reply(text, model)
 
 
 def _batch_item(request: dict[str, Any]) -> dict[str, str]:

@@ -224,7 +224,7 @@ class LLMJudge(Judge):
 
     def cached(self, item: JudgeItem) -> bool:
         """Whether the cache already holds this item's verdict (so judging it makes no request)."""
-        return self.cache.get(self._key(item)) is not None
+        return self.cache.get(self.item_key(item)) is not None
 
     def judge_many(self, items: Sequence[JudgeItem], progress: bool = True) -> list[Verdict]:
         self.check_ready()
