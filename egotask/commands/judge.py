@@ -21,14 +21,15 @@ CONCURRENCY_VAR = "EGOTASK_JUDGE_CONCURRENCY"
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "judge", help="re-score saved predictions with a judge (no model needed) and report agreement",
-        description="Judge the predictions saved in lmms-eval samples files (`--log_samples`) or in records "
-                    "files (`egotask import-legacy` output) again, with another judge, judge model or prompt "
-                    "version, without running the model. Beside each input it writes "
-                    "<prefix>_rejudged-<judge>-..._samples_<task>.jsonl and <prefix>_rejudged-<judge>-..."
-                    "_results.json (lmms-eval's results shape, with the same summary as a task's `details`; "
-                    "the prefix is the run's date or the records file's name), and prints the agreement "
-                    "between the saved and the new verdicts, per file and task and over all inputs: Cohen's "
-                    "kappa on yes/no, quadratic-weighted kappa and Spearman on the 0-5 scores. Verdicts are "
+        description="Judge the predictions saved in lmms-eval samples files (`--log_samples`) or in records\n"
+                    "files (`egotask import-legacy` output) again, with another judge, judge model or prompt\n"
+                    "version, without running the model. Beside each input it writes\n"
+                    "  <prefix>_rejudged-<judge>-..._samples_<task>.jsonl and\n"
+                    "  <prefix>_rejudged-<judge>-..._results.json (lmms-eval's results shape, with the same\n"
+                    "  summary as a task's `details`),\n"
+                    "the prefix being the run's date or the records file's name, and prints the agreement\n"
+                    "between the saved and the new verdicts, per file and task and over all inputs: Cohen's\n"
+                    "kappa on yes/no, quadratic-weighted kappa and Spearman on the 0-5 scores. Verdicts are\n"
                     "cached, so judging the same predictions again costs nothing.",
         epilog="examples:\n  egotask judge results/ --judge gemini --model gemini-2.5-pro\n"
                "  egotask judge legacy_results/ --judge heuristic   # import-legacy output",
