@@ -169,3 +169,15 @@ def test_hub_unreachable_names_the_variable_that_avoids_it(monkeypatch):
     FakeHub(monkeypatch, {})
     with pytest.raises(DataError, match="could not load petkopetkov/EgoTextVQA .*set EGOTEXTVQA_ANNOTATIONS"):
         load_docs("egotextvqa_outdoor")
+
+
+def test_a_video_column_is_read_as_its_path_never_decoded(monkeypatch):
+    """Decoding would need torchcodec and the file; the loader casts the column to Video(decode=False)."""
+    features = datasets.Features({"video": datasets.Video(), "question_id": datasets.Value("string"),
+                                  "question": datasets.Value("string"), "answer": datasets.Value("string"),
+                                  "question_type": datasets.Value("string")})
+    rows = [{"video": "videos/0d270946-95c5-4e71-ae49-b9e802548147_120.0_180.0.mp4", "question_id": "q1",
+             "question": "which object?", "answer": "a spoon", "question_type": "locating object"}]
+    FakeHub(monkeypatch, {"lmms-lab-eval/egotempo": {"test": datasets.Dataset.from_list(rows, features=features)}})
+    (doc,) = load_docs("egotempo_openqa")
+    assert (doc["video_id"], doc["question_id"]) == ("0d270946-95c5-4e71-ae49-b9e802548147_120.0_180.0", "q1")
