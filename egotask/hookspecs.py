@@ -29,6 +29,24 @@ class ModelAdapter:
     class_path: str  # imported only when the model is run
     description: str  # one line, shown by `egotask plugins` and the unknown-model error
     aliases: tuple[str, ...] = ()  # other names --model accepts
+    # The --model_args the class takes (its __init__ keywords), shown by `egotask plugins`; `required`
+    # ones are checked before anything loads, and the error shows `example` (a working --model_args).
+    model_args: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    example: str = ""
+
+    def missing_args(self, given: dict[str, str]) -> str | None:
+        """Why ``given`` (parsed --model_args) cannot build this model, or None: an argument it does
+        not take, or a required one that is absent or empty."""
+        unknown = sorted(set(given) - set(self.model_args)) if self.model_args else []
+        if unknown:
+            return f"--model {self.name}: unknown --model_args {unknown}; it takes: {', '.join(self.model_args)}"
+        missing = [arg for arg in self.required if not given.get(arg)]
+        if not missing:
+            return None
+        example = f", for example --model_args {self.example}" if self.example else ""
+        return (f"--model {self.name} needs {' and '.join(f'{a}=' for a in missing)} in --model_args{example}. "
+                f"`egotask plugins` lists every adapter's arguments.")
 
 
 @dataclass(frozen=True)
