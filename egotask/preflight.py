@@ -12,20 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 from egotask.judges import get_judge
-from egotask.taskindex import resolve, task_files
+from egotask.taskindex import resolve, task_function
 
 
 def process_docs_of(task_names: list[str]) -> list[Callable[[Any], Any]]:
     """The ``process_docs`` of every egotask task named (directly or through a group or tag)."""
-    from lmms_eval.utils import load_yaml_config
-
-    files = task_files()
-    return [load_yaml_config(str(files[t]))["process_docs"] for t in resolve(task_names)]
+    return [task_function(t, "process_docs") for t in resolve(task_names)]
 
 
 def preflight(task_names: list[str]) -> None:
-    checks = process_docs_of(task_names)
-    if checks:
-        get_judge().check_ready()
-    for process_docs in checks:
+    if not resolve(task_names):
+        return
+    get_judge().check_ready()  # first: it costs nothing, and needs nothing loaded
+    for process_docs in process_docs_of(task_names):
         process_docs(None)
