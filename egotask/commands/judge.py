@@ -61,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
         judge = build_judge()
         judge.check_ready()
         files = [load_samples_file(p) for p in find_samples(args.paths)]  # all inputs checked before paying
-    except (JudgeNotReady, SettingsError, ValueError, OSError) as exc:
+    except JudgeNotReady as exc:
+        print(f"egotask judge: {exc.explain('--judge')}", file=sys.stderr)
+        return 2
+    except (SettingsError, ValueError, OSError) as exc:
         print(f"egotask judge: {exc}", file=sys.stderr)
         return 2
     records = [r for sf in files for r in sf.records]
@@ -79,11 +82,12 @@ def run(args: argparse.Namespace) -> int:
         for task, metrics in data["results"].items():
             summary, agree = metrics["details,none"], data["egotask_rejudge"]["agreement"][task]
             failed += summary["n_failed"]
-            rows.append([task, summary["n"], summary["n_judged"], summary["n_failed"], _pct(summary["accuracy"]),
+            run = f"{data['model_name']} ({group[0].prefix})"  # the run's model and lmms-eval's date id
+            rows.append([run, task, summary["n"], summary["n_judged"], summary["n_failed"], _pct(summary["accuracy"]),
                          _num(summary["score"]), agree["saved_judge"]["judge"], agree["n_compared"],
                          _num(agree["cohen_kappa"]), _num(agree["score_weighted_kappa"]),
                          _num(agree["score_spearman"])])
-    print(tabulate(rows, headers=["task", "n", "judged", "failed", "acc %", "score", "saved judge", "compared",
+    print(tabulate(rows, headers=["run", "task", "n", "judged", "failed", "acc %", "score", "saved judge", "compared",
                                   "kappa", "w-kappa (score)", "spearman (score)"]))
     stats = getattr(judge, "stats", None)
     if stats is not None:
