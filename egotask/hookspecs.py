@@ -1,9 +1,11 @@
 """The hooks an egotask plugin can implement.
 
-A plugin is a module with functions marked ``@hookimpl``, registered through the ``egotask``
-entry-point group (``[project.entry-points.egotask] my_plugin = "my_package.plugin"``). Built-in
-adapters and judges register the same way. Each hook returns a list; keep plugin modules cheap to
-import and name heavy classes by import path (see ``plugins/egotask-ocr``).
+A plugin is a module with functions marked ``@hookimpl`` (or an object with such methods, named as
+``"package.module:name"``), registered through the ``egotask`` entry-point group
+(``[project.entry-points.egotask] my_plugin = "my_package.plugin"``). Built-in adapters and judges
+register the same way. Each hook returns a list; keep plugin modules cheap to import (`egotask
+plugins`, `egotask judge` and lmms-eval's model listing load them all, and must not wait for torch) and
+name heavy classes by import path (see ``plugins/egotask-ocr`` and ``egotask.model_adapters.builtin``).
 """
 
 from __future__ import annotations
