@@ -3,28 +3,40 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
+# `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu`: torch's CPU-only build, without the
+# CUDA libraries (about 4.5 GB less), wherever that index is reachable (README: "Install size").
+TORCH_INDEX ?=
 
 .PHONY: install demo test test-fast lint clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml plugins/egotask-ocr/pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml plugins/egotask-ocr/pyproject.toml plugins/egotask-ocr/requirements-headless.txt Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch first: on the project's CPU machines 2.14.1 + torchvision 0.29.1 come from local disk.
-	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	# The OCR baseline is a separate distribution, installed like any third-party plugin.
-	$(PIP) install -q -e ".[dev]" -e plugins/egotask-ocr
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PIP) install -q -e ".[dev]"
+	# The OCR baseline is a separate distribution, a third-party plugin. rapidocr-onnxruntime asks for
+	# opencv-python, the GUI build of the OpenCV lmms-eval installs headless, and both would share one
+	# cv2/ folder: so its real needs, with the headless build, come from requirements-headless.txt, and it
+	# and the plugin install without their declared dependencies (hence no conflict warning either).
+	# A venv made before this had opencv-python over the same cv2/ folder: remove it, and reinstall the
+	# headless build, whose files went with it.
+	if $(PIP) show -q opencv-python >/dev/null 2>&1; then $(PIP) uninstall -q -y opencv-python && \
+		$(PIP) install -q --force-reinstall --no-deps opencv-python-headless; fi
+	$(PIP) install -q -r plugins/egotask-ocr/requirements-headless.txt
+	$(PIP) install -q --no-deps --no-warn-conflicts -e plugins/egotask-ocr "rapidocr-onnxruntime>=1.3"
 	touch $@
 
 demo: install
 	$(VENV)/bin/egotask demo
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest
 
 test-fast: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check .

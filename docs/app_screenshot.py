@@ -29,6 +29,7 @@ from PIL import Image
 from egotask.data.sources import load_docs
 from egotask.fixtures import build_sample_data
 from egotask.judges import JudgeItem, get_judge
+from egotask.records import SampleRecord
 from egotask.scoring import summarize
 from egotask.tasklib import build_record
 
@@ -57,7 +58,7 @@ def answer(answers: dict, doc: dict) -> str:
     return answers.get((doc["video_id"][:4], qid), "I don't know")
 
 
-def judged_records(docs: list[dict], answers: dict) -> list[dict]:
+def judged_records(docs: list[dict], answers: dict) -> list[SampleRecord]:
     judge = get_judge("heuristic")
     predictions = [answer(answers, d) for d in docs]
     verdicts = judge.judge_many([JudgeItem(d["question"], d["answer"], p, d["question_type"])
@@ -74,14 +75,14 @@ def write_outputs(root: Path, docs: dict[str, list[dict]]) -> list[Path]:
         records = judged_records(task_docs, BASE)
         with open(run_dir / f"{STAMP}_samples_{task}.jsonl", "w") as fh:
             for i, r in enumerate(records):
-                fh.write(json.dumps({"doc_id": i, "target": r["answer"], "details": r}) + "\n")
+                fh.write(json.dumps({"doc_id": i, "target": r.answer, "details": r.to_dict()}) + "\n")
         results["results"][task] = {"details,none": summarize(records)}
     (run_dir / f"{STAMP}_results.json").write_text(json.dumps(results))
     finetuned = root / "example-finetuned.jsonl"
     with open(finetuned, "w") as fh:
         for task_docs in docs.values():
             for r in judged_records(task_docs, FINETUNED):
-                fh.write(json.dumps({**r, "model": "example-finetuned"}) + "\n")
+                fh.write(json.dumps({**r.to_dict(), "model": "example-finetuned"}) + "\n")
     return [root / "output", finetuned]
 
 

@@ -1,9 +1,11 @@
 """The hooks an egotask plugin can implement.
 
-A plugin is a module with functions marked ``@hookimpl``, registered through the ``egotask``
-entry-point group (``[project.entry-points.egotask] my_plugin = "my_package.plugin"``). Built-in
-adapters and judges register the same way. Each hook returns a list; keep plugin modules cheap to
-import and name heavy classes by import path (see ``plugins/egotask-ocr``).
+A plugin is a module with functions marked ``@hookimpl`` (or an object with such methods, named as
+``"package.module:name"``), registered through the ``egotask`` entry-point group
+(``[project.entry-points.egotask] my_plugin = "my_package.plugin"``). Built-in adapters and judges
+register the same way. Each hook returns a list; keep plugin modules cheap to import (`egotask
+plugins`, `egotask judge` and lmms-eval's model listing load them all, and must not wait for torch) and
+name heavy classes by import path (see ``plugins/egotask-ocr`` and ``egotask.model_adapters.builtin``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,24 @@ class ModelAdapter:
     # True when the class samples inside VisibleVideo intervals itself (every FramesModel does); other
     # models are handed an exact cut of each real-time question's visible interval instead.
     reads_intervals: bool = False
+    # The --model_args the class takes (its __init__ keywords), shown by `egotask plugins`; `required`
+    # ones are checked before anything loads, and the error shows `example` (a working --model_args).
+    model_args: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    example: str = ""
+
+    def missing_args(self, given: dict[str, str]) -> str | None:
+        """Why ``given`` (parsed --model_args) cannot build this model, or None: an argument it does
+        not take, or a required one that is absent or empty."""
+        unknown = sorted(set(given) - set(self.model_args)) if self.model_args else []
+        if unknown:
+            return f"--model {self.name}: unknown --model_args {unknown}; it takes: {', '.join(self.model_args)}"
+        missing = [arg for arg in self.required if not given.get(arg)]
+        if not missing:
+            return None
+        example = f", for example --model_args {self.example}" if self.example else ""
+        return (f"--model {self.name} needs {' and '.join(f'{a}=' for a in missing)} in --model_args{example}. "
+                f"`egotask plugins` lists every adapter's arguments.")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,34 @@ class UnknownModelError(ValueError):
     """``--model`` names no adapter egotask's plugins provide and no lmms-eval built-in."""
 
 
+class ModelArgsError(ValueError):
+    """``--model_args`` lack what an egotask adapter needs, or name what it does not take."""
+
+
+def parse_model_args(text: str | None) -> dict[str, str]:
+    """``k=v,k=v`` as lmms-eval splits ``--model_args`` (values stay strings)."""
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if part.strip():
+            key, _, value = part.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def check_model(name: str, model_args: str | None = None) -> None:
+    """Fail before anything loads when ``--model`` is unknown (see :func:`check_model_name`) or, for an
+    egotask adapter, when ``--model_args`` lack a required argument or name one it does not take."""
+    from egotask.plugins import model_adapters
+
+    for adapter in model_adapters().values():
+        if name in (adapter.name, *adapter.aliases):
+            problem = adapter.missing_args(parse_model_args(model_args))
+            if problem:
+                raise ModelArgsError(problem)
+            return
+    check_model_name(name)
+
+
 def check_model_name(name: str) -> None:
     """Fail before anything loads when ``name`` is not a model lmms-eval can build, listing
     egotask's adapters first (lmms-eval's own error lists its 100+ built-ins in one line)."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from egotask.judges import Judge, get_judge
 from egotask.settings import get_settings
-from egotask.taskindex import resolve, task_files
+from egotask.taskindex import resolve, task_function
 
 CACHE_DIR_VAR = "EGOTASK_CACHE_DIR"
 
@@ -28,10 +28,7 @@ class PreflightError(RuntimeError):
 
 def process_docs_of(task_names: list[str]) -> list[Callable[[Any], Any]]:
     """The ``process_docs`` of every egotask task named (directly or through a group or tag)."""
-    from lmms_eval.utils import load_yaml_config
-
-    files = task_files()
-    return [load_yaml_config(str(files[t]))["process_docs"] for t in resolve(task_names)]
+    return [task_function(t, "process_docs") for t in resolve(task_names)]
 
 
 def check_writable(folder: str | Path, what: str) -> None:

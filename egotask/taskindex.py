@@ -1,9 +1,13 @@
 """The one index of egotask's task YAMLs: which file defines each task, group and tag, and what a
 task's configuration says (following ``include:`` as lmms-eval does). Preflight and finetuning read
-tasks through it, without importing what the ``!function`` tags name."""
+tasks through it, without importing what the ``!function`` tags name (or lmms-eval, whose YAML
+reader imports torch), until :func:`task_function` is asked for one."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -76,3 +80,27 @@ def task_config(task: str) -> dict[str, Any]:
     for config in reversed(chain):
         merged.update(config)
     return merged
+
+
+def task_function(task: str, key: str) -> Callable[..., Any]:
+    """The function a task's ``key: !function module.name`` names, resolved as lmms-eval resolves it:
+    ``module`` is a file next to the YAML that says it (``utils`` -> ``utils.py``), else an importable
+    module."""
+    path: Path | None = task_files().get(task)
+    if path is None:
+        raise ValueError(f"no task YAML named {task!r} under {tasks_path()}")
+    while path is not None:
+        config = read_yaml(path)
+        if key in config:
+            module_name, _, name = str(config[key]).rpartition(".")
+            local = path.parent / f"{module_name.replace('.', '/')}.py"
+            if local.is_file():
+                spec = importlib.util.spec_from_file_location(f"egotask_task_{path.parent.name}_{module_name}", local)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            else:
+                module = importlib.import_module(module_name)
+            return getattr(module, name)
+        include = config.get("include")
+        path = (path.parent / include).resolve() if include else None
+    raise ValueError(f"task {task!r}: no {key!r} in {task_files()[task]} or the files it includes")

@@ -6,6 +6,8 @@ task, so nothing stateful lives there. The judge client lives in :mod:`egotask.j
 
 from __future__ import annotations
 
+import atexit
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +15,7 @@ from egotask import answers, scoring
 from egotask.answers import Outcome
 from egotask.data.sources import DataError, load_docs, missing_videos, resolve_video
 from egotask.frames import VisibleVideo
-from egotask.judges import JudgeItem, get_judge, judge_answers
+from egotask.judges import JudgeItem, JudgeNotReady, get_judge, judge_answers
 from egotask.records import NOT_JUDGED, SampleRecord, Verdict, read_record
 from egotask.settings import get_settings
 
@@ -38,7 +40,7 @@ def make_process_docs(benchmark: str, *, full_video: bool = False, split: str | 
         import datasets
 
         if get_settings().judge_mode != "defer":  # a deferred run is judged later, maybe elsewhere
-            get_judge().check_ready()  # fail before model inference, not after hours of it
+            check_judge()  # fail before model inference, not after hours of it
         docs = load_docs(benchmark)
         if split is not None:
             from egotask.data.splits import filter_docs
@@ -59,6 +61,23 @@ def make_process_docs(benchmark: str, *, full_video: bool = False, split: str | 
         return datasets.Dataset.from_list(docs)
 
     return process_docs
+
+
+_said_at_exit: set[str] = set()
+
+
+def check_judge() -> None:
+    """The judge can run, or JudgeNotReady. Upstream ``lmms-eval`` (which has no preflight) retries the
+    failing dataset load, logs each traceback and exits 0, so the reason is also printed as the very
+    last thing the process says."""
+    try:
+        get_judge().check_ready()
+    except JudgeNotReady as exc:
+        message = f"\negotask: nothing was evaluated: {exc}\n"
+        if message not in _said_at_exit:
+            _said_at_exit.add(message)
+            atexit.register(lambda: print(message, file=sys.stderr, flush=True))
+        raise
 
 
 def _check_videos(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:

@@ -51,12 +51,17 @@ def load_for_training(config: FinetuneConfig, model_id: str, dtype: torch.dtype,
     """(model, processor), the model wrapped by peft for LoRA and in train mode."""
     from transformers import AutoProcessor
 
+    from egotask.model_adapters.base import cap_frame_pixels  # frames processed as at evaluation
+
     if backend == "unsloth":
-        return _load_unsloth(config, model_id, dtype)
+        model, processor = _load_unsloth(config, model_id, dtype)
+        cap_frame_pixels(processor)
+        return model, processor
     from transformers import AutoModelForImageTextToText
 
     model = AutoModelForImageTextToText.from_pretrained(model_id, dtype=dtype)
     processor = AutoProcessor.from_pretrained(model_id)
+    cap_frame_pixels(processor)
     if config.method == "lora":
         from peft import LoraConfig, get_peft_model
 

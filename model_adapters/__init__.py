@@ -1,2 +1,3 @@
-"""Built-in model adapters. Each module is an egotask plugin registered by entry point, exactly
-like a third-party one; :mod:`egotask.model_adapters.base` holds what they share."""
+"""Built-in model adapters. :mod:`egotask.model_adapters.builtin` is the egotask plugin that lists them,
+registered by entry point exactly like a third-party one; :mod:`egotask.model_adapters.base` holds what
+the adapter classes share."""

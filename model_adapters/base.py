@@ -68,6 +68,18 @@ def video_inputs(videos: list[SampledFrames]) -> dict[str, Any]:
             "do_sample_frames": False}
 
 
+def cap_frame_pixels(processor: Any) -> None:
+    """Qwen-VL video processors leave ``cap_pixels_per_frame`` unset and then warn, on every run, that
+    they do not cap each frame's pixels as the reference implementation (qwen-vl-utils) does, and that
+    the cap becomes the default. Adopt it: each frame gets at most ``max_video_tokens`` vision tokens and
+    an even share of the video's pixel budget, as in the models' own recipe (egotask's ``max_pixels``
+    shrinks the frames before that). Evaluation and finetuning both call this. Other processors have no
+    such setting and are left alone."""
+    video_processor = getattr(processor, "video_processor", None)
+    if video_processor is not None and getattr(video_processor, "cap_pixels_per_frame", False) is None:
+        video_processor.cap_pixels_per_frame = True
+
+
 def parse_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -130,8 +142,21 @@ def _known_args(cls: type) -> list[str]:
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is not None:
-            names += [p for p in inspect.signature(init).parameters if p not in ("self", "kwargs")]
+            names += [p.name for p in inspect.signature(init).parameters.values()
+                      if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     return list(dict.fromkeys(names))
+
+
+def _missing_pretrained(cls: type) -> str:
+    """The error for a missing ``pretrained=``, with the example of the adapter that names ``cls``."""
+    from egotask.plugins import model_adapters
+
+    path = f"{cls.__module__}.{cls.__qualname__}"
+    for adapter in model_adapters().values():
+        if adapter.class_path == path and adapter.example:
+            return adapter.missing_args({}) or ""
+    return (f"{cls.__name__} needs pretrained=<local folder or hub id> in --model_args; `egotask plugins` lists "
+            "every adapter's arguments")
 
 
 class GenerationFailure(Exception):
@@ -376,7 +401,7 @@ class VideoQAModel(FramesModel):
     default_max_new_tokens = 128
     thinking_max_new_tokens = 1024
 
-    def __init__(self, pretrained: str, base: str | None = None, merge: bool | str = False,
+    def __init__(self, pretrained: str | None = None, base: str | None = None, merge: bool | str = False,
                  device_map: str | None = None, dtype: str = "auto", thinking: bool | str | None = None,
                  backend: str = "hf", **kwargs: Any) -> None:
         backend = str(backend).strip().lower()
@@ -387,6 +412,8 @@ class VideoQAModel(FramesModel):
             from egotask.model_adapters import vllm_backend
 
             engine_args = vllm_backend.take_engine_args(kwargs)
+        if not pretrained:  # a default, so that a missing one gets this message rather than a TypeError
+            raise ValueError(_missing_pretrained(type(self)))
         super().__init__(**kwargs)
         self.backend = backend
         self.pretrained = pretrained
@@ -433,6 +460,7 @@ class VideoQAModel(FramesModel):
         processor = AutoProcessor.from_pretrained(pretrained if not lora or has_processor(pretrained)
                                                   else lora_base(pretrained, base))
         processor.tokenizer.padding_side = "left"  # batched generation appends after the prompt
+        cap_frame_pixels(processor)
         return processor
 
     def detect_thinking(self) -> bool:

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from egotask.hookspecs import ModelAdapter, hookimpl
 from egotask.model_adapters.base import VideoQAModel
 
 
 class SmolVLM2(VideoQAModel):
     family = "smolvlm2"
     default_max_new_tokens = 64  # short answers; SmolVLM2 has no Thinking variant
-
-
-@hookimpl
-def egotask_model_adapters() -> list[ModelAdapter]:
-    return [ModelAdapter("smolvlm2", f"{__name__}.SmolVLM2",
-                         "SmolVLM2 video-instruct models, full finetunes and LoRA adapters (transformers)",
-                         aliases=("smolvlm",), reads_intervals=True)]

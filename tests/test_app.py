@@ -376,7 +376,7 @@ def test_command_runs_streamlit_on_the_page_with_absolute_paths(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     args = build_parser().parse_args(["app", "out", "--port", "9999"])
     cmd = streamlit_command(args)
-    assert cmd[1:5] == ["-m", "streamlit", "run", str(PAGE)] and PAGE.is_file()
+    assert cmd[1:5] == ["-m", "egotask.app.serve", "run", str(PAGE)] and PAGE.is_file()
     assert cmd[cmd.index("--server.port") + 1] == "9999"
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
     assert cmd[cmd.index("--") + 1:] == [str(tmp_path / "out")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -14,20 +15,29 @@ import pytest
 
 from egotask.fixtures import EGOTEMPO_SAMPLE, INDOOR_SAMPLE, OUTDOOR_SAMPLE
 
-pytestmark = pytest.mark.slow  # one lmms_eval run over three tasks
+pytestmark = pytest.mark.slow  # three lmms_eval runs: the demo, the command it prints, a one-task rerun
 
 # task, setting, questions: the OCR baseline reads every clip's text, so each task scores 100 % / 5.00.
 EXPECTED = [("egotextvqa_indoor", "indoor", INDOOR_SAMPLE), ("egotextvqa_outdoor", "outdoor", OUTDOOR_SAMPLE),
             ("egotempo_openqa", "egotempo", EGOTEMPO_SAMPLE)]
 
 
-def test_demo_evaluates_the_sample_end_to_end_and_prints_the_results_table(tmp_path):
+def run_demo(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     egotask = Path(sys.executable).with_name("egotask")
     cmd = [str(egotask)] if egotask.exists() else [sys.executable, "-m", "egotask.cli"]
-    workdir = tmp_path / "demo"
-    proc = subprocess.run([*cmd, "demo", "--workdir", str(workdir)], env=os.environ.copy(), capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run([*cmd, "demo", "--workdir", str(workdir), *args], env=os.environ.copy(),
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def table_rows(stdout: str) -> list[str]:
+    return re.findall(r"^ocr_baseline\s+(\S+)\s", stdout, re.MULTILINE)
+
+
+def test_demo_evaluates_the_sample_end_to_end_prints_its_table_and_a_command_that_runs_again(tmp_path):
+    workdir = tmp_path / "demo"
+    proc = run_demo(workdir)
     for task, setting, sample in EXPECTED:
         n = len(sample)
         row = rf"^ocr_baseline\s+{task}\s+{setting}\s+100\.0\s+100\.0\s+5\.00\s+{n}\s+{n}\s+0\b"
@@ -36,6 +46,9 @@ def test_demo_evaluates_the_sample_end_to_end_and_prints_the_results_table(tmp_p
         videos = len({qa.video_id for qa in sample})
         assert f"| ocr_baseline | {task} | {setting} | {videos} | 100.0 |" in (workdir / "results.md").read_text()
     assert "judge: heuristic" in proc.stdout
+    # One table: lmms_eval's own tables go to the log, not the console.
+    assert table_rows(proc.stdout) == [task for task, _, _ in EXPECTED] and "|Filter|" not in proc.stdout
+    assert "|Filter|" in (workdir / "lmms_eval.log").read_text()
 
     (results_file,) = (workdir / "output").rglob("*_results.json")
     results = json.loads(results_file.read_text())["results"]
@@ -50,3 +63,15 @@ def test_demo_evaluates_the_sample_end_to_end_and_prints_the_results_table(tmp_p
     # The data set it generated: one clip per question, where the tasks' variables point.
     assert len(list((workdir / "data" / "videos").rglob("*.mp4"))) == len(INDOOR_SAMPLE) + len(OUTDOOR_SAMPLE)
     assert len(list((workdir / "data" / "egotempo_clips").glob("*.mp4"))) == len(EGOTEMPO_SAMPLE)
+
+    # The command it printed runs as pasted, into a shell that has none of the demo's variables set.
+    command = proc.stdout.split("(the same command runs it again):\n", 1)[1].splitlines()[0].strip()
+    assert shlex.split(command)[0].startswith("EGOTEXTVQA_ANNOTATIONS=")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EGOTEXTVQA_", "EGOTEMPO_", "HF_HUB_OFFLINE"))}
+    pasted = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=600)
+    assert pasted.returncode == 0, pasted.stdout + pasted.stderr
+    assert len(list((workdir / "output").rglob("*_results.json"))) == 2
+    # A rerun shows its own run only, not the two before it.
+    again = run_demo(workdir, "--tasks", "egotempo_openqa")
+    assert table_rows(again.stdout) == ["egotempo_openqa"]
+    assert len(list((workdir / "output").rglob("*_results.json"))) == 3

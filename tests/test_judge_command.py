@@ -213,3 +213,22 @@ def test_a_deferred_run_is_judged_in_place_as_a_synchronous_run_would_have_writt
     # Judged again by the same judge: still in place; by another: beside, as any re-judging.
     assert egotask_main(["judge", str(folder), "--judge", "heuristic"]) == 0
     assert not list(folder.glob("*rejudged*")) and _read_jsonl(samples) == rows
+
+
+def test_rejudged_results_keep_the_runs_model_and_the_table_names_the_run(tmp_path, capsys):
+    """An adapter without a checkpoint (ocr_baseline) gets `"model_name": ""` from lmms-eval; the
+    re-judged results name its --model instead of "?", and so do reports of them."""
+    from egotask.reports.collect import collect_runs
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    write_samples(folder / f"{RUN}_samples_egotextvqa_indoor.jsonl", make_items(6))
+    (folder / f"{RUN}_results.json").write_text(json.dumps(
+        {"model_name": "", "config": {"model": "ocr_baseline", "model_args": "max_frames=4"}}))
+    assert egotask_main(["judge", str(folder), "--judge", "heuristic", "--no-cache"]) == 0
+    (rejudged,) = folder.glob("*_rejudged-*_results.json")
+    assert json.loads(rejudged.read_text())["model_name"] == "ocr_baseline"
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[0] == "run" and f"ocr_baseline ({RUN})" in out
+    (run,) = [r for r in collect_runs([rejudged], with_samples=False)]
+    assert run.model == "ocr_baseline"

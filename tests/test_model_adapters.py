@@ -180,3 +180,56 @@ def test_batched_generation_left_pads_and_matches_one_at_a_time(family, tiny_qwe
 def test_unknown_model_arg_names_the_known_ones(tiny_qwen):
     with pytest.raises(ValueError, match=r"unknown --model_args \['max_frame'\].*pretrained.*max_frames"):
         Qwen3VL(pretrained=str(tiny_qwen), max_frame=4)
+
+
+def test_the_declared_model_args_are_the_adapters_init_keywords():
+    """`egotask plugins` and the early --model_args check read the declarations, without importing the
+    classes; they must name what the classes take."""
+    from egotask.model_adapters.base import _known_args
+    from egotask.model_adapters.vllm_backend import ENGINE_ARGS
+    from egotask.plugins import model_adapters
+
+    adapters = model_adapters()
+    assert adapters["qwen3vl"].model_args == tuple(_known_args(Qwen3VL)) + tuple(ENGINE_ARGS)
+    assert adapters["smolvlm2"].model_args == tuple(_known_args(SmolVLM2)) + tuple(ENGINE_ARGS)
+    from egotask_ocr.model import OCRBaseline
+
+    assert adapters["ocr_baseline"].model_args == tuple(_known_args(OCRBaseline))
+
+
+def test_a_missing_pretrained_says_what_to_pass_with_an_example():
+    with pytest.raises(ValueError, match=r"--model smolvlm2 needs pretrained= in --model_args, for example "
+                                         r"--model_args pretrained=HuggingFaceTB/SmolVLM2-500M-Video-Instruct"):
+        SmolVLM2()
+    with pytest.raises(ValueError, match="pretrained=Qwen/Qwen3-VL-2B-Instruct"):
+        Qwen3VL(max_frames=2)
+
+
+def transformers_warnings(run) -> list[str]:
+    """What transformers logs while ``run()`` runs (its logger does not propagate, so caplog sees nothing)."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    hf_logging.warning_once.cache_clear()  # each notice is logged once per process: let it show again
+    logging.getLogger("transformers").addHandler(handler)
+    try:
+        run()
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
+    return seen
+
+
+def test_qwen3vl_video_frames_get_the_reference_pixel_cap_without_the_notice(tiny_qwen, tiny_smolvlm, docs):
+    """transformers' notice that Qwen3-VL video frames are not capped per frame is acted on: the cap is on,
+    and the notice does not come."""
+    model = Qwen3VL(pretrained=str(tiny_qwen), max_frames=2)
+    assert model.processor.video_processor.cap_pixels_per_frame is True
+    assert not [m for m in transformers_warnings(lambda: ask(model, docs, n=1)) if "per-frame pixel cap" in m]
+    model.processor.video_processor.cap_pixels_per_frame = None  # as transformers loads it
+    assert [m for m in transformers_warnings(lambda: ask(model, docs, n=1)) if "per-frame pixel cap" in m]
+    smol = SmolVLM2(pretrained=str(tiny_smolvlm))  # a processor without the setting is left as it is
+    assert getattr(smol.processor.video_processor, "cap_pixels_per_frame", None) is None

@@ -82,6 +82,21 @@ def test_plugins_command_lists_builtin_adapters_the_ocr_plugin_and_judges():
     assert rows["smolvlm2"].split()[0] == "model" and " egotask " in rows["smolvlm2"]
     assert " egotask-ocr " in rows["ocr_baseline"]  # a separate distribution, found like any other
     assert rows["heuristic"].split()[0] == "judge"
+    # And each adapter's --model_args, required ones marked, with an example.
+    args = {line.split()[0]: line for line in proc.stdout.split("--model_args (`", 1)[1].splitlines()[3:] if line}
+    assert args["qwen3vl"].split()[1:3] == ["pretrained", "(required),"] and "max_frames" in args["qwen3vl"]
+    assert "pretrained=Qwen/Qwen3-VL-2B-Instruct" in args["qwen3vl"]
+    assert "min_side" in args["ocr_baseline"] and "required" not in args["ocr_baseline"]
+
+
+def test_lmms_eval_without_pretrained_says_what_to_pass_before_loading_anything(sample_env, lmms_eval):
+    run = lmms_eval(["--tasks", "egotextvqa_indoor", "--model", "qwen3vl", "--model_args", "max_frames=2"], sample_env)
+    assert run.returncode != 0 and "Traceback" not in run.output
+    assert ("--model qwen3vl needs pretrained= in --model_args, for example --model_args "
+            "pretrained=Qwen/Qwen3-VL-2B-Instruct,max_frames=32") in run.output
+    run = lmms_eval(["--tasks", "egotextvqa_indoor", "--model", "smolvlm2", "--model_args", "pretrained=x,frames=2"],
+                    sample_env)
+    assert run.returncode != 0 and "unknown --model_args ['frames']" in run.output and "max_frames" in run.output
 
 
 def test_builtin_adapters_register_through_the_same_entry_point_group():

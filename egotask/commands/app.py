@@ -34,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def streamlit_command(args: argparse.Namespace) -> list[str]:
     """The `streamlit run` command line for these arguments (paths made absolute)."""
     paths = [str(Path(p).expanduser().resolve()) for p in args.paths]
-    return [sys.executable, "-m", "streamlit", "run", str(PAGE),
+    # egotask.app.serve is `python -m streamlit` that imports the page's libraries while it starts.
+    return [sys.executable, "-m", "egotask.app.serve", "run", str(PAGE),
             "--server.port", str(args.port), "--server.address", args.host,
             "--server.headless", "false" if args.browser else "true",
             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",

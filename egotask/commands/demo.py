@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +61,16 @@ def default_model_args(model: str, workdir: Path) -> str:
     return f"pretrained={model_dir},max_frames=4"
 
 
+def lmms_eval_program() -> str:
+    """How to call egotask's `lmms_eval` from a shell: its name when that is the one on PATH (the venv is
+    active), else its full path, so that the printed command works as pasted."""
+    script = Path(sys.executable).with_name("lmms_eval")
+    on_path = shutil.which("lmms_eval")
+    if on_path and script.exists() and Path(on_path).resolve() == script.resolve():
+        return "lmms_eval"
+    return str(script) if script.exists() else f"{sys.executable} -m egotask.lmms_entry"
+
+
 def run(args: argparse.Namespace) -> int:
     from egotask.fixtures import build_sample_data
     from egotask.reports.collect import collect_runs
@@ -68,18 +80,32 @@ def run(args: argparse.Namespace) -> int:
     workdir = args.workdir.resolve()
     model_args = args.model_args if args.model_args is not None else default_model_args(args.model, workdir)
     print(f"egotask demo: writing the sample data set to {workdir / 'data'}")
-    env = build_sample_data(workdir / "data")
+    # The variables point the tasks at the sample; HF_HUB_OFFLINE keeps the Hub out of it.
+    variables = {**build_sample_data(workdir / "data"), "HF_HUB_OFFLINE": "1"}
     output = workdir / "output"
-    cmd = [sys.executable, "-m", "egotask.lmms_entry", "--tasks", args.tasks, "--model", args.model,
-           "--model_args", model_args, "--output_path", str(output), "--log_samples", "--judge", "heuristic",
-           "--verbosity", "WARNING"]
-    print("egotask demo: running", " ".join(["lmms_eval", *cmd[3:]]), flush=True)
-    proc = subprocess.run(cmd, env=child_env(**env, HF_HUB_OFFLINE="1"))
+    earlier = set(output.rglob("*_results.json")) if output.exists() else set()
+    lmms_args = ["--tasks", args.tasks, "--model", args.model, "--model_args", model_args, "--output_path",
+                 str(output), "--log_samples", "--judge", "heuristic", "--verbosity", "WARNING"]
+    shown = [f"{k}={shlex.quote(v)}" for k, v in variables.items()] + [lmms_eval_program(), *lmms_args]
+    print("egotask demo: running (the same command runs it again):\n  " + " ".join(
+        shlex.quote(part) if i >= len(variables) else part for i, part in enumerate(shown)), flush=True)
+    log = workdir / "lmms_eval.log"
+    # lmms_eval's own tables go to the log: the demo prints one table, of this run, below.
+    with open(log, "w", encoding="utf-8") as out:
+        proc = subprocess.run([sys.executable, "-m", "egotask.lmms_entry", *lmms_args], stdout=out,
+                              env=child_env(**variables))
     if proc.returncode != 0:
-        print(f"egotask demo: lmms_eval failed (exit {proc.returncode})", file=sys.stderr)
+        print(log.read_text(encoding="utf-8")[-4000:], end="")
+        print(f"egotask demo: lmms_eval failed (exit {proc.returncode}); its output is in {log}", file=sys.stderr)
         return proc.returncode
-    runs = collect_runs([output])
+    new = sorted(set(output.rglob("*_results.json")) - earlier)
+    if not new:
+        print(f"egotask demo: lmms_eval wrote no results file under {output}; see {log}", file=sys.stderr)
+        return 1
+    runs = collect_runs(new)
     print("\n" + render_console(runs) + "\n")
     (workdir / "results.md").write_text(render_markdown(runs))
-    print(f"egotask demo: markdown table in {workdir / 'results.md'}, samples under {output}")
+    print(f"egotask demo: this run's table is also in {workdir / 'results.md'}; its results: "
+          f"{', '.join(str(p) for p in new)}, the samples beside them. Earlier runs stay in {output}: "
+          f"`egotask report {output}` reports them all.")
     return 0

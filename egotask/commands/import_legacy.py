@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "too (then it is skipped).\n"
                     "The predecessor recorded failed judge calls as no/0; they cannot be told apart, so "
                     "imported numbers are lower bounds.",
-        epilog="example:\n  egotask import-legacy ../shared/data/seed_results/*_results.json --output legacy\n"
+        epilog="example, with the predecessor's result files copied into predecessor_results/:\n"
+               "  egotask import-legacy predecessor_results/*_results.json --output legacy\n"
                "  egotask report legacy --output legacy.md")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE",
                    help="predecessor JSON files, or folders holding them")

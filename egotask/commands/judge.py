@@ -124,7 +124,10 @@ def run(args: argparse.Namespace) -> int:
             judge.check_endpoint()
         batcher = BatchJudge(judge, inline_limit=args.batch_inline_limit, poll_interval=args.poll_interval) \
             if args.batch else None
-    except (JudgeNotReady, PreflightError, SettingsError, ValueError, OSError, BatchError) as exc:
+    except JudgeNotReady as exc:
+        print(f"egotask judge: {exc.explain('--judge')}", file=sys.stderr)
+        return 2
+    except (PreflightError, SettingsError, ValueError, OSError, BatchError) as exc:
         print(f"egotask judge: {exc}", file=sys.stderr)
         return 2
     pending = sum(r.pending for r in records)

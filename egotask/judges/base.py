@@ -8,9 +8,27 @@ from dataclasses import dataclass
 
 from egotask.records import Verdict
 
+OFFLINE_JUDGE = "heuristic"
+
 
 class JudgeNotReady(RuntimeError):
-    """The judge cannot run (for example no API key); raised before any model inference."""
+    """The judge cannot run (for example no API key); raised before any model inference.
+
+    With ``offline_hint``, the message also says how to judge offline. ``str()`` names the variable,
+    which every command reads, upstream ``lmms-eval`` too (it has no ``--judge``); commands that have
+    a ``--judge`` flag print :meth:`explain` with it.
+    """
+
+    def __init__(self, problem: str, offline_hint: bool = False) -> None:
+        self.problem, self.offline_hint = problem, offline_hint
+        super().__init__(self.explain())
+
+    def explain(self, flag: str | None = None) -> str:
+        if not self.offline_hint:
+            return self.problem
+        how = (f"pass {flag} {OFFLINE_JUDGE} (or set EGOTASK_JUDGE={OFFLINE_JUDGE})" if flag else
+               f"set EGOTASK_JUDGE={OFFLINE_JUDGE} (for example: EGOTASK_JUDGE={OFFLINE_JUDGE} lmms-eval ...)")
+        return f"{self.problem} To judge offline instead, {how}; its numbers are rule-based, not an LLM judge's."
 
 
 @dataclass(frozen=True)

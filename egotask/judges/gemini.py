@@ -41,10 +41,8 @@ class GeminiJudge(LLMJudge):
 
     def check_ready(self) -> None:
         if not any(vendor_value(var) for var in KEY_VARS):
-            raise JudgeNotReady(
-                "the gemini judge needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY). "
-                "To judge offline instead, pass --judge heuristic (or set EGOTASK_JUDGE=heuristic); "
-                "its numbers are rule-based, not an LLM judge's.")
+            raise JudgeNotReady("the gemini judge needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY).",
+                                offline_hint=True)
 
     def _make_client(self) -> Any:
         from google import genai

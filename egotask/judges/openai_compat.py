@@ -43,8 +43,7 @@ class OpenAIJudge(LLMJudge):
         if not vendor_value(KEY_VAR) and not vendor_value(BASE_URL_VAR):
             raise JudgeNotReady(
                 f"the openai judge needs {KEY_VAR}, or {BASE_URL_VAR} pointing at an OpenAI-compatible "
-                "server (vLLM, SGLang) that needs no key. To judge offline instead, pass --judge heuristic "
-                "(or set EGOTASK_JUDGE=heuristic).")
+                "server (vLLM, SGLang) that needs no key.", offline_hint=True)
 
     def _make_client(self) -> Any:
         import httpx

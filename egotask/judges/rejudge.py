@@ -151,10 +151,9 @@ def write_outputs(group: list[SamplesFile], judge: Judge, count_failed_as_wrong:
             "saved_judge": _provenance(r.verdict for r in sf.records),
             **agreement([r.verdict.to_dict() for r in sf.records], [r.verdict.to_dict() for r in sf.new_records]),
         }
-    models = {str(r.model) for sf in group for r in sf.records if r.model}
     payload = {
         "results": results,
-        "model_name": original.get("model_name") or (models.pop() if len(models) == 1 else "?"),
+        "model_name": run_model_name(original, group),
         "config": original.get("config", {}),
         "egotask_rejudge": {
             "judge": judge.describe(),
@@ -168,6 +167,15 @@ def write_outputs(group: list[SamplesFile], judge: Judge, count_failed_as_wrong:
     out_results = first.path.with_name(f"{first.prefix}_{tag}_results.json")
     out_results.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
     return out_results, payload
+
+
+def run_model_name(original: dict[str, Any], group: list[SamplesFile]) -> str:
+    """The run's model as lmms-eval named it: its ``model_name`` (the checkpoint; empty for adapters
+    without one, such as ``ocr_baseline``), else its ``--model``, else the records' model, else the
+    folder lmms-eval wrote the run into (named after the model)."""
+    models = {str(r.model) for sf in group for r in sf.records if r.model}
+    return (original.get("model_name") or original.get("config", {}).get("model")
+            or (models.pop() if len(models) == 1 else None) or group[0].path.parent.name)
 
 
 def _provenance(verdicts: Iterable[Any]) -> dict[str, str]:

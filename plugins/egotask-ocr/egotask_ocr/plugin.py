@@ -10,4 +10,8 @@ from egotask.hookspecs import ModelAdapter, hookimpl
 def egotask_model_adapters() -> list[ModelAdapter]:
     return [ModelAdapter("ocr_baseline", "egotask_ocr.model.OCRBaseline",
                          "scene-text baseline: RapidOCR reads the frames, answers with the most relevant text",
-                         aliases=("rapidocr",), reads_intervals=True)]
+                         aliases=("rapidocr",), reads_intervals=True,
+                         # OCRBaseline's own keywords, then those of egotask's FramesModel it extends.
+                         model_args=("min_confidence", "min_side", "device", "batch_size", "max_frames", "fps",
+                                     "max_pixels", "frames"),
+                         example="max_frames=8,min_side=320")]
