@@ -53,8 +53,9 @@ def test_judge_accepts_an_import_legacy_folder_and_writes_the_samples_outputs(tm
     agree = results["egotask_rejudge"]["agreement"]
     assert agree["egotextvqa_outdoor"]["saved_judge"]["judge"] == "legacy-gemini"
     assert agree["egotextvqa_outdoor"]["n_compared"] == 3 and agree["egotextvqa_outdoor"]["verdict_agreement"] == 0.6667
-    lines = {line.split()[0] + " " + line.split()[1]: line for line in printed.splitlines()[2:] if line.strip()}
-    assert "m_results.records.jsonl egotextvqa_indoor" in lines and "all inputs" in printed
+    lines = [line.split() for line in printed.splitlines()[2:] if line.strip()]
+    # the run column names the records' model and the file: "m (m_results)"
+    assert ["m", "(m_results)", "egotextvqa_indoor"] in [line[:3] for line in lines] and "all inputs" in printed
     overall = next(line for line in printed.splitlines() if line.startswith("all inputs"))
     assert overall.split()[2:4] == ["5", "5"] and "80.0" in overall  # 4 of 5 verdicts agree
 

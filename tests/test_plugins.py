@@ -94,9 +94,9 @@ def test_lmms_eval_without_pretrained_says_what_to_pass_before_loading_anything(
     assert run.returncode != 0 and "Traceback" not in run.output
     assert ("--model qwen3vl needs pretrained= in --model_args, for example --model_args "
             "pretrained=Qwen/Qwen3-VL-2B-Instruct,max_frames=32") in run.output
-    run = lmms_eval(["--tasks", "egotextvqa_indoor", "--model", "smolvlm2", "--model_args", "pretrained=x,frames=2"],
+    run = lmms_eval(["--tasks", "egotextvqa_indoor", "--model", "smolvlm2", "--model_args", "pretrained=x,max_frame=2"],
                     sample_env)
-    assert run.returncode != 0 and "unknown --model_args ['frames']" in run.output and "max_frames" in run.output
+    assert run.returncode != 0 and "unknown --model_args ['max_frame']" in run.output and "max_frames" in run.output
 
 
 def test_builtin_adapters_register_through_the_same_entry_point_group():

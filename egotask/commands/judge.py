@@ -191,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
             agree = agreements.get(sf.task)
             failed += summary["n_failed"]
             no_answer += summary.get("n_generation_failed", 0)
-            rows.append([sf.path.name, sf.task, summary["n"], summary["n_judged"], summary["n_failed"],
+            run = f"{data.get('model_name') or '?'} ({sf.prefix})"  # the run's model, and its date or file name
+            rows.append([run, sf.task, summary["n"], summary["n_judged"], summary["n_failed"],
                          _pct(summary["accuracy"]), _num(summary["score"]),
                          agree["saved_judge"]["judge"] if agree else "(pending)",
                          agree["n_compared"] if agree else "-", _pct(agree["verdict_agreement"]) if agree else "-",
@@ -204,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append(["all inputs", "", len(records), n_judged, failed, "-", "-", "",
                      overall["n_compared"], _pct(overall["verdict_agreement"]), _num(overall["cohen_kappa"]),
                      _num(overall["score_weighted_kappa"]), _num(overall["score_spearman"])])
-    print(tabulate(rows, headers=["file", "task", "n", "judged", "failed", "acc %", "score", "saved judge",
+    print(tabulate(rows, headers=["run", "task", "n", "judged", "failed", "acc %", "score", "saved judge",
                                   "compared", "agree %", "kappa", "w-kappa (score)", "spearman (score)"],
                    disable_numparse=True))
     print(judging_line(judging))
