@@ -40,10 +40,11 @@ def test_demo_evaluates_the_sample_end_to_end_prints_its_table_and_a_command_tha
     proc = run_demo(workdir)
     for task, setting, sample in EXPECTED:
         n = len(sample)
-        row = rf"^ocr_baseline\s+{task}\s+{setting}\s+100\.0\s+100\.0\s+5\.00\s+{n}\s+{n}\s+0\b"
-        # model task setting acc (judged) acc (failures as wrong) score n judged failed
-        assert re.search(row, proc.stdout, re.MULTILINE), proc.stdout
         videos = len({qa.video_id for qa in sample})
+        # model task setting videos acc (CI) acc with failures as wrong (CI) score (CI) n judged failed
+        row = (rf"^ocr_baseline\s+{task}\s+{setting}\s+{videos}\s+100\.0\s+\[100\.0, 100\.0\]\s+100\.0\s+"
+               rf"\[100\.0, 100\.0\]\s+5\.00\s+\[5\.00, 5\.00\]\s+{n}\s+{n}\s+0\b")
+        assert re.search(row, proc.stdout, re.MULTILINE), proc.stdout
         assert f"| ocr_baseline | {task} | {setting} | {videos} | 100.0 |" in (workdir / "results.md").read_text()
     assert "judge: heuristic" in proc.stdout
     # One table: lmms_eval's own tables go to the log, not the console.
