@@ -72,7 +72,7 @@ def test_500_items_go_in_one_inline_job_with_the_same_requests_and_verdicts_as_s
     for old in copy.glob(f"*{TAG}*"):
         old.unlink()
     assert egotask_main(["judge", str(copy), "--judge", "gemini"]) == 0
-    assert server.requests == 500
+    assert server.requests == 1 + 500  # the endpoint check, then the 500 items
     sync_samples, sync_results = outputs(copy)
     assert sync_samples == batch_samples  # the same verdicts, reasons and provenance, item for item
     assert sync_results["results"] == batch_results["results"]
