@@ -44,7 +44,7 @@ def check_writable(folder: str | Path, what: str) -> None:
                              "nothing has run yet") from None
 
 
-def check_caches(judge: Judge) -> None:
+def check_caches(judge: Judge | None) -> None:
     """The cache folder (answers) and the judge's verdict cache, opened for writing."""
     settings = get_settings()
     if settings.answer_cache != "off":
@@ -68,6 +68,11 @@ def preflight(task_names: list[str], output_path: str | Path | None = None) -> N
         check_outputs([output_path], "the --output_path folder")
     checks = process_docs_of(task_names)
     if not checks:
+        return
+    if get_settings().judge_mode == "defer":  # no judge is asked now: `egotask judge` checks its own later
+        check_caches(None)
+        for process_docs in checks:
+            process_docs(None)
         return
     judge = get_judge()
     judge.check_ready()
