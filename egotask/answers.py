@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from egotask.settings import get_settings
+from egotask.sqlite_store import open_store
 
 FILENAME = "answers.sqlite3"
 _SCHEMA = """
@@ -107,16 +108,9 @@ class AnswerStore:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(_SCHEMA)
-            except (OSError, sqlite3.Error) as exc:
-                raise OSError(f"cannot open the answer cache {self.path} ({exc}); set EGOTASK_CACHE_DIR to a "
-                              "writable folder or EGOTASK_ANSWER_CACHE=off") from exc
-            self._conn = conn
+            self._conn = open_store(
+                self.path, _SCHEMA, "the answer cache",
+                "set EGOTASK_CACHE_DIR to a writable folder or EGOTASK_ANSWER_CACHE=off")
         return self._conn
 
     def get(self, key: str) -> Outcome | None:

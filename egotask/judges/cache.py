@@ -20,6 +20,7 @@ from pathlib import Path
 from egotask.judges.base import JudgeItem
 from egotask.records import Verdict
 from egotask.settings import get_settings
+from egotask.sqlite_store import open_store
 
 CACHE_DIR_VAR = "EGOTASK_CACHE_DIR"
 CACHE_MODE_VAR = "EGOTASK_JUDGE_CACHE"
@@ -72,16 +73,9 @@ class VerdictCache:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(_SCHEMA)
-            except (OSError, sqlite3.Error) as exc:
-                raise OSError(f"cannot open the judge cache {self.path} ({exc}); set {CACHE_DIR_VAR} to a "
-                              f"writable folder or {CACHE_MODE_VAR}=off") from exc
-            self._conn = conn
+            self._conn = open_store(
+                self.path, _SCHEMA, "the judge cache",
+                f"set {CACHE_DIR_VAR} to a writable folder or {CACHE_MODE_VAR}=off")
         return self._conn
 
     def check_writable(self) -> None:
