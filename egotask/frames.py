@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +161,14 @@ def _open(path: Path):
     return container, container.streams.video[0]
 
 
+def _one_thread(stream) -> None:
+    """Decode on the calling thread only. Sampling seeks and decodes a few frames per GOP, where
+    FFmpeg's frame threads add a pipeline delay after every seek and slice threads only overhead:
+    measured here, threads cost 1.3-1.7x the CPU for the same or a slower wall time (160x90 and
+    1280x720 clips). Callers that sample many items run them in a thread pool instead."""
+    stream.codec_context.thread_count = 1
+
+
 def _avg_rate(stream) -> float:
     return float(stream.average_rate or stream.guessed_rate or 0) or 30.0
 
@@ -206,6 +217,83 @@ def decode_only(container, stream, wanted_pts: set[int] | None, ref_filter: RefF
                 and ref_filter.droppable(packet)):
             continue
         yield from packet.decode()
+
+
+# --------------------------------------------------------------------------- open files, reused
+
+def _file_key(path: Path) -> tuple:
+    """Which file, as it is now: a file replaced or rewritten under the same name is another key."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise VideoError(f"video not found: {path}") from None
+    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _close(opened) -> None:
+    if opened is not None:
+        opened[0].close()
+
+
+class OpenVideos:
+    """Idle open videos (container, stream, frame index), by file, for the next item on the same video.
+
+    Benchmarks ask several questions of each video. Opening a file (probing its streams, starting the
+    decoder) and indexing its packets cost about as much as decoding the frames of one question on
+    small clips, so a sampler takes an idle one when there is one. A container is used by one caller
+    at a time (taken out, given back), so any number of threads can sample at once; every use starts
+    with a seek, which flushes the decoder. At most ``capacity`` stay open; the oldest is closed.
+    """
+
+    def __init__(self, capacity: int = 16) -> None:
+        self.capacity = capacity
+        self._idle: OrderedDict[tuple, list] = OrderedDict()
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def take(self, key: tuple):
+        with self._lock:
+            stack = self._idle.get(key)
+            if not stack:
+                return None
+            self._count -= 1
+            opened = stack.pop()
+            if not stack:
+                del self._idle[key]
+            return opened
+
+    def give(self, key: tuple, opened) -> None:
+        closing = []
+        with self._lock:
+            self._idle.setdefault(key, []).append(opened)
+            self._idle.move_to_end(key)
+            self._count += 1
+            while self._count > self.capacity:
+                oldest = next(iter(self._idle))
+                stack = self._idle[oldest]
+                closing.append(stack.pop(0))
+                self._count -= 1
+                if not stack:
+                    del self._idle[oldest]
+        for extra in closing:  # outside the lock: closing a file may block
+            _close(extra)
+
+    def forget(self) -> None:
+        """In a forked child: the parent's open files share their read offsets with the child's copies,
+        so the child starts with none (and a fresh lock, which a parent thread may have held)."""
+        self._idle, self._count, self._lock = OrderedDict(), 0, threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            closing = [opened for stack in self._idle.values() for opened in stack]
+            self._idle.clear()
+            self._count = 0
+        for extra in closing:
+            _close(extra)
+
+
+_OPEN_VIDEOS = OpenVideos()
+os.register_at_fork(after_in_child=_OPEN_VIDEOS.forget)
 
 
 # --------------------------------------------------------------------------- public readers
@@ -265,29 +353,38 @@ def _plan_interval(duration: float, num_frames, start, end, fps, max_frames, pat
 
 
 def _sample(path: Path, plan) -> SampledFrames:
+    key = _file_key(path)
+    opened = _OPEN_VIDEOS.take(key)
     try:
-        container, stream = _open(path)
-        with container:
-            stream.thread_type = "AUTO"
-            rate = _avg_rate(stream)
+        if opened is None:
+            container, stream = _open(path)
+            _one_thread(stream)
             index = _scan(container, stream, path)
+            opened = (container, stream, index)
             if index is None:  # no timestamps at all: number frames at the average rate
-                with av.open(str(path)) as again:
+                with container, av.open(str(path)) as again:
                     # Raw streams have no average rate; the codec's guess is their only rate.
-                    rate = float(stream.guessed_rate or 0) or rate
+                    rate = float(stream.guessed_rate or 0) or _avg_rate(stream)
                     return _sample_sequential(again, again.streams.video[0], rate, plan, path)
             _check_not_truncated(index, stream, path)
-            targets, start_t, stop = plan(index.duration)
-            lo, hi = 0, len(index.times)
-            if start_t is not None:
-                # Only frames inside [start, stop): a real-time question never sees its future.
-                lo = int(np.searchsorted(index.times, start_t - 1e-6, "left"))
-                hi = max(int(np.searchsorted(index.times, stop - 1e-6, "left")), lo + 1)
-                lo, hi = min(lo, len(index.times) - 1), min(hi, len(index.times))
-            positions = [_nearest(index.times, t, lo, hi) for t in targets]
-            decoded = _decode_positions(container, stream, index, sorted(set(positions)), path)
+        container, stream, index = opened
+        rate = _avg_rate(stream)
+        targets, start_t, stop = plan(index.duration)
+        lo, hi = 0, len(index.times)
+        if start_t is not None:
+            # Only frames inside [start, stop): a real-time question never sees its future.
+            lo = int(np.searchsorted(index.times, start_t - 1e-6, "left"))
+            hi = max(int(np.searchsorted(index.times, stop - 1e-6, "left")), lo + 1)
+            lo, hi = min(lo, len(index.times) - 1), min(hi, len(index.times))
+        positions = [_nearest(index.times, t, lo, hi) for t in targets]
+        decoded = _decode_positions(container, stream, index, sorted(set(positions)), path)
     except av.error.FFmpegError as exc:
+        _close(opened)
         raise VideoError(f"{path}: cannot decode video, the file is truncated or corrupt ({exc})") from exc
+    except BaseException:
+        _close(opened)
+        raise
+    _OPEN_VIDEOS.give(key, opened)
     frames = np.stack([decoded[p][1] for p in positions])
     stamps = [round(decoded[p][0], 6) for p in positions]
     return SampledFrames(frames, stamps, rate, index.duration,
@@ -330,7 +427,7 @@ def _decode_positions(container, stream, index: FrameIndex, wanted: list[int],
                 if decoder is None:
                     reopened.append(av.open(str(path)))
                     fresh = reopened[-1].streams.video[0]
-                    fresh.thread_type = "AUTO"
+                    _one_thread(fresh)
                     decoder = decode_only(reopened[-1], fresh, keep, RefFilter(fresh))
             got = None
             for frame in decoder:

@@ -13,7 +13,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,6 +165,14 @@ class GenerationFailure(Exception):
     other items go on."""
 
 
+NO_FRAMES = "no frame in the visible interval"
+
+
+def unreadable(exc: Exception) -> GenerationFailure:
+    """The failure of an item whose video could not be read (named in ``exc``)."""
+    return GenerationFailure(f"frames could not be read: {exc}")
+
+
 class FramesModel(lmms):
     """Base for any adapter that answers from the sampled frames of a task's videos: lmms-eval
     plumbing, ``accelerate`` rank sharding, frame sampling in a background pool, the answer cache,
@@ -258,26 +266,38 @@ class FramesModel(lmms):
             videos = [sample_visual(v, max_frames=item.frames["max_frames"], fps=item.frames["fps"],
                                     max_pixels=item.frames["max_pixels"]) for v in item.visuals]
         except (VideoError, ValueError, OSError) as exc:
-            raise GenerationFailure(f"frames could not be read: {exc}") from exc
+            raise unreadable(exc) from exc
         if any(len(v.frames) == 0 for v in videos):
-            raise GenerationFailure("no frame in the visible interval")
+            raise GenerationFailure(NO_FRAMES)
         return VideoPrompt(item.text, videos, item.gen_kwargs, item.doc)
 
     def prompts(self, items: list[PendingItem]) -> Iterator[tuple[PendingItem, VideoPrompt | GenerationFailure]]:
-        """Each item with its sampled frames, in order, decoded ahead in a thread pool so the model
+        """Each item with its sampled frames, in order, decoded ahead in a background pool so the model
         never waits for frames it could have had (the time it does wait is counted in ``stats``)."""
         if not items:
             return
         with ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="frames") as pool:
-            ahead = max(2 * self.batch_size, 2 * self.decode_workers)
-            futures = deque(pool.submit(self._sample_or_failure, item) for item in items[:ahead])
+            ahead = self.decode_ahead()
+            jobs = deque(self.submit_sample(pool, item) for item in items[:ahead])
             for n, item in enumerate(items):
                 began = time.perf_counter()
-                result = futures.popleft().result()
+                result = self.take_sample(item, jobs.popleft())
                 self.stats["frame_wait_s"] += time.perf_counter() - began
                 if n + ahead < len(items):
-                    futures.append(pool.submit(self._sample_or_failure, items[n + ahead]))
+                    jobs.append(self.submit_sample(pool, items[n + ahead]))
                 yield item, result
+
+    def decode_ahead(self) -> int:
+        """How many items' frames are being decoded ahead of the one the model takes next."""
+        return max(2 * self.batch_size, 2 * self.decode_workers)
+
+    def submit_sample(self, pool: ThreadPoolExecutor, item: PendingItem) -> Future:
+        """Start decoding one item's frames (in ``pool``, this process's decode threads)."""
+        return pool.submit(self._sample_or_failure, item)
+
+    def take_sample(self, item: PendingItem, job: Future) -> VideoPrompt | GenerationFailure:
+        """The prompt (or the item's failure) of a job :meth:`submit_sample` started."""
+        return job.result()
 
     def _sample_or_failure(self, item: PendingItem) -> VideoPrompt | GenerationFailure:
         try:

@@ -1,6 +1,7 @@
 """What the served models under test share (``openai_vlm``, ``gemini_vlm``): frames sampled and
-JPEG-encoded in the background decode pool, up to ``concurrency`` requests in flight from one asyncio
-loop, retries with exponential backoff that honour ``Retry-After``, and per-item failures.
+JPEG-encoded ahead in worker processes (:mod:`egotask.frame_workers`; ``frame_workers=0``: in threads
+of this process), up to ``concurrency`` requests in flight from one asyncio loop, retries with
+exponential backoff that honour ``Retry-After``, and per-item failures.
 
 How a request ends:
 - a reply: the item's answer (and the answer cache keeps it, through :class:`FramesModel`);
@@ -18,18 +19,28 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import queue
 import threading
-from collections.abc import Iterator
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-import numpy as np
-
-from egotask.frames import SampledFrames
+from egotask import frame_workers as workers_module
+from egotask.frame_workers import Encoded, encode_jpeg, sample_alone, sample_encoded
+from egotask.frames import SampledFrames, VideoError
 from egotask.judges.throttle import backoff_delay, parse_retry_after
-from egotask.model_adapters.base import FramesModel, GenerationFailure, PendingItem, VideoPrompt, parse_bool
+from egotask.model_adapters.base import (
+    NO_FRAMES,
+    FramesModel,
+    GenerationFailure,
+    PendingItem,
+    VideoPrompt,
+    parse_bool,
+    unreadable,
+)
+
+__all__ = ["EncodedPrompt", "ServedModel", "ServedModelError", "encode_jpeg"]
 
 
 class ServedModelError(RuntimeError):
@@ -51,14 +62,6 @@ class RequestError:
     kind: str
     message: str
     retry_after: float | None = None
-
-
-def encode_jpeg(frame: np.ndarray, quality: int = 90) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
 
 
 def retry_after_of(headers: Any) -> float | None:
@@ -98,16 +101,18 @@ class ServedModel(FramesModel):
     (:meth:`open_client`), sends one prompt (:meth:`send`) and classifies exceptions (:meth:`classify`)."""
 
     backend = "served"
-    decode_workers = 4
+    decode_workers = 4  # threads, with frame_workers=0
     # --model_args that decide how requests are scheduled, not what is answered: the answer cache
     # ignores them, so a rerun with another concurrency still reuses every answer.
-    scheduling_args = ("concurrency", "timeout", "max_attempts", "backoff", "retry_after_cap", "give_up_after")
+    scheduling_args = ("concurrency", "timeout", "max_attempts", "backoff", "retry_after_cap", "give_up_after",
+                       "frame_workers")
     default_max_new_tokens: int | None = None  # None: the server's default
 
     def __init__(self, model: str, concurrency: int | str = 8, timeout: float | str = 120.0,
                  max_attempts: int | str = 5, backoff: float | str = 1.0, retry_after_cap: float | str = 60.0,
                  give_up_after: int | str = 3, jpeg_quality: int | str = 90,
-                 max_new_tokens: int | str | None = None, **kwargs: Any) -> None:
+                 max_new_tokens: int | str | None = None, frame_workers: int | str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not model:
             raise ValueError(f"{self.family}: --model_args model=<name> is required (the model the endpoint serves)")
@@ -121,6 +126,11 @@ class ServedModel(FramesModel):
         self.jpeg_quality = _number("jpeg_quality", jpeg_quality, int, 1)
         if max_new_tokens not in (None, "", "None"):
             self.default_max_new_tokens = _number("max_new_tokens", max_new_tokens, int, 1)
+        self.frame_workers = (workers_module.default_workers() if frame_workers in (None, "", "None")
+                              else _number("frame_workers", frame_workers, int, 0))
+        self._workers = workers_module.shared(self.frame_workers) if self.frame_workers else None
+        if self._workers is not None:
+            self._workers.start()  # they import while lmms-eval builds the tasks
         self.stats.update(requests=0, retries=0)
         self._answered = 0  # replies received in this process: an endpoint that gave one is up
         self._failed_in_a_row = 0
@@ -137,11 +147,45 @@ class ServedModel(FramesModel):
     # ----------------------------------------------------------------- frames
 
     def sample(self, item: PendingItem) -> EncodedPrompt:
-        """Frames and their JPEGs, both in the background pool (PyAV and Pillow release the GIL)."""
-        prompt = super().sample(item)
-        jpegs = [[encode_jpeg(frame, self.jpeg_quality) for frame in video.frames] for video in prompt.videos]
-        videos = [dataclasses.replace(video, frames=video.frames[:0]) for video in prompt.videos]
-        return EncodedPrompt(prompt.text, videos, prompt.gen_kwargs, prompt.doc, jpegs=jpegs)
+        """The item's frames and their JPEGs, made in this thread."""
+        return self._encoded_prompt(item, lambda: sample_encoded(item.visuals, item.frames, self.jpeg_quality))
+
+    def decode_ahead(self) -> int:
+        return self.concurrency + 2 * (self.frame_workers or self.decode_workers)  # a request waits for none
+
+    def submit_sample(self, pool: ThreadPoolExecutor, item: PendingItem) -> Future:
+        if self._workers is None:
+            return super().submit_sample(pool, item)
+        return self._workers.submit(item.visuals, item.frames, self.jpeg_quality)
+
+    def take_sample(self, item: PendingItem, job: Future) -> EncodedPrompt | GenerationFailure:
+        if self._workers is None:
+            return super().take_sample(item, job)
+
+        def result() -> Encoded:
+            try:
+                return job.result()
+            except BrokenProcessPool:
+                # A worker died (a decoder crash) and took every job then in flight with it. Each is
+                # decoded again in a worker of its own, so only the video that crashes one fails.
+                return sample_alone(item.visuals, item.frames, self.jpeg_quality)
+
+        try:
+            return self._encoded_prompt(item, result)
+        except GenerationFailure as exc:
+            return exc
+
+    def _encoded_prompt(self, item: PendingItem, encode: Callable[[], Encoded]) -> EncodedPrompt:
+        try:
+            encoded = encode()
+        except BrokenProcessPool as exc:
+            raise GenerationFailure("frames could not be read: the video decoder crashed on this item") from exc
+        except (VideoError, ValueError, OSError) as exc:
+            raise unreadable(exc) from exc
+        if any(not jpegs for _, jpegs in encoded):
+            raise GenerationFailure(NO_FRAMES)
+        return EncodedPrompt(item.text, [video for video, _ in encoded], item.gen_kwargs, item.doc,
+                             jpegs=[jpegs for _, jpegs in encoded])
 
     # ----------------------------------------------------------------- generation settings
 

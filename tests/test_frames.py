@@ -140,3 +140,59 @@ def test_read_frames_at_returns_the_nearest_frames_in_order(tmp_path):
     got = read_frames_at(clip, [3.02, 0.0, 1.26])
     assert got.timestamps == [3.0, 0.0, 1.3]
     _assert_real_frames(clip, got)
+
+
+def test_reused_open_videos_give_the_frames_a_fresh_open_gives(tmp_path):
+    # Questions on the same videos, asked out of order from four threads: each sample reuses a
+    # container another one left mid-file, and must still return the front-to-back frames.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from egotask import frames
+
+    clips = [write_clip(tmp_path / f"c{i}.mp4", ["A", "B", "C"], seconds=6.0, fps=10, gop=20) for i in range(2)]
+    asks = [(clips[i % 2], 0.3 + (i * 7 % 11) * 0.5) for i in range(24)]
+    frames._OPEN_VIDEOS.clear()
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda ask: sample_frames(ask[0], 4, 0.0, ask[1]), asks))
+    assert 0 < frames._OPEN_VIDEOS._count <= frames._OPEN_VIDEOS.capacity  # they were kept for reuse
+    for (clip, end), sampled in zip(asks, got, strict=True):
+        assert max(sampled.timestamps) < end
+        _assert_real_frames(clip, sampled)
+
+
+def test_a_video_rewritten_under_the_same_name_is_read_anew(tmp_path):
+    clip = write_clip(tmp_path / "c.mp4", ["A"], seconds=2.0, fps=10)
+    first = sample_frames(clip, 2)
+    write_clip(tmp_path / "c.mp4", ["B"], seconds=4.0, fps=10)
+    second = sample_frames(clip, 2)
+    assert second.duration == pytest.approx(4.0, abs=0.11) and first.duration == pytest.approx(2.0, abs=0.11)
+    assert not (first.frames == second.frames).all()
+    _assert_real_frames(clip, second)
+
+
+def test_a_video_deleted_after_it_was_read_is_not_found(tmp_path):
+    clip = write_clip(tmp_path / "c.mp4", ["A"], seconds=2.0, fps=10)
+    sample_frames(clip, 2)
+    clip.unlink()
+    with pytest.raises(VideoError, match="video not found: .*c.mp4"):
+        sample_frames(clip, 2)
+
+
+def test_a_forked_child_reads_its_own_copy_and_the_parent_reads_on(tmp_path):
+    # An open video shares its file offset with a forked child's copy of it; the child must not use it.
+    import os
+
+    clip = write_clip(tmp_path / "c.mp4", ["A", "B", "C", "D"], seconds=8.0, fps=10, gop=10)
+    before = sample_frames(clip, 4, 0.0, 7.0)
+    pid = os.fork()
+    if pid == 0:  # the child: sample other frames of the same file, then exit without pytest's teardown
+        try:
+            _assert_real_frames(clip, sample_frames(clip, 6, 1.0, 8.0))
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    again = sample_frames(clip, 4, 0.0, 7.0)  # meanwhile the parent reuses its own open copy
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert (again.frames == before.frames).all()
+    _assert_real_frames(clip, again)

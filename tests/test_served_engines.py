@@ -259,13 +259,56 @@ def test_an_endpoint_that_answers_nothing_stops_the_run(clip, monkeypatch):
         answer_all(model, clip, 6)
 
 
+def _frames_by_question(srv: FakeVLMServer) -> dict[int, list[bytes]]:
+    from egotask.model_adapters.fake_server import encoded_images
+
+    return {int(re.search(r"scene (\d+)", " ".join(texts(b))).group(1)): encoded_images(b) for b in srv.bodies}
+
+
+def test_frames_decoded_in_worker_processes_are_the_ones_this_process_would_send(clip, monkeypatch):
+    from egotask import frames
+
+    sent = {}
+    for workers in (0, 2):
+        frames._OPEN_VIDEOS.clear()
+        with FakeVLMServer() as srv:
+            replies = answer_all(build("openai", srv.url, monkeypatch, concurrency=4, frame_workers=workers), clip, 6)
+        assert set(replies.values()) == {"I was shown 2 images."}
+        sent[workers] = _frames_by_question(srv)
+        # Decoding in this process leaves its videos open here for the next item; in workers, nothing is.
+        assert (frames._OPEN_VIDEOS._count > 0) == (workers == 0)
+    assert sent[2] == sent[0] and len(sent[0]) == 6  # byte for byte the same JPEGs
+
+
+class CrashesItsWorker(str):
+    """A video path whose unpickling ends the process that receives it, as a decoder crash would."""
+
+    def __reduce__(self):
+        return (os._exit, (3,))
+
+
+def test_a_video_that_crashes_its_frame_worker_fails_only_its_own_item(clip, monkeypatch):
+    from egotask.model_adapters.base import GenerationFailure, PendingItem
+
+    with FakeVLMServer() as srv:
+        model = build("openai", srv.url, monkeypatch, concurrency=2, frame_workers=1)
+        items = [PendingItem(question(i), {}, {}, [CrashesItsWorker(clip) if i == 2 else
+                                                   VisibleVideo(str(clip), 0.0, 1.0 + 0.5 * i, source=str(clip))],
+                             model.frame_settings(), f"key{i}") for i in range(5)]
+        replies = {item.text: reply for item, reply in model.answer(model.prompts(items))}
+    crashed = replies.pop(question(2))
+    assert isinstance(crashed, GenerationFailure) and "decoder crashed" in str(crashed)
+    assert replies == {question(i): "I was shown 2 images." for i in (0, 1, 3, 4)}
+    assert len(srv.bodies) == 4
+
+
 def test_the_answer_cache_ignores_how_requests_are_scheduled(monkeypatch):
     from egotask.model_adapters.openai_vlm import OpenAIVLM
 
     def fingerprint(**args):
         return OpenAIVLM(model="m", base_url="http://127.0.0.1:9/v1", **args).model_fingerprint()
 
-    assert fingerprint(concurrency=2) == fingerprint(concurrency=32, timeout=5, max_attempts=9)
+    assert fingerprint(concurrency=2) == fingerprint(concurrency=32, timeout=5, max_attempts=9, frame_workers=0)
     assert fingerprint() != fingerprint(frames_as="images")  # another prompt: another answer
     assert fingerprint() != OpenAIVLM(model="other", base_url="http://127.0.0.1:9/v1").model_fingerprint()
 
@@ -275,3 +318,33 @@ def test_gemini_vlm_without_a_key_names_the_variables(monkeypatch):
 
     with pytest.raises(ValueError, match="GEMINI_API_KEY.*GOOGLE_API_KEY"):
         GeminiVLM()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_frame_workers_of_a_killed_run_leave_with_it(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text("import time\nfrom egotask import frame_workers\nif __name__ == '__main__':\n"
+                      "    frame_workers.shared(2).wait_ready()\n    print('ready', flush=True)\n    time.sleep(60)\n")
+    run = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout.readline().strip() == "ready"
+        workers = [p for p in _children(run.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+        assert len(workers) == 2
+    finally:
+        run.kill()  # as kill -9 would: no exit handler runs
+        run.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
+        time.sleep(0.2)
+    assert not [p for p in workers if Path(f"/proc/{p}").exists()], "frame workers outlived their killed parent"
