@@ -9,9 +9,11 @@ handled late for a frame decoded early: on two cores that took ``engine_throughp
 0.80 to 0.88 of the ideal. The cost: on a machine whose cores are all busy with other work they get
 less than their share, and ``frame_workers=0`` (threads of this process) may then be faster.
 
-The workers are spawned (nothing the parent holds, threads or CUDA, is copied into them) once per
-process and shared by every served model in it; they import PyAV, NumPy and Pillow only. As with any
-spawned process, a script that builds a served model needs an ``if __name__ == "__main__":`` guard.
+Each worker is ``python -m egotask.frame_workers``, fed one pickled job at a time on its stdin and
+answering on its stdout, so it imports nothing of the parent's (multiprocessing's spawn would re-run
+the parent's main script, which breaks under Streamlit and in unguarded scripts). A worker that dies
+(a decoder crash) fails only the job it had, with :class:`FrameWorkerCrashed`, and is restarted; one
+whose parent is gone sees its stdin close and leaves.
 """
 
 from __future__ import annotations
@@ -19,17 +21,24 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import io
-import multiprocessing
 import os
+import pickle
+import queue
+import subprocess
+import sys
 import threading
-import time
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from collections import deque
+from concurrent.futures import Future
+from typing import Any, BinaryIO
 
 from egotask.frames import SampledFrames, sample_visual
 
 Encoded = list[tuple[SampledFrames, list[bytes]]]  # per visual: its frames' times (no pixels), its JPEGs
+READY = "ready"
+
+
+class FrameWorkerCrashed(RuntimeError):
+    """The worker process died while it had this job (the decoder crashed on its video)."""
 
 
 def encode_jpeg(frame: Any, quality: int = 90) -> bytes:
@@ -57,82 +66,144 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def _init_worker(parent: int) -> None:
-    try:
-        os.nice(10)
-        if hasattr(os, "SCHED_BATCH"):  # Linux: a waking worker does not preempt the request loop
-            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-    except OSError:  # not permitted here: run at the parent's priority
-        pass
-    # A parent killed outright (kill -9, the OOM killer) cannot stop its workers, and a worker waiting
-    # for its next job would wait forever: each one leaves once its parent is gone.
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
+# --------------------------------------------------------------------------- the parent's side
 
+class _Worker:
+    """One worker process and the thread that feeds it jobs from the shared queue, one at a time."""
 
-def _exit_with_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(0)
+    def __init__(self, jobs: queue.SimpleQueue, number: int) -> None:
+        self.jobs = jobs
+        self.ready: Future = Future()
+        self.process: subprocess.Popen | None = None
+        self._start()
+        threading.Thread(target=self._serve, daemon=True, name=f"frame-worker-{number}").start()
 
+    def _start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "egotask.frame_workers"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE)
 
-def _ready() -> bool:
-    import PIL.Image  # noqa: F401 - what the first real job would import
+    def _serve(self) -> None:
+        """Keep two jobs in the worker (one decoding, the next already read), so it never idles
+        waiting for this thread; answers come back in order."""
+        started = self._read_ready()
+        in_worker: deque[tuple[Future, bytes]] = deque()
+        while True:
+            while len(in_worker) < 2:
+                try:
+                    job = self.jobs.get(block=not in_worker)
+                except queue.Empty:
+                    break
+                if job is None:  # shut down
+                    for future, _ in in_worker:
+                        future.cancel()
+                    self._stop()
+                    return
+                future, args = job
+                if not future.set_running_or_notify_cancel():
+                    continue
+                if started is not None:  # this worker cannot start: every job it takes fails with why
+                    future.set_exception(started)
+                    continue
+                try:
+                    data = pickle.dumps(args)
+                except Exception as exc:  # noqa: BLE001 - a job that does not pickle fails alone
+                    future.set_exception(exc)
+                    continue
+                in_worker.append((future, data))
+                if not self._send(data):
+                    break
+            if not in_worker:
+                continue
+            try:
+                ok, value = pickle.load(self.process.stdout)
+            except (OSError, EOFError, pickle.UnpicklingError) as exc:
+                # It died on the job it was decoding (the first); the one behind it goes to its successor.
+                status = self.process.wait()
+                future, _ = in_worker.popleft()
+                future.set_exception(FrameWorkerCrashed(
+                    f"the frame worker died (exit status {status}) while it sampled this item's frames"
+                    + ("" if isinstance(exc, EOFError) else f" ({exc})")))
+                self._start()
+                started = self._read_ready()
+                for future, data in list(in_worker):
+                    if started is not None:
+                        in_worker.remove((future, data))
+                        future.set_exception(started)
+                    else:
+                        self._send(data)
+                continue
+            future, _ = in_worker.popleft()
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
-    return True
+    def _send(self, data: bytes) -> bool:
+        try:
+            self.process.stdin.write(data)
+            self.process.stdin.flush()
+            return True
+        except OSError:  # it died: the read that follows finds out and says so
+            return False
 
+    def _read_ready(self) -> Exception | None:
+        """Wait for the worker's first word: None when it is ready, else the error of its every job."""
+        try:
+            said = pickle.load(self.process.stdout)
+        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+            said = exc
+        error = None if said == READY else FrameWorkerCrashed(
+            f"a frame worker ({sys.executable} -m egotask.frame_workers) did not start: {said!r}; its error "
+            "is above")
+        if not self.ready.done():
+            if error is None:
+                self.ready.set_result(True)
+            else:
+                self.ready.set_exception(error)
+        return error
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(os.getpid(),))
+    def _stop(self) -> None:
+        try:
+            self.process.stdin.close()  # the worker leaves at the end of its input
+            self.process.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
 
 
 class FrameWorkers:
-    """A pool of ``workers`` processes, started by :meth:`start` (or the first submit)."""
+    """``workers`` worker processes sharing one queue of jobs, started by :meth:`start`."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
-        self._started: list[Future] = []
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._running: list[_Worker] = []
         self._lock = threading.Lock()
 
     def start(self) -> None:
         """Start the workers now, without waiting: they import while the run gets ready."""
         with self._lock:
-            if self._pool is None:
-                self._pool = _pool(self.workers)
-                self._started = [self._pool.submit(_ready) for _ in range(self.workers)]
+            if not self._running:
+                self._running = [_Worker(self._jobs, n) for n in range(self.workers)]
 
     def wait_ready(self) -> None:
-        """Block until every worker has started (for benchmarks that time only the steady state)."""
+        """Block until every worker has its imports done (for benchmarks that time the steady state)."""
         self.start()
-        for future in self._started:
-            future.result()
+        for worker in self._running:
+            worker.ready.result()
 
     def submit(self, visuals: list[str], frames: dict[str, Any], quality: int) -> Future:
-        """A future of :func:`sample_encoded`. If a worker died (a decoder crash), the futures then in
-        flight fail with ``BrokenProcessPool`` and the next submit starts a fresh pool."""
-        with self._lock:
-            if self._pool is None:
-                self._pool = _pool(self.workers)
-            try:
-                return self._pool.submit(sample_encoded, list(visuals), dict(frames), quality)
-            except BrokenProcessPool:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = _pool(self.workers)
-                return self._pool.submit(sample_encoded, list(visuals), dict(frames), quality)
+        """A future of :func:`sample_encoded`'s result, or of its error (``FrameWorkerCrashed`` if the
+        worker died on it)."""
+        self.start()
+        future: Future = Future()
+        self._jobs.put((future, (list(visuals), dict(frames), quality)))
+        return future
 
     def shutdown(self) -> None:
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
-
-
-def sample_alone(visuals: list[str], frames: dict[str, Any], quality: int) -> Encoded:
-    """:func:`sample_encoded` in a one-off worker of its own: for an item whose pool broke, so that a
-    video that crashes the decoder fails only its own item (``BrokenProcessPool`` again)."""
-    with _pool(1) as pool:
-        return pool.submit(sample_encoded, list(visuals), dict(frames), quality).result()
+            for _ in self._running:
+                self._jobs.put(None)
+            self._running = []
 
 
 _SHARED: dict[int, FrameWorkers] = {}
@@ -140,9 +211,56 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared(workers: int) -> FrameWorkers:
-    """The process's pool of ``workers`` frame workers, made on first use and shut down at exit."""
+    """The process's pool of ``workers`` frame workers, made on first use and stopped at exit."""
     with _SHARED_LOCK:
         if workers not in _SHARED:
             _SHARED[workers] = FrameWorkers(workers)
             atexit.register(_SHARED[workers].shutdown)
         return _SHARED[workers]
+
+
+# --------------------------------------------------------------------------- the worker's side
+
+def _lower_priority() -> None:
+    try:
+        if hasattr(os, "nice"):
+            os.nice(10)
+        if hasattr(os, "SCHED_BATCH"):  # Linux: a waking worker does not preempt the request loop
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except OSError:  # not permitted here: run at the parent's priority
+        pass
+
+
+def serve(jobs: BinaryIO, answers: BinaryIO) -> None:
+    """Answer each pickled ``(visuals, frames, quality)`` with ``(True, result)`` or ``(False, error)``
+    until the input ends."""
+    import PIL.Image  # noqa: F401 - imported before saying ready, as the first job would
+
+    _lower_priority()
+    pickle.dump(READY, answers)
+    answers.flush()
+    while True:
+        try:
+            args = pickle.load(jobs)
+        except EOFError:
+            return
+        try:
+            reply = pickle.dumps((True, sample_encoded(*args)))
+        except Exception as exc:  # noqa: BLE001 - every error goes back to its item
+            try:
+                reply = pickle.dumps((False, exc))
+            except Exception:  # noqa: BLE001 - an error that does not pickle goes back as its text
+                reply = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+        answers.write(reply)
+        answers.flush()
+
+
+def main() -> None:
+    # The answers get a descriptor of their own: anything a library prints goes to stderr instead.
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    serve(sys.stdin.buffer, answers)
+
+
+if __name__ == "__main__":
+    main()

@@ -23,11 +23,10 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from egotask import frame_workers as workers_module
-from egotask.frame_workers import Encoded, encode_jpeg, sample_alone, sample_encoded
+from egotask.frame_workers import Encoded, FrameWorkerCrashed, encode_jpeg, sample_encoded
 from egotask.frames import SampledFrames, VideoError
 from egotask.judges.throttle import backoff_delay, parse_retry_after
 from egotask.model_adapters.base import (
@@ -161,26 +160,15 @@ class ServedModel(FramesModel):
     def take_sample(self, item: PendingItem, job: Future) -> EncodedPrompt | GenerationFailure:
         if self._workers is None:
             return super().take_sample(item, job)
-
-        def result() -> Encoded:
-            try:
-                return job.result()
-            except BrokenProcessPool:
-                # A worker died (a decoder crash) and took every job then in flight with it. Each is
-                # decoded again in a worker of its own, so only the video that crashes one fails.
-                return sample_alone(item.visuals, item.frames, self.jpeg_quality)
-
         try:
-            return self._encoded_prompt(item, result)
+            return self._encoded_prompt(item, job.result)
         except GenerationFailure as exc:
             return exc
 
     def _encoded_prompt(self, item: PendingItem, encode: Callable[[], Encoded]) -> EncodedPrompt:
         try:
             encoded = encode()
-        except BrokenProcessPool as exc:
-            raise GenerationFailure("frames could not be read: the video decoder crashed on this item") from exc
-        except (VideoError, ValueError, OSError) as exc:
+        except (VideoError, FrameWorkerCrashed, ValueError, OSError) as exc:
             raise unreadable(exc) from exc
         if any(not jpegs for _, jpegs in encoded):
             raise GenerationFailure(NO_FRAMES)

@@ -281,7 +281,7 @@ def test_frames_decoded_in_worker_processes_are_the_ones_this_process_would_send
 
 
 class CrashesItsWorker(str):
-    """A video path whose unpickling ends the process that receives it, as a decoder crash would."""
+    """A video path whose unpickling ends the worker that receives it, as a decoder crash would."""
 
     def __reduce__(self):
         return (os._exit, (3,))
@@ -297,7 +297,7 @@ def test_a_video_that_crashes_its_frame_worker_fails_only_its_own_item(clip, mon
                              model.frame_settings(), f"key{i}") for i in range(5)]
         replies = {item.text: reply for item, reply in model.answer(model.prompts(items))}
     crashed = replies.pop(question(2))
-    assert isinstance(crashed, GenerationFailure) and "decoder crashed" in str(crashed)
+    assert isinstance(crashed, GenerationFailure) and "frame worker died" in str(crashed)
     assert replies == {question(i): "I was shown 2 images." for i in (0, 1, 3, 4)}
     assert len(srv.bodies) == 4
 
@@ -339,7 +339,7 @@ def test_frame_workers_of_a_killed_run_leave_with_it(tmp_path):
     run = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         assert run.stdout.readline().strip() == "ready"
-        workers = [p for p in _children(run.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+        workers = [p for p in _children(run.pid) if "egotask.frame_workers" in Path(f"/proc/{p}/cmdline").read_text()]
         assert len(workers) == 2
     finally:
         run.kill()  # as kill -9 would: no exit handler runs
@@ -348,3 +348,21 @@ def test_frame_workers_of_a_killed_run_leave_with_it(tmp_path):
     while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
         time.sleep(0.2)
     assert not [p for p in workers if Path(f"/proc/{p}").exists()], "frame workers outlived their killed parent"
+
+
+def test_frame_workers_never_run_the_parents_main_script(clip, tmp_path):
+    # multiprocessing's spawn would re-run this unguarded script in every worker (and under Streamlit,
+    # whose script runs as __main__, that failed every item).
+    runs = tmp_path / "runs.txt"
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from egotask import frame_workers\nfrom egotask.frames import VisibleVideo\n"
+        f"open({str(runs)!r}, 'a').write('run\\n')\n"
+        f"clip = {str(clip)!r}\n"
+        "jobs = [frame_workers.shared(2).submit([VisibleVideo(clip, 0.0, 1.0 + i, source=clip)], "
+        "{'max_frames': 3, 'fps': None, 'max_pixels': None}, 90) for i in range(4)]\n"
+        "print([len(job.result()[0][1]) for job in jobs])\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[3, 3, 3, 3]"
+    assert runs.read_text() == "run\n"
