@@ -91,7 +91,7 @@ def main() -> int:
 def run(args: argparse.Namespace, workdir: Path) -> int:
     from lmms_eval.models.model_utils.load_video import read_video
 
-    from egotask.frames import probe_video, read_frames_at, sample_frames
+    from egotask.frames import close_open_videos, probe_video, read_frames_at, sample_frames
 
     quick = args.quick
     n_clips = args.clips if args.clips is not None else (1 if quick else 2)
@@ -115,9 +115,11 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
                 t0 = time.perf_counter()
                 ref = read_video(str(clip), num_frm=n)
                 t_lmms.append(time.perf_counter() - t0)
+                close_open_videos()  # each egotask call opens the file, as read_video does
                 t0 = time.perf_counter()
                 ours = read_frames_at(clip, want)
                 t_same.append(time.perf_counter() - t0)
+                close_open_videos()
                 t0 = time.perf_counter()
                 sample_frames(clip, n, 0.0, question_at)
                 t_rt.append(time.perf_counter() - t0)

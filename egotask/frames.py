@@ -9,6 +9,9 @@ container does not state one), exact times for variable-frame-rate video, and, f
 the keyframe to seek to. Frames are then decoded only from that keyframe up to the wanted frame, and
 the decoder keeps going instead of seeking when the next wanted frame is in the same GOP.
 
+Open files are kept for the next question on the same video (:class:`OpenVideos`), and each file is
+decoded on one thread (:func:`_one_thread`): callers parallelise across items instead.
+
 Times are seconds from the first frame (a stream that starts at pts 1.4 s, as MPEG-TS often does, is
 shifted to start at 0, which is what players show and what annotations use).
 """
@@ -238,9 +241,9 @@ def _close(opened) -> None:
 class OpenVideos:
     """Idle open videos (container, stream, frame index), by file, for the next item on the same video.
 
-    Benchmarks ask several questions of each video. Opening a file (probing its streams, starting the
-    decoder) and indexing its packets cost about as much as decoding the frames of one question on
-    small clips, so a sampler takes an idle one when there is one. A container is used by one caller
+    The datasets ask several questions of each video, and opening a file (probing its streams, starting
+    the decoder) and indexing its packets cost about as much as decoding one question's frames of a
+    small clip, so a sampler takes an idle one when there is one. A container is used by one caller
     at a time (taken out, given back), so any number of threads can sample at once; every use starts
     with a seek, which flushes the decoder. At most ``capacity`` stay open; the oldest is closed.
     """
@@ -250,6 +253,9 @@ class OpenVideos:
         self._idle: OrderedDict[tuple, list] = OrderedDict()
         self._count = 0
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self._count
 
     def take(self, key: tuple):
         with self._lock:
@@ -294,6 +300,12 @@ class OpenVideos:
 
 _OPEN_VIDEOS = OpenVideos()
 os.register_at_fork(after_in_child=_OPEN_VIDEOS.forget)
+
+
+def close_open_videos() -> None:
+    """Close the files kept open for reuse: the next sample of each opens it afresh (what a
+    benchmark that times a cold first question needs)."""
+    _OPEN_VIDEOS.clear()
 
 
 # --------------------------------------------------------------------------- public readers

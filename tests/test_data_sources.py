@@ -162,6 +162,15 @@ def _write_tempo(tmp_path, rows) -> Path:
     return path
 
 
+@pytest.mark.parametrize("video", [CLIP, f"{CLIP}.mp4", f"clips/{CLIP}.MP4"])
+def test_an_egotempo_video_field_names_the_clip_with_its_times_whole(video):
+    # lmms-lab-eval/egotempo gives `video`, not `clip_id`: only a video extension is taken off it.
+    from egotask.data.sources import BENCHMARKS, egotempo_doc
+
+    row = {k: v for k, v in TEMPO_GOOD.items() if k != "clip_id"}
+    assert egotempo_doc({**row, "video": video}, BENCHMARKS["egotempo_openqa"], "row 1")["video_id"] == CLIP
+
+
 @pytest.mark.parametrize("clip_id", ["../outside", "/etc/passwd", "sub/clip", "..", ""])
 def test_egotempo_clip_id_that_leaves_the_video_folder_names_file_and_line(tmp_path, monkeypatch, clip_id):
     path = _write_tempo(tmp_path, [TEMPO_GOOD, {**TEMPO_GOOD, "clip_id": clip_id, "question_id": "q2"}])

@@ -151,10 +151,10 @@ def test_reused_open_videos_give_the_frames_a_fresh_open_gives(tmp_path):
 
     clips = [write_clip(tmp_path / f"c{i}.mp4", ["A", "B", "C"], seconds=6.0, fps=10, gop=20) for i in range(2)]
     asks = [(clips[i % 2], 0.3 + (i * 7 % 11) * 0.5) for i in range(24)]
-    frames._OPEN_VIDEOS.clear()
+    frames.close_open_videos()
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda ask: sample_frames(ask[0], 4, 0.0, ask[1]), asks))
-    assert 0 < frames._OPEN_VIDEOS._count <= frames._OPEN_VIDEOS.capacity  # they were kept for reuse
+    assert 0 < len(frames._OPEN_VIDEOS) <= frames._OPEN_VIDEOS.capacity  # they were kept for reuse
     for (clip, end), sampled in zip(asks, got, strict=True):
         assert max(sampled.timestamps) < end
         _assert_real_frames(clip, sampled)

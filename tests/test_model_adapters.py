@@ -195,6 +195,11 @@ def test_the_declared_model_args_are_the_adapters_init_keywords():
     from egotask_ocr.model import OCRBaseline
 
     assert adapters["ocr_baseline"].model_args == tuple(_known_args(OCRBaseline))
+    from egotask.model_adapters.gemini_vlm import GeminiVLM
+    from egotask.model_adapters.openai_vlm import OpenAIVLM
+
+    assert adapters["openai_vlm"].model_args == tuple(_known_args(OpenAIVLM))
+    assert adapters["gemini_vlm"].model_args == tuple(_known_args(GeminiVLM))
 
 
 def test_a_missing_pretrained_says_what_to_pass_with_an_example():

@@ -270,13 +270,13 @@ def test_frames_decoded_in_worker_processes_are_the_ones_this_process_would_send
 
     sent = {}
     for workers in (0, 2):
-        frames._OPEN_VIDEOS.clear()
+        frames.close_open_videos()
         with FakeVLMServer() as srv:
             replies = answer_all(build("openai", srv.url, monkeypatch, concurrency=4, frame_workers=workers), clip, 6)
         assert set(replies.values()) == {"I was shown 2 images."}
         sent[workers] = _frames_by_question(srv)
         # Decoding in this process leaves its videos open here for the next item; in workers, nothing is.
-        assert (frames._OPEN_VIDEOS._count > 0) == (workers == 0)
+        assert (len(frames._OPEN_VIDEOS) > 0) == (workers == 0)
     assert sent[2] == sent[0] and len(sent[0]) == 6  # byte for byte the same JPEGs
 
 

@@ -302,10 +302,20 @@ def _array_lines(text: str, key: str) -> list[int] | None:
     return None
 
 
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi")
+
+
+def clip_id_of(video: str) -> str:
+    """The clip id of a video path: its file name less a video extension, and only that, since clip ids
+    end in their times ("x_120.0_180.0", whose ".0" is no extension)."""
+    name = Path(video).name
+    return name[: -len(Path(name).suffix)] if name.lower().endswith(VIDEO_SUFFIXES) else name
+
+
 def egotempo_doc(row: dict[str, Any], bench: Benchmark, where: str) -> dict[str, Any]:
     row = dict(row)
     if "clip_id" not in row and "video" in row:  # lmms-lab-eval/egotempo names it so
-        row["clip_id"] = Path(text_field(row, "video", where)).stem
+        row["clip_id"] = clip_id_of(text_field(row, "video", where))
     _require(row, EGOTEMPO_FIELDS, where)
     clip_id = id_field(row, "clip_id", where)
     if not is_file_name(clip_id):
@@ -434,7 +444,6 @@ def _load_hub_docs(bench: Benchmark, convert, subset: str | None = None) -> list
 HUB_SPLITS = {"petkopetkov/EgoTextVQA": "train", "lmms-lab-eval/egotempo": "test"}
 # The ClassLabel names of `subset`, which are also the video repo's folder names.
 HUB_SUBSETS = {"EgoTextVQA-Indoor": "indoor", "EgoTextVQA-Outdoor": "outdoor"}
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi")
 
 
 def hub_annotations(bench: Benchmark, split: str) -> Any:
@@ -508,8 +517,7 @@ def hub_row(row: dict[str, Any], features: Any) -> dict[str, Any]:
             out[name] = value.get("path") or ""
     video = out.get("video")
     if not out.get("clip_id") and isinstance(video, str) and video:
-        name = Path(video).name
-        out["clip_id"] = name[: -len(Path(name).suffix)] if name.lower().endswith(VIDEO_SUFFIXES) else name
+        out["clip_id"] = clip_id_of(video)
     return out
 
 
