@@ -105,14 +105,16 @@ def children_cpu(leave_out: set[int]) -> float | None:
 
 
 def served_run(url: str, clips: list[Path], items: int, concurrency: int, latency: float,
-               server_pid: int) -> tuple[list, dict]:
+               server_pid: int, frame_workers: int | None) -> tuple[list, dict]:
     import openai  # noqa: F401 - a one-off import is not throughput
 
     from egotask.model_adapters.openai_vlm import OpenAIVLM
 
     began = time.perf_counter()
-    model = OpenAIVLM(model="bench", base_url=f"{url}/v1", concurrency=concurrency, max_frames=FRAMES)
-    model._workers.wait_ready()
+    model = OpenAIVLM(model="bench", base_url=f"{url}/v1", concurrency=concurrency, max_frames=FRAMES,
+                      frame_workers=frame_workers)
+    if model._workers is not None:
+        model._workers.wait_ready()
     print(f"openai_vlm: model and frame workers ready in {time.perf_counter() - began:.2f} s")
     requests = requests_for(model, clips, items, {"max_new_tokens": 16})
     workers_cpu = children_cpu({server_pid})
@@ -123,8 +125,10 @@ def served_run(url: str, clips: list[Path], items: int, concurrency: int, latenc
     if workers_cpu is not None and after is not None:
         cpu += after - workers_cpu
     rate, ideal = items / seconds, concurrency / latency
-    row = ["openai_vlm, fake server", items, concurrency, f"{latency * 1000:.0f} ms", f"{seconds:.2f}", f"{rate:.1f}",
-           f"{ideal:.1f}", f"{rate / ideal:.2f}", f"{100 * model.stats['frame_wait_s'] / seconds:.1f}%",
+    where = "frame workers" if model._workers is not None else "decode threads"
+    row = [f"openai_vlm, fake server, {model.frame_workers or model.decode_workers} {where}", items, concurrency,
+           f"{latency * 1000:.0f} ms", f"{seconds:.2f}", f"{rate:.1f}", f"{ideal:.1f}", f"{rate / ideal:.2f}",
+           f"{100 * model.stats['frame_wait_s'] / seconds:.1f}%",
            f"{1000 * cpu / items:.1f}"]
     return row, {"replies": replies, "stats": dict(model.stats), "outcomes": outcomes(model)}
 
@@ -177,6 +181,8 @@ def main() -> int:
     parser.add_argument("--hf-items", type=int, default=None, help="items through the HF backend (40 [6])")
     parser.add_argument("--new-tokens", type=int, default=16, help="tokens each HF item generates (16)")
     parser.add_argument("--size", default="160x90", help="clip size, WxH (160x90)")
+    parser.add_argument("--frame-workers", type=int, default=None,
+                        help="openai_vlm's frame_workers (default: its own, one per core; 0: decode threads)")
     parser.add_argument("--workdir", type=Path, default=None, help="where generated clips are cached")
     args = parser.parse_args()
     for arg, full, quick in (("items", 640, 48), ("concurrency", 32, 8), ("latency", 0.2, 0.05), ("hf_items", 40, 6)):
@@ -199,7 +205,8 @@ def main() -> int:
             if not url.startswith("http://"):
                 print(f"the fake server did not start (exit status {server.poll()}, said {url!r})", file=sys.stderr)
                 return 1
-            served_row, served = served_run(url, clips, args.items, args.concurrency, args.latency, server.pid)
+            served_row, served = served_run(url, clips, args.items, args.concurrency, args.latency, server.pid,
+                                            args.frame_workers)
             alone_row, alone_replies = requests_only_run(url, clips, args.items, args.concurrency, args.latency)
         finally:
             server.terminate()
