@@ -26,8 +26,9 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from egotask.fake_http import LocalServer, ReplyHandler
 
 FaultPlan = Callable[[int], str | None]
 ItemFaultPlan = Callable[[dict[str, Any]], str | None]
@@ -47,11 +48,14 @@ def is_gemini(body: dict[str, Any]) -> bool:
     return "contents" in body
 
 
-class FakeVLMServer:
+class FakeVLMServer(LocalServer):
     """``with FakeVLMServer(latency=0.2) as server: ... server.url ...``."""
+
+    thread_name = "fake-vlm-server"
 
     def __init__(self, latency: float = 0.0, faults: FaultPlan | None = None, retry_after: str = "0",
                  keep_bodies: bool = True, item_faults: ItemFaultPlan | None = None, hang: float = 5.0):
+        super().__init__()
         self.latency, self.faults, self.retry_after, self.keep_bodies = latency, faults, retry_after, keep_bodies
         self.item_faults, self.hang = item_faults, hang
         self.requests = 0
@@ -61,23 +65,11 @@ class FakeVLMServer:
         self.api_keys: set[str] = set()  # the keys requests came with
         self.in_flight = self.max_in_flight = 0
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "start() the server first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def start(self) -> FakeVLMServer:
+    def handler(self) -> type[ReplyHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # else headers and body in two writes stall ~40 ms on delayed ACKs
-
-            def log_message(self, *args: Any) -> None:  # quiet
-                pass
-
+        class Handler(ReplyHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 gemini = ":generateContent" in self.path
@@ -119,37 +111,9 @@ class FakeVLMServer:
                         server.in_flight -= 1
 
             def _send(self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(code)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a "hang" fault, or a killed run)
+                self.reply(code, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
 
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            request_queue_size = 256
-
-        self._httpd = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._httpd.serve_forever, daemon=True, name="fake-vlm-server").start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> FakeVLMServer:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        return Handler
 
     def images(self, body: dict[str, Any]) -> list[Any]:
         """The images of one request (either API), decoded (PIL images), in order."""

@@ -28,9 +28,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from egotask.fake_http import LocalServer, ReplyHandler
 from egotask.judges.fake_batch import BatchFaults, FakeBatchAPI
 from egotask.judges.prompt import parse_item_block
 
@@ -67,19 +67,15 @@ def cycle_faults(plans: list[list[str]]) -> FaultPlan:
     return plan
 
 
-class _Server(ThreadingHTTPServer):
-    # The default listen backlog (5) overflows when a client opens 32 connections at once on a busy
-    # machine: the kernel resets some, and the client's retries (with backoff) then time the fake
-    # server, not the client. A real endpoint accepts them.
-    request_queue_size = 256
-
-
-class FakeJudgeServer:
+class FakeJudgeServer(LocalServer):
     """``with FakeJudgeServer(latency=0.2) as server: ... server.url ...``; counts every request."""
+
+    thread_name = "fake-judge-server"
 
     def __init__(self, latency: float = 0.0, faults: FaultPlan | None = None, hang: float = 5.0,
                  retry_after: str = "0", trickle: float = 0.2, batch_delay: float = 0.0, batch_hold: bool = False,
                  batch_faults: BatchFaults | None = None, batch_fail_after: int | None = None):
+        super().__init__()
         self.latency, self.faults, self.hang, self.retry_after = latency, faults, hang, retry_after
         self.trickle = trickle
         self.batch = FakeBatchAPI(answer_request=self._batch_answer, item_of=_batch_item, delay=batch_delay,
@@ -93,23 +89,11 @@ class FakeJudgeServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "server not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def start(self) -> FakeJudgeServer:
+    def handler(self) -> type[ReplyHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # else headers and body in two writes stall ~40 ms on delayed ACKs
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(ReplyHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 self._batch_or(lambda: (404, json.dumps({"error": {"code": 404, "status": "NOT_FOUND",
                                                                    "message": f"no such endpoint {self.path}"}}
@@ -133,38 +117,12 @@ class FakeJudgeServer:
                     status, data, headers = server.batch.route(self.command, self.path, self.headers, raw, server.url)
                 else:
                     status, data, headers = other()
-                self._send(status, data, headers)
-
-            def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
                 trickle = float(headers.pop(_TRICKLE, 0))
-                try:
-                    if trickle:  # the whole reply, one byte at a time
-                        self.wfile = _Trickle(self.wfile, trickle)
-                    self.send_response(status)
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True  # the client gave up (a "hang" or "trickle" fault)
+                if trickle:  # the whole reply, one byte at a time
+                    self.wfile = _Trickle(self.wfile, trickle)
+                self.reply(status, data, headers)
 
-        self._httpd = _Server(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True, name="fake-judge-server").start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> FakeJudgeServer:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        return Handler
 
     # ------------------------------------------------------------------ the API
 
