@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,17 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO / "docs"))
 from _checks import Checks  # noqa: E402
 
+from egotask.fixtures import app_server, build_sample_data, free_port, stop_process  # noqa: E402
+
 RUN_NAME = "example-base"
 TIMEOUT_S = 120
 # When the browser asks for the page after the server is up: at once (a script), or after a person
 # has read the address and opened it.
 DELAYS_S = (0.0, 3.0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str) -> str:
@@ -113,37 +108,22 @@ class Browser:
             return end - start, value("document.body.innerText")
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
 
 
 def one_server(paths: list[Path], env: dict[str, str], browser: Browser, port: int,
                delay: float) -> tuple[list[float], str]:
-    egotask = Path(sys.executable).with_name("egotask")
-    cmd = [str(egotask)] if egotask.exists() else [sys.executable, "-m", "egotask.cli"]
     start = time.perf_counter()
-    app = subprocess.Popen([*cmd, "app", *map(str, paths), "--port", str(port)], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        up = wait_until(lambda: get(f"http://127.0.0.1:{port}/_stcore/health") == "ok", "egotask app", app) - start
+    with app_server(paths, env, port) as (url, _):
+        up = time.perf_counter() - start
         # Done when the run's summary is on the page: its header, the five metrics and the first table.
         done = (f"[...document.querySelectorAll('h2')].some(h => h.innerText.includes({json.dumps(RUN_NAME)}))"
                 " && document.querySelectorAll('[data-testid=\"stMetric\"]').length >= 5"
                 " && document.querySelector('[data-testid=\"stDataFrame\"]') !== null")
-        url = f"http://127.0.0.1:{port}/"
         time.sleep(delay)
-        first, text = browser.open(url, done)
-        again, _ = browser.open(url, done)
+        first, text = browser.open(f"{url}/", done)
+        again, _ = browser.open(f"{url}/", done)
         return [up, first, again], text
-    finally:
-        app.terminate()
-        try:
-            app.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            app.kill()
 
 
 def main() -> int:
@@ -156,8 +136,6 @@ def main() -> int:
         print("app_first_page: skipped, no Chromium found (Debian: apt-get install chromium)")
         return 0
     from app_screenshot import example_docs, write_outputs
-
-    from egotask.fixtures import build_sample_data
 
     checks = Checks("app_first_page")
     with tempfile.TemporaryDirectory(prefix="egotask-app-bench-", ignore_cleanup_errors=True) as tmp:

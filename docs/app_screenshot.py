@@ -15,7 +15,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 from PIL import Image
 
 from egotask.data.sources import load_docs
-from egotask.fixtures import build_sample_data
+from egotask.fixtures import app_server, build_sample_data
 from egotask.judges import JudgeItem, get_judge
 from egotask.records import SampleRecord
 from egotask.scoring import summarize
@@ -86,25 +85,6 @@ def write_outputs(root: Path, docs: dict[str, list[dict]]) -> list[Path]:
     return [root / "output", finetuned]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"egotask app exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):  # noqa: S310 - the local app
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"no answer from {url} after {timeout:.0f} s")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DOCS / "app.png", help="PNG to write (default: docs/app.png)")
@@ -114,11 +94,7 @@ def main() -> int:
     env = {**os.environ, **build_sample_data(root / "data")}
     os.environ.update(env)  # load_docs reads the annotations the sample data set points to
     paths = write_outputs(root, example_docs())
-    port = free_port()
-    egotask = Path(sys.executable).with_name("egotask")
-    app = subprocess.Popen([str(egotask), "app", *map(str, paths), "--port", str(port)], env=env)
-    try:
-        wait_for(f"http://127.0.0.1:{port}/_stcore/health", app)
+    with app_server(paths, env, output=None) as (url, _):
         video = load_docs("egotextvqa_indoor")[0]["video_id"] + " [indoor]"
         query = urllib.parse.urlencode({"view": "Video", "video": video})
         shot = root / "shot.png"
@@ -129,12 +105,9 @@ def main() -> int:
                             "--no-first-run", "--disable-background-networking", "--disable-component-update",
                             "--disable-sync", f"--user-data-dir={tempfile.mkdtemp(dir=root)}",
                             "--window-size=1400,1000", "--virtual-time-budget=15000", f"--screenshot={shot}",
-                            f"http://127.0.0.1:{port}/?{query}"], check=True, timeout=180,
+                            f"{url}/?{query}"], check=True, timeout=180,
                            stderr=subprocess.DEVNULL)
             time.sleep(10)  # let the server finish the visit's script run (Chromium leaves at once)
-    finally:
-        app.terminate()
-        app.wait(timeout=30)
     # A 256-colour palette keeps the PNG small (UI colours survive; frames dither a little).
     image = Image.open(shot).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
     buffer = io.BytesIO()

@@ -7,10 +7,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from egotask.app.runs import load_paths
 from egotask.app.selection import compare_runs, filter_records, verdict_label, videos_of, webvtt
 from egotask.cli import build_parser
 from egotask.commands.app import PAGE, streamlit_command
-from egotask.fixtures import EGOTEMPO_SAMPLE, INDOOR_SAMPLE, OUTDOOR_SAMPLE, write_clip
+from egotask.fixtures import EGOTEMPO_SAMPLE, INDOOR_SAMPLE, OUTDOOR_SAMPLE, app_server, free_port, write_clip
 from egotask.records import SampleRecord, Verdict
 from egotask.reports.paired import compare_records
 from egotask.scoring import summarize
@@ -382,12 +380,6 @@ def test_command_runs_streamlit_on_the_page_with_absolute_paths(tmp_path, monkey
     assert cmd[cmd.index("--") + 1:] == [str(tmp_path / "out")]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def fetch(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a local test server
         return response.read().decode()
@@ -413,29 +405,11 @@ def test_the_page_egotask_app_serves_renders_the_runs_named_on_its_command_line(
 def test_egotask_app_starts_a_streamlit_server_on_the_given_port(outputs, tmp_path):
     """Only that the server comes up: what it renders is the test above (the HTTP page is Streamlit's shell)."""
     port = free_port()
-    egotask = Path(sys.executable).with_name("egotask")
-    cmd = [str(egotask)] if egotask.exists() else [sys.executable, "-m", "egotask.cli"]
-    proc = subprocess.Popen([*cmd, "app", str(outputs[0]), "--port", str(port)], env=os.environ.copy(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        health = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                health = fetch(f"http://127.0.0.1:{port}/_stcore/health")
-                break
-            except OSError:
-                time.sleep(0.5)
-        assert health == "ok", f"no answer on port {port}; exit {proc.poll()}"
-        page = fetch(f"http://127.0.0.1:{port}/")
+    with app_server([outputs[0]], os.environ.copy(), port, output=subprocess.PIPE) as (url, proc):
+        assert url == f"http://127.0.0.1:{port}"
+        assert fetch(f"{url}/_stcore/health") == "ok"
+        page = fetch(f"{url}/")
         assert "<title>Streamlit</title>" in page and 'id="root"' in page
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
     output = proc.stdout.read()
     assert "serving on http://127.0.0.1" in output, output
 

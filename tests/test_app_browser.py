@@ -11,9 +11,6 @@ import dataclasses
 import os
 import re
 import shutil
-import subprocess
-import sys
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -23,12 +20,11 @@ from test_app import (
     STAMP,
     base_records,
     finetuned_records,
-    free_port,
     write_lmms_output,
     write_records,
 )
 
-from egotask.fixtures import INDOOR_SAMPLE
+from egotask.fixtures import INDOOR_SAMPLE, app_server
 
 pytestmark = pytest.mark.slow  # the server, the browser and the first frame sampling: about 30-60 s
 
@@ -74,32 +70,8 @@ def served(tmp_path, sample_env):
     by_task[IN][2] = dataclasses.replace(by_task[IN][2], prediction=XSS)  # "cumin", judged wrong
     base = write_lmms_output(tmp_path / "base_output", by_task)
     finetuned = write_records(tmp_path / "finetuned.jsonl", finetuned_records())
-    port = free_port()
-    egotask = Path(sys.executable).with_name("egotask")
-    cmd = [str(egotask)] if egotask.exists() else [sys.executable, "-m", "egotask.cli"]
-    proc = subprocess.Popen([*cmd, "app", str(base), str(finetuned), "--port", str(port)], env=os.environ.copy(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        import urllib.request
-
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):  # noqa: S310 - local server
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"egotask app did not come up on port {port} (exit {proc.poll()})")
-                time.sleep(0.5)
+    with app_server([base, finetuned], os.environ.copy()) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def wait_for(driver, condition, what: str, timeout: float = WAIT):
