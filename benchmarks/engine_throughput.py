@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _checks import Checks  # noqa: E402
 from _clips import bench_workdir, write_motion_clip  # noqa: E402
+from _servers import fake_server  # noqa: E402
 
 FRAMES = 8
 TASK, SPLIT = "bench", "test"
@@ -198,19 +198,10 @@ def main() -> int:
         settings.configure(cache_dir=Path(tmp) / "cache")  # a fresh answer cache: every item is generated
         clips = [write_motion_clip(workdir / f"clip6_{width}x{height}_6fps_gop2_{i}.mp4", 6.0, CLIP_FPS,
                                    (width, height), 2.0, seed=i) for i in range(4)]
-        server = subprocess.Popen([sys.executable, "-m", "egotask.model_adapters.fake_server", "--latency",
-                                   str(args.latency)], stdout=subprocess.PIPE, text=True)
-        try:
-            url = server.stdout.readline().strip()
-            if not url.startswith("http://"):
-                print(f"the fake server did not start (exit status {server.poll()}, said {url!r})", file=sys.stderr)
-                return 1
+        with fake_server("egotask.model_adapters.fake_server", args.latency) as (url, server):
             served_row, served = served_run(url, clips, args.items, args.concurrency, args.latency, server.pid,
                                             args.frame_workers)
             alone_row, alone_replies = requests_only_run(url, clips, args.items, args.concurrency, args.latency)
-        finally:
-            server.terminate()
-            server.wait()
         hf_row, hf = hf_run(build_tiny_qwen3vl(Path(tmp) / "tiny-qwen3vl"), clips, args.hf_items, args.new_tokens)
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _checks import Checks  # noqa: E402
+from _servers import fake_server  # noqa: E402
 
 MODEL = "gemini-2.5-flash"
 
@@ -133,13 +133,7 @@ def main() -> int:
         if getattr(args, arg) is None:
             setattr(args, arg, quick if args.quick else full)
 
-    server = subprocess.Popen([sys.executable, "-m", "egotask.judges.fake_server", "--latency", str(args.latency)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        url = server.stdout.readline().strip()
-        if not url.startswith("http://"):
-            print(f"the fake server did not start (exit status {server.poll()}, said {url!r})", file=sys.stderr)
-            return 1
+    with fake_server("egotask.judges.fake_server", args.latency) as (url, _):
         # The google-genai client reads its endpoint and key from the environment itself.
         os.environ.update({"GOOGLE_GEMINI_BASE_URL": url, "GEMINI_API_KEY": "benchmark-key"})
         os.environ.pop("GOOGLE_API_KEY", None)  # the SDK would prefer it to GEMINI_API_KEY
@@ -152,9 +146,6 @@ def main() -> int:
                 "cache-hit rerun": timed_run("cache-hit rerun", items, args.concurrency, args.latency, Path(cache)),
             }
             stored = stored_verdicts(Path(cache))
-    finally:
-        server.terminate()
-        server.wait()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"fake Gemini server at {url}, {args.latency * 1000:.0f} ms per request; google-genai client; "
           f"{os.cpu_count()} CPU cores, load average {load}")

@@ -32,7 +32,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _checks import Checks  # noqa: E402
+from _servers import fake_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = REPO.parent / "shared" / "data" / "seed_results" / "Qwen3-VL-2B-Instruct_results.json"
@@ -127,66 +127,59 @@ def main() -> int:
     args.latency = args.latency or (0.05 if args.quick else 0.2)
 
     work = Path(tempfile.mkdtemp(prefix="egotask-rejudge-bench-"))
-    server = subprocess.Popen([sys.executable, "-m", "egotask.judges.fake_server", "--latency", str(args.latency)],
-                              stdout=subprocess.PIPE, text=True)
     try:
-        url = server.stdout.readline().strip()
-        if not url.startswith("http://"):
-            print(f"the fake server did not start (exit status {server.poll()}, said {url!r})", file=sys.stderr)
-            return 1
-        # Set before egotask reads its settings (once per process): a fresh verdict cache, the fake server.
-        os.environ.update({"GOOGLE_GEMINI_BASE_URL": url, "GEMINI_API_KEY": "benchmark-key",
-                           "EGOTASK_CACHE_DIR": str(work / "cache"), "EGOTASK_JUDGE_CACHE": "on"})
-        for var in ("GOOGLE_API_KEY", "EGOTASK_JUDGE_MODEL", "EGOTASK_JUDGE_RPM"):
-            os.environ.pop(var, None)
-        folder = work / "records"
-        folder.mkdir()
-        if args.records:
-            inputs = [Path(shutil.copy(p, folder)) for p in args.records]
-        elif args.quick:
-            inputs = [generated_records(folder / "generated_results.records.jsonl", 48)]
-        elif DEFAULT_SOURCE.is_file():
-            inputs = imported_records(DEFAULT_SOURCE, folder)
-        else:
-            print(f"{DEFAULT_SOURCE} not found: pass --records FILES, or --quick", file=sys.stderr)
-            return 2
-        # Imports are a one-off, not throughput: the plugins' (torch, through the model adapters),
-        # google-genai's and the agreement statistics' (scipy, scikit-learn) take about 6 s here. The
-        # timed command builds its own judge and client.
-        import scipy.stats  # noqa: F401
-        import sklearn.metrics  # noqa: F401
-
-        from egotask.judges import build_judge
-        from egotask.records import load_records
-        from egotask.settings import configure
-
-        configure(judge="gemini")
-        _ = build_judge().client
-
-        n = sum(len(load_records(p)) for p in inputs)
-        checks = Checks("rejudge_records --quick" if args.quick else "rejudge_records")
-        rows = []
-        for run in ("re-judge", "cache-hit rerun"):
-            code, seconds, printed = run_judge(folder, args.concurrency)
-            requests, hits, retries = requests_made(printed)
-            checks.expect(code == 0, f"{run}: egotask judge exited {code}:\n{printed[-2000:]}")
-            ideal = args.concurrency / args.latency if run == "re-judge" else None
-            rate = n / seconds
-            rows.append([run, n, args.concurrency, f"{seconds:.2f}", f"{rate:.1f}",
-                         "-" if ideal is None else f"{ideal:.1f}", "-" if ideal is None else f"{rate / ideal:.2f}",
-                         requests, hits, retries])
-            check_outputs(checks, folder, inputs, run)
-            if run == "re-judge":
-                # A retried request (a connection reset under load) is a request too, and is counted apart.
-                checks.expect(requests - retries == n and hits == 0,
-                              f"{run}: {requests} requests ({retries} retries) and {hits} cache hits, expected "
-                              f"{n} first requests and 0 cache hits")
+        with fake_server("egotask.judges.fake_server", args.latency) as (url, _):
+            # Set before egotask reads its settings (once per process): a fresh verdict cache, the fake server.
+            os.environ.update({"GOOGLE_GEMINI_BASE_URL": url, "GEMINI_API_KEY": "benchmark-key",
+                               "EGOTASK_CACHE_DIR": str(work / "cache"), "EGOTASK_JUDGE_CACHE": "on"})
+            for var in ("GOOGLE_API_KEY", "EGOTASK_JUDGE_MODEL", "EGOTASK_JUDGE_RPM"):
+                os.environ.pop(var, None)
+            folder = work / "records"
+            folder.mkdir()
+            if args.records:
+                inputs = [Path(shutil.copy(p, folder)) for p in args.records]
+            elif args.quick:
+                inputs = [generated_records(folder / "generated_results.records.jsonl", 48)]
+            elif DEFAULT_SOURCE.is_file():
+                inputs = imported_records(DEFAULT_SOURCE, folder)
             else:
-                checks.expect(requests == 0 and hits == n, f"{run}: {requests} requests and {hits} cache hits, "
-                                                           f"expected 0 and {n}")
+                print(f"{DEFAULT_SOURCE} not found: pass --records FILES, or --quick", file=sys.stderr)
+                return 2
+            # Imports are a one-off, not throughput: the plugins' (torch, through the model adapters),
+            # google-genai's and the agreement statistics' (scipy, scikit-learn) take about 6 s here. The
+            # timed command builds its own judge and client.
+            import scipy.stats  # noqa: F401
+            import sklearn.metrics  # noqa: F401
+
+            from egotask.judges import build_judge
+            from egotask.records import load_records
+            from egotask.settings import configure
+
+            configure(judge="gemini")
+            _ = build_judge().client
+
+            n = sum(len(load_records(p)) for p in inputs)
+            checks = Checks("rejudge_records --quick" if args.quick else "rejudge_records")
+            rows = []
+            for run in ("re-judge", "cache-hit rerun"):
+                code, seconds, printed = run_judge(folder, args.concurrency)
+                requests, hits, retries = requests_made(printed)
+                checks.expect(code == 0, f"{run}: egotask judge exited {code}:\n{printed[-2000:]}")
+                ideal = args.concurrency / args.latency if run == "re-judge" else None
+                rate = n / seconds
+                rows.append([run, n, args.concurrency, f"{seconds:.2f}", f"{rate:.1f}",
+                             "-" if ideal is None else f"{ideal:.1f}", "-" if ideal is None else f"{rate / ideal:.2f}",
+                             requests, hits, retries])
+                check_outputs(checks, folder, inputs, run)
+                if run == "re-judge":
+                    # A retried request (a connection reset under load) is a request too, and is counted apart.
+                    checks.expect(requests - retries == n and hits == 0,
+                                  f"{run}: {requests} requests ({retries} retries) and {hits} cache hits, expected "
+                                  f"{n} first requests and 0 cache hits")
+                else:
+                    checks.expect(requests == 0 and hits == n, f"{run}: {requests} requests and {hits} cache hits, "
+                                                               f"expected 0 and {n}")
     finally:
-        server.terminate()
-        server.wait()
         shutil.rmtree(work, ignore_errors=True)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"egotask judge on {', '.join(p.name for p in inputs)}; fake Gemini server, {args.latency * 1000:.0f} ms "
