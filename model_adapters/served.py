@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from egotask import frame_workers as workers_module
-from egotask.frame_workers import Encoded, FrameWorkerCrashed, encode_jpeg, sample_encoded
+from egotask.frame_workers import Encoded, FrameWorkerCrashed, sample_encoded
 from egotask.frames import SampledFrames, VideoError
 from egotask.judges.throttle import backoff_delay, parse_retry_after
 from egotask.model_adapters.base import (
@@ -38,8 +38,6 @@ from egotask.model_adapters.base import (
     parse_bool,
     unreadable,
 )
-
-__all__ = ["EncodedPrompt", "ServedModel", "ServedModelError", "encode_jpeg"]
 
 
 class ServedModelError(RuntimeError):
