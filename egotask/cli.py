@@ -18,6 +18,7 @@ SUBCOMMANDS = [
     "egotask.commands.report",
     "egotask.commands.import_legacy",
     "egotask.commands.judge",
+    "egotask.commands.protocol",
     "egotask.commands.finetune",
     "egotask.commands.app",
 ]

@@ -2,7 +2,9 @@
 
 It differs from upstream's ``lmms-eval`` in three ways:
 - egotask's task folder is always on ``--include_path`` (next to any folder you pass);
-- ``--judge NAME`` picks the judge backend, ``--judge-cache on|off|refresh`` its verdict cache and
+- ``--protocol NAME|FILE`` picks the evaluation protocol (prompt, answer extraction, judge prompt;
+  ``EGOTASK_PROTOCOL``), ``--prompt-family NAME`` one of its per-model prompts, ``--judge NAME`` the
+  judge backend, ``--judge-cache on|off|refresh`` its verdict cache and
   ``--judge-mode sync|defer`` whether to judge now or leave the verdicts pending for ``egotask judge``
   (they override the ``EGOTASK_JUDGE`` / ``EGOTASK_JUDGE_CACHE`` / ``EGOTASK_JUDGE_MODE`` settings of
   :mod:`egotask.settings`);
@@ -21,6 +23,7 @@ from egotask.lmms_bridge import check_model, model_reads_intervals
 from egotask.paths import tasks_path
 from egotask.preflight import preflight
 from egotask.protocol import declare_model_reads_intervals
+from egotask.protocols import ProtocolError, active_prompt, active_protocol, declare_model
 from egotask.settings import SettingsError, configure
 from egotask.upstream_cli import parse_eval_args_function
 
@@ -28,8 +31,13 @@ EXIT_ITEMS_FAILED = 3  # finished and wrote everything, but some items have no v
 
 HELP_EXTRA = """
 egotask additions:
-  --judge NAME          judge backend for egotask tasks (default: $EGOTASK_JUDGE or 'gemini');
-                        `egotask plugins` lists them; 'heuristic' judges offline
+  --protocol NAME|FILE  evaluation protocol: the prompt, the answer extraction and the judge prompt
+                        (default: $EGOTASK_PROTOCOL or 'egotask'); `egotask protocol list` shows them,
+                        `egotask protocol import` brings the official releases' (egotextvqa-official, ...)
+  --prompt-family NAME  which of the protocol's per-model prompts to use (default: the one the model's
+                        name matches, else the protocol's first; $EGOTASK_PROMPT_FAMILY)
+  --judge NAME          judge backend for egotask tasks (default: $EGOTASK_JUDGE, else the protocol's,
+                        'gemini' for egotask's); `egotask plugins` lists them; 'heuristic' judges offline
   --judge-cache MODE    on (default): reuse cached verdicts; refresh: judge again and overwrite;
                         off: neither read nor write the cache (same as $EGOTASK_JUDGE_CACHE)
   --judge-mode MODE     sync (default): judge each answer during the run; defer: write the samples
@@ -71,10 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     argv, judge = pop_option(argv, "--judge")
     argv, judge_cache = pop_option(argv, "--judge-cache")
     argv, judge_mode = pop_option(argv, "--judge-mode")
+    argv, protocol = pop_option(argv, "--protocol")
+    argv, prompt_family = pop_option(argv, "--prompt-family")
     try:
-        configure(**{k: v for k, v in (("judge", judge), ("judge_cache", judge_cache), ("judge_mode", judge_mode))
-                     if v})
-    except SettingsError as exc:
+        configure(**{k: v for k, v in (("judge", judge), ("judge_cache", judge_cache), ("judge_mode", judge_mode),
+                                       ("protocol", protocol), ("prompt_family", prompt_family)) if v})
+        active_protocol()  # a wrong name or file is a usage error, before anything loads
+    except (SettingsError, ProtocolError) as exc:
         print(f"lmms_eval: {exc}", file=sys.stderr)
         return 2
     # Help, argument errors and the checks below need only lmms-eval's parser: lmms-eval itself (and
@@ -112,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_model(args.model, args.model_args)
         declare_model_reads_intervals(model_reads_intervals(args.model))
+        declare_model(f"{args.model} {args.model_args or ''}")  # picks the protocol's prompt for its family
+        active_prompt()  # a --prompt-family the protocol lacks stops here
         preflight(args.tasks.split(","), output_path=args.output_path)
     except JudgeNotReady as exc:
         print(f"lmms_eval: {exc.explain('--judge')}", file=sys.stderr)

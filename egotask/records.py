@@ -8,7 +8,11 @@ reads every version written so far:
 - version 1 (no ``version`` field): ``task`` held the benchmark and ``split`` the setting;
 - version 2: ``task`` is the lmms-eval task, ``benchmark`` and ``setting`` are their own fields, and
   ``seen`` / ``frames`` / ``generation_error`` say what the model was actually shown and whether it
-  produced an answer at all.
+  produced an answer at all;
+- version 3: ``protocol`` names the protocol the question was asked under (its name, the prompt family
+  and the inference prompt's sha256; see :mod:`egotask.protocols`), ``response`` keeps the model's whole
+  reply when the protocol's answer extraction took a part of it, and the verdict names the protocol and
+  judge-prompt sha256 it was judged under. Older records read with these unset ("not recorded").
 
 ``verdict.pred`` is ``"yes"``, ``"no"`` or ``None``; ``None`` means the item could not be judged and
 it is counted in ``n_failed``, never as a wrong answer. A ``generation_error`` means the model gave no
@@ -34,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 Pred = Literal["yes", "no"]
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 SETTINGS = ("indoor", "outdoor", "egotempo")  # which benchmark setting a question belongs to
 BENCHMARK_OF_SETTING = {"indoor": "egotextvqa_indoor", "outdoor": "egotextvqa_outdoor",
                         "egotempo": "egotempo_openqa"}
@@ -77,6 +81,8 @@ class Verdict:
     error: str | None = None
     raw: str | None = None
     pending: bool = False  # judging was deferred (``--judge-mode defer``): no verdict yet, no failure either
+    protocol: str | None = None  # the protocol whose judge prompt gave it (None: not recorded, or no prompt)
+    prompt_sha256: str | None = None  # that judge prompt's hash (egotask.protocols.spec.JudgeSpec.sha256)
 
     @property
     def failed(self) -> bool:
@@ -104,16 +110,17 @@ class Verdict:
 
     @classmethod
     def failure(cls, *, judge: str, judge_model: str, prompt_version: str, error: str,
-                raw: str | None = None) -> Verdict:
+                raw: str | None = None, **judge_prompt: str | None) -> Verdict:
+        """A verdict that could not be given; ``judge_prompt`` may name ``protocol`` and ``prompt_sha256``."""
         return cls(pred=None, score=None, judge=judge, judge_model=judge_model,
-                   prompt_version=prompt_version, error=error, raw=raw)
+                   prompt_version=prompt_version, error=error, raw=raw, **judge_prompt)
 
     @classmethod
-    def deferred(cls, *, judge: str, judge_model: str, prompt_version: str) -> Verdict:
+    def deferred(cls, *, judge: str, judge_model: str, prompt_version: str, **judge_prompt: str | None) -> Verdict:
         """The verdict of an answer whose judging was deferred to ``egotask judge``: it names the
         judge that is to give it."""
         return cls(pred=None, score=None, judge=judge, judge_model=judge_model, prompt_version=prompt_version,
-                   pending=True)
+                   pending=True, **judge_prompt)
 
 
 NOT_JUDGED = {"judge": "none", "judge_model": "none", "prompt_version": "none"}
@@ -142,6 +149,8 @@ class SampleRecord:
     generation_error: str | None = None  # the model produced no answer: counted apart, never judged
     source: str | None = None  # where an imported record came from
     missing_videos_skipped: int = 0  # questions of the run left out for a missing video file
+    protocol: dict[str, Any] | None = None  # name, prompt_family, inference_sha256 (None: not recorded)
+    response: str | None = None  # the whole reply, when the protocol's answer extraction took part of it
     version: int = RECORD_VERSION
 
     def __post_init__(self) -> None:
@@ -210,7 +219,7 @@ def read_record(data: Any, where: str, task: str | None = None) -> SampleRecord:
     if not isinstance(data, dict):
         raise RecordError(f"{where}: expected a JSON object, got {type(data).__name__}")
     version = data.get("version", 1)
-    if version not in (1, RECORD_VERSION):
+    if version not in (1, 2, RECORD_VERSION):
         raise RecordError(f"{where}: record version {version!r} is newer than this egotask reads "
                           f"(up to {RECORD_VERSION}); upgrade egotask")
     for name in ("video_id", "question_id"):
@@ -249,6 +258,8 @@ def read_record(data: Any, where: str, task: str | None = None) -> SampleRecord:
             reasoning=data.get("reasoning"), model=data.get("model"),
             generation_error=data.get("generation_error"), source=data.get("source"),
             missing_videos_skipped=int(data.get("missing_videos_skipped") or 0),
+            protocol=data.get("protocol") if isinstance(data.get("protocol"), dict) else None,
+            response=data.get("response"),
         )
     except (TypeError, ValueError) as exc:  # RecordError from __post_init__ included
         raise RecordError(f"{where}: {exc}") from None

@@ -77,6 +77,28 @@ def _distinct(records: list[SampleRecord], field: str) -> str:
                             if r.generation_error is None and getattr(r.verdict, field)}))
 
 
+NOT_RECORDED = "not recorded"
+
+
+def protocol_summary(records: Sequence[SampleRecord]) -> dict[str, Any]:
+    """The protocol(s) the records were asked under (name, prompt family, inference prompt sha256) and
+    judged under (the judge prompt's protocol and sha256), each distinct value joined by commas; records
+    written before protocols were recorded say so."""
+    def distinct(values: Iterable[Any]) -> str:
+        return ",".join(sorted({str(v) if v else NOT_RECORDED for v in values})) or NOT_RECORDED
+
+    asked = [r.protocol or {} for r in records]
+    judged = [r.verdict for r in records if r.generation_error is None and not r.pending]
+    return {
+        "name": distinct(p.get("name") for p in asked),
+        "prompt_family": distinct(p.get("prompt_family") for p in asked),
+        "inference_sha256": distinct(p.get("inference_sha256") for p in asked),
+        "release_verified": all(p.get("release_verified") for p in asked) if asked else False,
+        "judge_protocol": distinct(v.protocol for v in judged) if judged else "",
+        "judge_sha256": distinct(v.prompt_sha256 for v in judged) if judged else "",
+    }
+
+
 # Per-question facts in a record's ``frames``; every other key is a setting of the run.
 PER_QUESTION_FRAME_KEYS = ("n_frames",)
 
@@ -118,5 +140,6 @@ def summarize(records: Iterable[SampleRecord], count_failed_as_wrong: bool = Fal
         "generation_failed": [f"{r.video_id}/{r.question_id}: {r.generation_error}"
                               for r in records if r.generation_error is not None],
         "frames": frames_summary(records),
+        "protocol": protocol_summary(records),
     })
     return out

@@ -91,11 +91,18 @@ class Settings:
     """What egotask reads from the environment. Each field's metadata names its variable."""
 
     # the judge
-    judge: str = _setting("EGOTASK_JUDGE", "gemini", _text,
-                          "judge backend (`egotask plugins` lists them; `heuristic` is offline); "
-                          "`--judge` overrides it")
+    protocol: str = _setting("EGOTASK_PROTOCOL", "egotask", _text,
+                             "evaluation protocol: the prompt, the answer extraction and the judge prompt "
+                             "(`egotask protocol list`), by name or as a YAML file; `--protocol` overrides it")
+    prompt_family: str | None = _setting("EGOTASK_PROMPT_FAMILY", None, _text,
+                                         "which of the protocol's per-model prompts to ask with (default: the "
+                                         "family the model's name matches, else the protocol's first)")
+    judge: str | None = _setting("EGOTASK_JUDGE", None, _text,
+                                 "judge backend (`egotask plugins` lists them; `heuristic` is offline); "
+                                 "`--judge` overrides it (default: the protocol's, `gemini` for egotask's)")
     judge_model: str | None = _setting("EGOTASK_JUDGE_MODEL", None, _text,
-                                       "judging model (default: the backend's, gemini-2.5-flash for gemini)")
+                                       "judging model (default: the protocol's, else the backend's: "
+                                       "gemini-2.5-flash for gemini)")
     judge_concurrency: int = _setting("EGOTASK_JUDGE_CONCURRENCY", 16, _positive_int,
                                       "judge requests in flight at once")
     judge_rpm: float | None = _setting("EGOTASK_JUDGE_RPM", None, _positive_float,

@@ -1,7 +1,9 @@
 """What the task YAMLs call (``!function utils.x``): docs, prompts, judging and aggregation.
 
 Each benchmark folder's ``utils.py`` only names these functions; lmms-eval re-executes that file per
-task, so nothing stateful lives there. The judge client lives in :mod:`egotask.judges`.
+task, so nothing stateful lives there. The judge client lives in :mod:`egotask.judges`. The prompt, the
+answer extraction and the judge prompt are the protocol's (:mod:`egotask.protocols`), never the task
+YAML's or the model adapter's.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from egotask import answers, scoring
+from egotask import answers, protocols, scoring
 from egotask.answers import Outcome
 from egotask.data.sources import DataError, load_docs, missing_videos, resolve_video
 from egotask.frames import VisibleVideo
@@ -126,8 +128,14 @@ def doc_to_visual(doc: dict[str, Any]) -> list[VisibleVideo]:
 
 
 def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None) -> str:
-    kwargs = lmms_eval_specific_kwargs or {}
-    return f"{kwargs.get('pre_prompt', '')}{doc['question']}{kwargs.get('post_prompt', '')}"
+    """The question in the protocol's prompt for this model's family. A task config's own
+    ``pre_prompt``/``post_prompt`` would change the protocol behind its back, so it is refused."""
+    extra = {k: v for k, v in (lmms_eval_specific_kwargs or {}).items() if k in ("pre_prompt", "post_prompt") and v}
+    if extra:
+        raise ValueError(f"lmms_eval_specific_kwargs {', '.join(sorted(extra))}: egotask's prompt belongs to the "
+                         "protocol; write a protocol file instead (see `egotask protocol show egotask`) and pass "
+                         "it with --protocol FILE")
+    return protocols.active_prompt().render(doc["question"])
 
 
 def doc_to_target(doc: dict[str, Any]) -> str:
@@ -136,10 +144,11 @@ def doc_to_target(doc: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- judging
 
-def build_record(doc: dict[str, Any], prediction: str, verdict: Verdict, outcome: Outcome | None = None
-                 ) -> SampleRecord:
+def build_record(doc: dict[str, Any], prediction: str, verdict: Verdict, outcome: Outcome | None = None,
+                 protocol: dict[str, Any] | None = None, response: str | None = None) -> SampleRecord:
     """The record of one question. ``seen`` is what the model was shown: the frames an egotask adapter
-    sampled (its outcome), else the span of the cut a model that opens files was given."""
+    sampled (its outcome), else the span of the cut a model that opens files was given. ``protocol``
+    is what :meth:`egotask.protocols.Protocol.record` says of the protocol it was asked under."""
     clip_seen = doc.get("clip_seen")
     seen = outcome.seen if outcome is not None and outcome.seen else (tuple(clip_seen) if clip_seen else None)
     return SampleRecord(
@@ -149,12 +158,14 @@ def build_record(doc: dict[str, Any], prediction: str, verdict: Verdict, outcome
         timestamp=doc.get("timestamp"), visible=(doc["visible_start"], doc["visible_end"]), seen=seen,
         frames=outcome.frames if outcome else None, model=outcome.model if outcome else None,
         generation_error=outcome.error if outcome else None,
-        missing_videos_skipped=doc.get("missing_videos_skipped", 0),
+        missing_videos_skipped=doc.get("missing_videos_skipped", 0), protocol=protocol, response=response,
     )
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
-    prediction = ((results[0] if results else "") or "").strip()
+    response = ((results[0] if results else "") or "").strip()
+    protocol, prompt = protocols.active_protocol(), protocols.active_prompt()
+    prediction = prompt.extract(response)  # "Answer: X" -> "X" where the protocol's prompt asks for that form
     outcome = answers.take(doc)
     judge = get_judge()
     if outcome is not None and outcome.error is not None:
@@ -165,7 +176,8 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
     else:
         verdict = judge_answers(judge, [JudgeItem(doc["question"], doc["answer"], prediction,
                                                   doc["question_type"])])[0]
-    return sample_metrics(build_record(doc, prediction, verdict, outcome))
+    return sample_metrics(build_record(doc, prediction, verdict, outcome, protocol.record(prompt),
+                                       response if prediction != response else None))
 
 
 def sample_metrics(record: SampleRecord) -> dict[str, Any]:
@@ -188,7 +200,7 @@ def sample_metrics(record: SampleRecord) -> dict[str, Any]:
 def aggregate_mean(items: list[int | None]) -> float | None:
     if get_settings().judge_mode == "defer":
         return None  # no verdicts yet: scored once `egotask judge` has judged the run
-    return scoring.mean_of_judged(items, get_settings().count_failed_as_wrong)
+    return scoring.mean_of_judged(items, protocols.failures_counted_as_wrong())
 
 
 def aggregate_count(items: list[int]) -> int:
@@ -197,7 +209,7 @@ def aggregate_count(items: list[int]) -> int:
 
 def aggregate_details(items: list[dict[str, Any]]) -> dict[str, Any]:
     records = [read_record(r, f"sample {i}") for i, r in enumerate(items)]
-    summary = scoring.summarize(records, get_settings().count_failed_as_wrong)
+    summary = scoring.summarize(records, protocols.failures_counted_as_wrong())
     summary["missing_videos_skipped"] = max((r.missing_videos_skipped for r in records), default=0)
     if summary["n_pending"]:
         print(f"egotask: judging deferred: {summary['n_pending']} of {summary['n']} verdicts pending for "

@@ -54,8 +54,10 @@ class FakeVLMServer(LocalServer):
     thread_name = "fake-vlm-server"
 
     def __init__(self, latency: float = 0.0, faults: FaultPlan | None = None, retry_after: str = "0",
-                 keep_bodies: bool = True, item_faults: ItemFaultPlan | None = None, hang: float = 5.0):
+                 keep_bodies: bool = True, item_faults: ItemFaultPlan | None = None, hang: float = 5.0,
+                 reply: str = "I was shown {n} images."):
         super().__init__()
+        self.reply_text = reply  # what every answer says; {n} is the number of images received
         self.latency, self.faults, self.retry_after, self.keep_bodies = latency, faults, retry_after, keep_bodies
         self.item_faults, self.hang = item_faults, hang
         self.requests = 0
@@ -101,7 +103,7 @@ class FakeVLMServer(LocalServer):
                                                     "type": "fake", "status": GEMINI_STATUS.get(code, "UNKNOWN")}},
                                    {"Retry-After": server.retry_after})
                         return
-                    text = f"I was shown {len(encoded_images(body))} images."
+                    text = server.reply_text.replace("{n}", str(len(encoded_images(body))))
                     if gemini:
                         self._send(200, gemini_reply(text, self.path.rsplit("/", 1)[-1].split(":", 1)[0]))
                     else:

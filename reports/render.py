@@ -145,10 +145,15 @@ def console_paper(runs: list[Run]) -> str:
     info = paper_context(runs)
     rows = [[f"{r['model']} (published)", r["title"], r["task"], f"{r['accuracy']:.1f}", f"{r['score']:.1f}",
              "-" if r["frames"] is None else r["frames"]] for r in info["rows"]]
+    rows += [[f"{r['label']} (egotask, the paper's protocol)", r["title"], r["task"], fmt(r["accuracy"], 1, 100),
+              fmt(r["score"], 1), r["frames"]] for r in info["same"]]
     table = tabulate(rows, headers=["model", "published table", "same questions as", "acc %", "score", "#F"],
                      disable_numparse=True)
+    differ = "".join(f"\n  {r['label']} ({r['task']}): acc {fmt(r['accuracy'], 1, 100)} %, score {fmt(r['score'])}. "
+                     f"protocol differs: {'; '.join(r['differences'])}" for r in info["differ"])
     return (f"Published results (reference rows, not egotask runs)\n{table}\n"
-            f"Published in {info['source']}. Protocol and judge: {info['protocol']}. {info['note']}")
+            f"Published in {info['source']}. Protocol and judge: {info['protocol']}. {info['note']}"
+            + (f"\nNot comparable with the rows above (measured another way):{differ}" if differ else ""))
 
 
 COMPARISON_HEADERS = ["setting", "A", "B", "questions", "videos", "acc A %", "acc B %", "Δ acc pp", "95% CI",
@@ -173,6 +178,9 @@ def console_footer(runs: list[Run]) -> str:
         kinds = "; ".join(k["protocol"] + (f" for {', '.join(k['runs'])}" if k["runs"] else "")
                           for k in p["kinds"])
         lines.append(f"{', '.join(p['settings'])}: {kinds}")
+    for p in info["eval_protocols"]:
+        lines.append(f"protocol: {p['protocol']}" + (f" for {', '.join(p['runs'])}" if len(info["eval_protocols"]) > 1
+                                                     else ""))
     for f in info["frames"]:
         lines.append(f"frames: {f['settings']}" + (f" for {', '.join(f['runs'])}" if len(info["frames"]) > 1 else ""))
     lines.append("acc % and score are over judged items; acc % (failures wrong) counts items that failed to be "

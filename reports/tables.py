@@ -24,6 +24,7 @@ from egotask.reports.legacy import LEGACY_JUDGE
 from egotask.reports.paired import BootstrapOptions, compare_records, same_questions
 from egotask.reports.paper import paper_context
 from egotask.reports.stats import METHOD, cluster_bootstrap_ci, n_clusters, video_cluster
+from egotask.scoring import NOT_RECORDED
 
 __all__ = ["BootstrapOptions", "build_context", "comparisons", "footer", "overall_rows", "type_tables"]
 
@@ -295,6 +296,22 @@ def comparisons(runs: list[Run], opts: BootstrapOptions | None = None,
 
 # --------------------------------------------------------------------------- footer
 
+def describe_protocol(protocol: dict[str, Any] | None) -> str:
+    """A run's protocol for a footer: its name, prompt family and the prompts' sha256 (first 12 hex digits)."""
+    if not protocol or protocol.get("name") in (None, NOT_RECORDED):
+        return "not recorded (made before protocols were recorded)"
+
+    def short(hashes: str) -> str:
+        return ",".join(h[:12] for h in hashes.split(",")) if hashes else "none"
+
+    judged = protocol.get("judge_protocol")
+    judge = (f"judge prompt of {judged} (sha256 {short(protocol.get('judge_sha256') or '')})"
+             if judged and judged != NOT_RECORDED else "judge prompt not recorded (a rule-based judge has none)"
+             if judged == NOT_RECORDED else "not judged yet")
+    return (f"{protocol['name']}: prompt {protocol.get('prompt_family')} (sha256 "
+            f"{short(protocol.get('inference_sha256') or '')}), {judge}")
+
+
 def footer(runs: list[Run]) -> dict[str, Any]:
     """Who judged, with which prompt, what the models saw, and what the CIs are over."""
     judges: dict[tuple[str, str, str], list[str]] = defaultdict(list)
@@ -315,6 +332,9 @@ def footer(runs: list[Run]) -> dict[str, Any]:
     frames: dict[str, list[str]] = defaultdict(list)
     for run in ordered(runs):
         frames[describe_frames(frames_info(run))].append(f"{run.label} ({run.setting})")
+    eval_protocols: dict[str, list[str]] = defaultdict(list)
+    for run in ordered(runs):
+        eval_protocols[describe_protocol(run.summary.get("protocol"))].append(f"{run.label} ({run.setting})")
     return {
         "judges": [{"judge": j, "judge_model": m, "prompt_version": p, "runs": names}
                    for (j, m, p), names in judges.items()],
@@ -330,6 +350,8 @@ def footer(runs: list[Run]) -> dict[str, Any]:
         "without_samples": [f"{r.label} ({r.setting})" for r in ordered(runs) if r.records is None],
         # What the models were shown: one entry per distinct frame setting, with the runs that used it.
         "frames": [{"settings": desc, "runs": names} for desc, names in frames.items()],
+        # The prompt and judge prompt each run was measured under (egotask.protocols), by name and hash.
+        "eval_protocols": [{"protocol": desc, "runs": names} for desc, names in eval_protocols.items()],
         "legacy_verdicts": any(LEGACY_JUDGE["judge"] in str(r.summary.get("judge")) for r in runs),
         "ci_method": METHOD,
     }

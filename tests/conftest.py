@@ -29,7 +29,7 @@ def _isolated_env(monkeypatch, tmp_path_factory):
                 "EGOTASK_JUDGE_CONCURRENCY", "EGOTASK_JUDGE_RPM", "EGOTASK_JUDGE_CACHE", "EGOTASK_JUDGE_TIMEOUT",
                 "EGOTASK_JUDGE_MAX_ATTEMPTS", "EGOTASK_JUDGE_BACKOFF", "EGOTASK_COUNT_FAILED_AS_WRONG",
                 "EGOTASK_JUDGE_DEADLINE", "EGOTASK_JUDGE_RETRY_AFTER_MAX", "EGOTASK_JUDGE_BUDGET",
-                "EGOTASK_JUDGE_MODE"):
+                "EGOTASK_JUDGE_MODE", "EGOTASK_PROTOCOL", "EGOTASK_PROMPT_FAMILY"):
         monkeypatch.delenv(var, raising=False)
     # The default judge (gemini) needs the network; tests use the offline one unless they say otherwise.
     monkeypatch.setenv("EGOTASK_JUDGE", "heuristic")

@@ -3,7 +3,6 @@ labels, and the errors bad input gives (all before any model loads)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -17,7 +16,7 @@ from egotask.data.splits import load_manifest, video_split
 from egotask.finetune.collate import IGNORE_INDEX, AnswerOnlyCollator
 from egotask.finetune.config import FinetuneError, expand_datasets
 from egotask.finetune.data import DocDataset, MixtureStream, split_docs
-from egotask.finetune.prompts import prompt_kwargs, question_text
+from egotask.finetune.prompts import question_text
 from egotask.paths import tasks_path
 
 # --------------------------------------------------------------------------- names and weights
@@ -96,13 +95,18 @@ def test_manifest_reader_knows_each_videos_split(tmp_path):
 # --------------------------------------------------------------------------- prompts and labels
 
 
-def test_prompt_is_the_task_yamls_default_prompt():
-    template = (tasks_path() / "_default_template_yaml").read_text()
-    kwargs = prompt_kwargs("egotextvqa_indoor")
-    assert json.dumps(kwargs["post_prompt"]) in template  # read from the YAML, not a copy
-    assert prompt_kwargs("egotempo_openqa") == kwargs
+def test_prompt_is_the_protocols_prompt_as_in_evaluation(tmp_path):
+    from egotask.protocols import load_protocol
+    from egotask.settings import configure
+
     doc = {"benchmark": "egotempo_openqa", "question": "what happened?"}
-    assert question_text(doc) == "what happened?" + kwargs["post_prompt"]
+    assert question_text(doc) == load_protocol("egotask").prompts[0].render("what happened?")
+    assert question_text(doc).startswith("what happened?\nAnswer briefly")
+    mine = tmp_path / "mine.yaml"  # a protocol of one's own is what finetuning asks too
+    mine.write_text((tasks_path().parent / "protocols" / "egotask.yaml").read_text().replace(
+        "Answer briefly", "Reply briefly"))
+    configure(protocol=str(mine))
+    assert question_text(doc).startswith("what happened?\nReply briefly")
 
 
 def test_labels_cover_only_the_answer_and_end_of_turn(sample_env, tiny_qwen):

@@ -23,7 +23,7 @@ from egotask.judges.gemini import GeminiJudge
 from egotask.judges.prices import estimate_cost
 
 RUN = "2026-01-02T03-04-05.123456"
-TAG = "rejudged-gemini-gemini-2.5-flash-egotask-judge-v1"
+TAG = "rejudged-gemini-gemini-2.5-flash-egotask-judge-v2"
 FAST = ["--poll-interval", "0.02"]
 
 

@@ -17,7 +17,7 @@ from egotask import settings
 from egotask.cli import main as egotask_main
 from egotask.judges.agreement import agreement
 from egotask.judges.cache import VerdictCache
-from egotask.records import load_records
+from egotask.records import RECORD_VERSION, load_records
 from egotask.scoring import summarize
 
 RUN = "2026-01-02T03-04-05.123456"
@@ -39,7 +39,7 @@ def test_rejudge_writes_results_beside_the_samples_with_summary_and_agreement(fa
     server = fake_judge()
     folder, samples = _run_folder(tmp_path)
     assert egotask_main(["judge", str(tmp_path / "out"), "--judge", "gemini"]) == 0
-    tag = "rejudged-gemini-gemini-2.5-flash-egotask-judge-v1"
+    tag = "rejudged-gemini-gemini-2.5-flash-egotask-judge-v2"
     new_samples = folder / f"{RUN}_{tag}_samples_egotextvqa_indoor.jsonl"
     results = json.loads((folder / f"{RUN}_{tag}_results.json").read_text())
     records = _read_jsonl(new_samples)
@@ -47,7 +47,7 @@ def test_rejudge_writes_results_beside_the_samples_with_summary_and_agreement(fa
     assert all(r["verdict"]["judge"] == "gemini" for r in records)
     task = results["results"]["egotextvqa_indoor"]
     assert task["details,none"] == {**summarize(load_records(new_samples)), "missing_videos_skipped": 0}
-    assert task["details,none"]["n_generation_failed"] == 0 and records[0]["version"] == 2
+    assert task["details,none"]["n_generation_failed"] == 0 and records[0]["version"] == RECORD_VERSION
     assert task["accuracy,none"] == pytest.approx(6 / 9) and task["n_failed,none"] == 0
     assert results["model_name"] == "tiny-qwen" and results["config"] == {"limit": 9}
     agree = results["egotask_rejudge"]["agreement"]["egotextvqa_indoor"]

@@ -12,7 +12,10 @@ from judge_fakes import KEY
 from egotask.judges.cache import cache_dir
 from egotask.judges.fake_server import item_id
 from egotask.judges.llm import PROBE_ITEM
-from egotask.judges.prompt import PROMPT_VERSION
+from egotask.protocols import load_protocol
+
+EGOTASK_JUDGE = load_protocol("egotask").judge
+PROMPT_VERSION = EGOTASK_JUDGE.prompt_version
 
 pytestmark = pytest.mark.slow
 
@@ -142,7 +145,8 @@ def test_deferred_judging_then_a_batch_gives_the_files_of_a_synchronous_run(samp
     assert (details["n"], details["n_pending"], details["accuracy"]) == (2, 2, None)
     pending = deferred.samples["egotextvqa_indoor"][0]["details"]["verdict"]
     assert pending == {"pred": None, "score": None, "judge": "gemini", "judge_model": "gemini-2.5-flash",
-                       "prompt_version": PROMPT_VERSION, "reason": "", "pending": True}
+                       "prompt_version": PROMPT_VERSION, "reason": "", "pending": True, "protocol": "egotask",
+                       "prompt_sha256": EGOTASK_JUDGE.sha256}
     assert egotask_main(["report", str(tmp_path / "deferred")]) == 2  # not scored while pending
 
     assert egotask_main(["judge", str(tmp_path / "deferred"), "--judge", "gemini", "--batch", "--wait",

@@ -14,7 +14,11 @@ from judge_fakes import KEY, expected_verdicts, make_items
 from egotask.judges import JudgeItem, JudgeNotReady, build_judge
 from egotask.judges.cache import VerdictCache
 from egotask.judges.fake_server import cycle_faults
-from egotask.judges.prompt import PROMPT_VERSION, SYSTEM_PROMPT, parse_item_block
+from egotask.judges.prompt import parse_item_block
+from egotask.protocols import load_protocol
+
+EGOTASK_JUDGE = load_protocol("egotask").judge
+PROMPT_VERSION, SYSTEM_PROMPT = EGOTASK_JUDGE.prompt_version, EGOTASK_JUDGE.system
 
 
 def _pairs(verdicts):

@@ -17,7 +17,6 @@ from egotask.model_adapters.qwen3vl import Qwen3VL
 from egotask.model_adapters.smolvlm2 import SmolVLM2
 from egotask.tasklib import doc_to_text, doc_to_visual, make_process_docs
 
-POST_PROMPT = "\nAnswer briefly: a word, a phrase or a short sentence."
 TASK, SPLIT = "egotextvqa_indoor", "test"
 
 
@@ -29,7 +28,7 @@ def docs(sample_env):
 def ask(model: VideoQAModel, docs, n: int = 4, **gen_kwargs) -> list[str]:
     """Answer the first ``n`` docs through ``generate_until``, as lmms-eval would call it."""
     model.task_dict = {TASK: {SPLIT: docs}}
-    requests = [Instance("generate_until", (doc_to_text(docs[i], {"post_prompt": POST_PROMPT}),
+    requests = [Instance("generate_until", (doc_to_text(docs[i]),
                                             {"until": ["\n\n"], **gen_kwargs}, doc_to_visual, i, TASK, SPLIT),
                          idx=0, metadata={"task": TASK, "doc_id": i, "repeats": 1}) for i in range(n)]
     return model.generate_until(requests)

@@ -11,7 +11,7 @@ import pytest
 from egotask import scoring, settings
 from egotask.app.runs import load_paths
 from egotask.cli import main
-from egotask.records import RecordError, SampleRecord, Verdict
+from egotask.records import RECORD_VERSION, RecordError, SampleRecord, Verdict
 from egotask.reports.collect import collect_runs
 from egotask.reports.readme import END, START, ReadmeMarkerError, replace_block, update_readme
 from egotask.reports.render import render_markdown
@@ -411,7 +411,7 @@ def test_files_written_by_todays_main_load_in_the_report_and_the_app(tmp_path):
         ("egotextvqa_outdoor_fullvideo", "egotextvqa_outdoor", "outdoor")]
     assert sorted((r.task, r.benchmark, r.setting) for r in legacy_run.records) == [
         ("egotempo_openqa", "egotempo_openqa", "egotempo"), ("egotextvqa_indoor", "egotextvqa_indoor", "indoor")]
-    assert all(r.version == 2 for r in lmms.records)  # read into the current record
+    assert all(r.version == RECORD_VERSION for r in lmms.records)  # read into the current record
 
 
 @pytest.mark.slow

@@ -21,7 +21,8 @@ def test_defaults_and_typed_values_come_from_the_variables():
     s = Settings.from_env({"EGOTASK_JUDGE_CONCURRENCY": "4", "EGOTASK_JUDGE_RPM": "30", "EGOTASK_CACHE_DIR": "~/c",
                            "EGOTASK_COUNT_FAILED_AS_WRONG": "yes", "EGOTASK_DISABLE_PLUGINS": " a, b ,",
                            "EGOTASK_JUDGE_CACHE": "REFRESH", "EGOTEMPO_VIDEO_DIR": "/clips"})
-    assert (s.judge, s.judge_concurrency, s.judge_rpm, s.judge_timeout) == ("gemini", 4, 30.0, 60.0)
+    # No judge set: the protocol's backend is used (egotask's names none, so gemini; see selected_judge_name).
+    assert (s.judge, s.protocol, s.judge_concurrency, s.judge_rpm, s.judge_timeout) == (None, "egotask", 4, 30.0, 60.0)
     assert s.cache_dir == Path.home() / "c" and s.count_failed_as_wrong is True
     assert s.disable_plugins == ("a", "b") and s.judge_cache == "refresh"
     assert s.egotempo_video_dir == Path("/clips") and s.egotextvqa_video_dir is None

@@ -21,7 +21,6 @@ from egotask.model_adapters.smolvlm2 import SmolVLM2
 from egotask.tasklib import doc_to_text, doc_to_visual, make_process_docs
 
 TASK, SPLIT = "egotextvqa_indoor", "test"
-POST_PROMPT = "\nAnswer briefly: a word, a phrase or a short sentence."
 
 
 @pytest.fixture
@@ -32,12 +31,12 @@ def docs(sample_env):
 def prompt_for(doc, max_frames: int = 4) -> VideoPrompt:
     """A document's request as the adapters sample it: frames from its visible interval only."""
     (visual,) = doc_to_visual(doc)
-    return VideoPrompt(doc_to_text(doc, {"post_prompt": POST_PROMPT}), [sample_visual(visual, max_frames=max_frames)],
+    return VideoPrompt(doc_to_text(doc), [sample_visual(visual, max_frames=max_frames)],
                        {"until": ["\n\n"]}, doc)
 
 
 def requests_for(docs, n: int, **gen_kwargs) -> list[Instance]:
-    return [Instance("generate_until", (doc_to_text(docs[i], {"post_prompt": POST_PROMPT}),
+    return [Instance("generate_until", (doc_to_text(docs[i]),
                                         {"until": ["\n\n"], **gen_kwargs}, doc_to_visual, i, TASK, SPLIT),
                      idx=0, metadata={"task": TASK, "doc_id": i, "repeats": 1}) for i in range(n)]
 

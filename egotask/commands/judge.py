@@ -14,7 +14,8 @@ from egotask.judges import DEFAULT_JUDGE, JUDGE_VAR, JudgeNotReady, build_judge
 from egotask.judges.agreement import agreement
 from egotask.judges.cache import CACHE_DIR_VAR, CACHE_MODE_VAR
 from egotask.judges.llm import MODEL_VAR
-from egotask.settings import SettingsError, configure
+from egotask.protocols import ProtocolError, failures_counted_as_wrong
+from egotask.settings import SettingsError, configure, get_settings
 
 COUNT_FAILED_VAR = "EGOTASK_COUNT_FAILED_AS_WRONG"
 EXIT_ITEMS_FAILED = 3  # the same status as lmms_eval's: written, but some items failed
@@ -57,8 +58,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="an lmms-eval output folder or a folder of import-legacy output (searched for "
                         "*_samples_<task>.jsonl and *.records.jsonl), or such a file")
+    p.add_argument("--protocol", default=None, metavar="NAME|FILE",
+                   help="the protocol whose judge prompt, judge model and failure rule to judge with (default: "
+                        "$EGOTASK_PROTOCOL or 'egotask'); `egotask protocol list` shows them")
     p.add_argument("--judge", default=None,
-                   help=f"judge backend (default: ${JUDGE_VAR} or '{DEFAULT_JUDGE}'); `egotask plugins` lists them")
+                   help=f"judge backend (default: ${JUDGE_VAR}, else the protocol's, else '{DEFAULT_JUDGE}'); "
+                        "`egotask plugins` lists them")
     p.add_argument("--model", default=None, help=f"judging model (default: ${MODEL_VAR} or the backend's default)")
     p.add_argument("--concurrency", type=int, default=None,
                    help=f"requests in flight at once (default: ${CONCURRENCY_VAR} or 16)")
@@ -87,7 +92,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def apply_options(args: argparse.Namespace):
     """The options override fields of egotask's settings (the variables give the defaults)."""
-    overrides = {"judge": args.judge, "judge_model": args.model, "judge_concurrency": args.concurrency,
+    overrides = {"protocol": args.protocol, "judge": args.judge, "judge_model": args.model,
+                 "judge_concurrency": args.concurrency,
                  "judge_cache": "off" if args.no_cache else "refresh" if args.refresh_cache else None,
                  "count_failed_as_wrong": True if args.count_failed_as_wrong else None}
     return configure(**{k: v for k, v in overrides.items() if v is not None})
@@ -112,10 +118,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = apply_options(args)
-        judge = build_judge()
-        judge.check_ready()
         files = [f for p in find_samples(args.paths) for f in load_inputs(p)]  # all checked before paying
         records = [r for sf in files for r in sf.records]
+        if args.protocol is None:
+            settings = _deferred_protocol(records) or settings
+        judge = build_judge()
+        judge.check_ready()
         check_outputs([sf.path.parent for sf in files], "the folder of the input file (outputs go beside it)")
         check_caches(judge)
         cached = getattr(judge, "cached", None)
@@ -127,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     except JudgeNotReady as exc:
         print(f"egotask judge: {exc.explain('--judge')}", file=sys.stderr)
         return 2
-    except (PreflightError, SettingsError, ValueError, OSError, BatchError) as exc:
+    except (PreflightError, SettingsError, ProtocolError, ValueError, OSError, BatchError) as exc:
         print(f"egotask judge: {exc}", file=sys.stderr)
         return 2
     pending = sum(r.pending for r in records)
@@ -179,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"egotask judge: judged the deferred run in place: {out}", file=sys.stderr)
                 agreements = {}
             else:
-                out, data = write_outputs(group, judge, settings.count_failed_as_wrong, judging)
+                out, data = write_outputs(group, judge, failures_counted_as_wrong(settings), judging)
                 print(f"egotask judge: wrote {out}", file=sys.stderr)
                 agreements = data["egotask_rejudge"]["agreement"]
         except (OSError, ValueError) as exc:
@@ -212,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         _report_failures(judged, failed, args, batch=batcher is not None)
     if failed or no_answer:
-        how = "counted as wrong" if settings.count_failed_as_wrong else "left out of accuracy and score"
+        how = "counted as wrong" if failures_counted_as_wrong(settings) else "left out of accuracy and score"
         print(f"egotask judge: exit status {EXIT_ITEMS_FAILED}: {failed} item(s) could not be judged and "
               f"{no_answer} had no answer from the model; they are {how}. Everything else is written; they are "
               f"listed under details, 'failed' and 'generation_failed', in {', '.join(map(str, written))}.",
@@ -261,12 +269,25 @@ def _report_failures(records: list, total: int, args: argparse.Namespace, batch:
               if r.generation_error is None and r.verdict.failed]
     shown = "\n  ".join(failed[:SHOWN_FAILURES]) + (f"\n  ... and {len(failed) - SHOWN_FAILURES} more"
                                                      if len(failed) > SHOWN_FAILURES else "")
-    how = "counted as wrong" if args.count_failed_as_wrong else "left out of accuracy and score"
+    how = "counted as wrong" if failures_counted_as_wrong() else "left out of accuracy and score"
     again = ("Send them synchronously with the same command without --batch (or with --resend-failed): "
              "cached verdicts are reused, only these are asked." if batch else
              "Run the same command again to retry only those.")
     print(f"WARNING: {total} item(s) could not be judged; they are {how} (see 'failed' in the results file):\n"
           f"  {shown}\n{again}")
+
+
+def _deferred_protocol(records: list) -> Any:
+    """A deferred run is judged under the protocol it was asked under (what its pending verdicts name),
+    unless --protocol says otherwise: the settings with that protocol, or None when nothing is pending
+    or the setting already names it."""
+    named = {r.verdict.protocol for r in records if r.pending and r.verdict.protocol}
+    if len(named) != 1 or named == {get_settings().protocol}:
+        return None
+    (protocol,) = named
+    print(f"egotask judge: judging under protocol {protocol}, which the deferred run was asked under "
+          "(--protocol chooses another)", file=sys.stderr)
+    return configure(protocol=protocol)
 
 
 def _note_other_judge(records: list, judge: Any) -> None:

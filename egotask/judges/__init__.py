@@ -11,7 +11,7 @@ from egotask.records import Verdict
 from egotask.settings import Settings, get_settings
 
 JUDGE_VAR = "EGOTASK_JUDGE"
-DEFAULT_JUDGE = Settings.judge
+DEFAULT_JUDGE = "gemini"  # when neither the settings nor the protocol name a backend
 
 _lock = threading.Lock()
 _judges: dict[tuple[str, Settings], Judge] = {}
@@ -23,7 +23,10 @@ def judge_concurrency() -> int:
 
 
 def selected_judge_name() -> str:
-    return get_settings().judge
+    """The ``judge`` setting (``--judge``), else the protocol's backend, else :data:`DEFAULT_JUDGE`."""
+    from egotask.protocols import active_protocol
+
+    return get_settings().judge or active_protocol().judge.backend or DEFAULT_JUDGE
 
 
 def build_judge(name: str | None = None) -> Judge:

@@ -38,7 +38,6 @@ from egotask.judges.base import Judge, JudgeItem
 from egotask.judges.cache import cache_dir
 from egotask.judges.gemini import GeminiJudge, reply_text, request_config, rest_request, usage_tokens
 from egotask.judges.parse import UnreadableReply, parse_reply
-from egotask.judges.prompt import SYSTEM_PROMPT, user_prompt
 from egotask.judges.secrets import redact
 from egotask.records import Verdict
 
@@ -216,7 +215,8 @@ class BatchJudge:
     # ------------------------------------------------------------------ submitting
 
     def _submit(self, items: Mapping[str, JudgeItem]) -> BatchJob:
-        lines = [{"key": key, "request": rest_request(SYSTEM_PROMPT, user_prompt(item))} for key, item in items.items()]
+        lines = [{"key": key, "request": rest_request(self.judge.spec, *self.judge.prompts(item))}
+                 for key, item in items.items()]
         size = sum(len(json.dumps(line, ensure_ascii=False).encode()) for line in lines)
         stamp = datetime.now(timezone.utc)
         job = BatchJob(id=f"{stamp:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}", judge=self.judge.describe(),
@@ -233,8 +233,9 @@ class BatchJudge:
         client = self.judge.client
         if job.mode == "file":
             if job.input_file is None:
-                data = "".join(json.dumps({"key": key, "request": rest_request(SYSTEM_PROMPT, user_prompt(
-                    job.judge_item(key)))}, ensure_ascii=False) + "\n" for key in job.items).encode()
+                data = "".join(json.dumps({"key": key, "request": rest_request(
+                    self.judge.spec, *self.judge.prompts(job.judge_item(key)))}, ensure_ascii=False) + "\n"
+                    for key in job.items).encode()
                 uploaded = self._api("upload the batch requests", client.files.upload, file=io.BytesIO(data),
                                      config=types.UploadFileConfig(mime_type="application/jsonl",
                                                                    display_name=job.display_name))
@@ -242,8 +243,9 @@ class BatchJudge:
                 self.store.save(job)
             src: Any = job.input_file
         else:
-            config = request_config(SYSTEM_PROMPT)
-            src = [types.InlinedRequest(contents=user_prompt(job.judge_item(key)), metadata={"key": key},
+            system = self.judge.spec.system
+            config = request_config(self.judge.spec, system)
+            src = [types.InlinedRequest(contents=self.judge.prompts(job.judge_item(key))[1], metadata={"key": key},
                                         config=config) for key in job.items]
         created = self._api("create the batch job", client.batches.create, model=self.judge.model, src=src,
                             config=types.CreateBatchJobConfig(display_name=job.display_name))

@@ -2,7 +2,9 @@
 
 The SDK resolves the key from ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY`` and the endpoint from
 ``GOOGLE_GEMINI_BASE_URL`` when set (tests point it at a local server speaking the REST API).
-Replies are constrained to JSON with :data:`~egotask.judges.prompt.REPLY_SCHEMA`.
+Under a protocol whose judge replies in egotask's JSON schema (egotask's own), replies are constrained
+to :data:`~egotask.judges.prompt.REPLY_SCHEMA`; other protocols' replies are free text, read by
+:func:`~egotask.judges.parse.parse_reply`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from egotask.judges.llm import (
 )
 from egotask.judges.parse import UnreadableReply
 from egotask.judges.prompt import REPLY_SCHEMA
+from egotask.protocols import JudgeSpec
 from egotask.settings import vendor_value
 
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -52,13 +55,13 @@ class GeminiJudge(LLMJudge):
         # transport (httpx's, with per-request deadlines) also makes the SDK use httpx, not httpx2.
         client = genai.Client(http_options=types.HttpOptions(
             timeout=int(self.settings.timeout * 1000), client_args={"transport": self.http_transport()}))
-        self._config = request_config()
+        self._config = request_config(self.spec)
         return client  # keep the Client itself: dropping it closes its connection pool
 
     def _config_for(self, system: str) -> Any:
         """The request config with this system prompt (built once: the prompt rarely changes)."""
-        if self._config.system_instruction != system:
-            self._config = self._config.model_copy(update={"system_instruction": system})
+        if self._config.system_instruction != (system or None):
+            self._config = self._config.model_copy(update={"system_instruction": system or None})
         return self._config
 
     def _call(self, system: str, prompt: str) -> str:
@@ -89,26 +92,34 @@ class GeminiJudge(LLMJudge):
         return CallError("retry", f"{type(exc).__name__}: {exc}")
 
 
-# One definition of the request a verdict is asked with, synchronous or batched: greedy, JSON replies
-# constrained to the reply schema, egotask's system prompt.
-TEMPERATURE = 0.0
+# One definition of the request a verdict is asked with, synchronous or batched, from the protocol's
+# judge: its temperature (none sent when it names none), JSON-schema replies or free text, its system prompt.
 MIME_TYPE = "application/json"
 
 
-def request_config(system: str | None = None) -> Any:
+def request_config(spec: JudgeSpec, system: str | None = None) -> Any:
     """The google-genai config of a judge request."""
     from google.genai import types
 
-    return types.GenerateContentConfig(temperature=TEMPERATURE, response_mime_type=MIME_TYPE,
-                                       response_json_schema=REPLY_SCHEMA, system_instruction=system)
+    schema = spec.reply == "json-schema"
+    return types.GenerateContentConfig(temperature=spec.temperature, system_instruction=system or None,
+                                       response_mime_type=MIME_TYPE if schema else None,
+                                       response_json_schema=REPLY_SCHEMA if schema else None)
 
 
-def rest_request(system: str, prompt: str) -> dict[str, Any]:
+def rest_request(spec: JudgeSpec, system: str, prompt: str) -> dict[str, Any]:
     """The same request in the REST API's JSON (a line of a batch input file)."""
-    return {"contents": [{"role": "user", "parts": [{"text": prompt}]}],
-            "systemInstruction": {"parts": [{"text": system}]},
-            "generationConfig": {"temperature": TEMPERATURE, "responseMimeType": MIME_TYPE,
-                                 "responseJsonSchema": REPLY_SCHEMA}}
+    config: dict[str, Any] = {}
+    if spec.temperature is not None:
+        config["temperature"] = spec.temperature
+    if spec.reply == "json-schema":
+        config.update(responseMimeType=MIME_TYPE, responseJsonSchema=REPLY_SCHEMA)
+    request: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": prompt}]}]}
+    if system:
+        request["systemInstruction"] = {"parts": [{"text": system}]}
+    if config:
+        request["generationConfig"] = config
+    return request
 
 
 def reply_text(response: Any) -> str:

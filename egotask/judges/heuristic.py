@@ -8,6 +8,9 @@ a prediction (prices, phone numbers, speeds) must be exactly the reference's, an
 (:data:`SHORT` characters or fewer) matches only as a whole word, never by similarity or as a piece
 of a longer reference. A reference that lists acceptable answers (see
 :func:`egotask.records.answer_alternatives`) is matched against each; the best verdict wins.
+
+Abstentions are one class (:func:`egotask.abstention.is_abstention`): "Unanswerable" is right for the
+reference "i can't find it", and any abstention is wrong for a reference that gives an answer.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ import string
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 
+from egotask.abstention import is_abstention
 from egotask.hookspecs import JudgeBackend, hookimpl
 from egotask.judges.base import Judge, JudgeItem
 from egotask.records import Verdict, answer_alternatives
 
-RULES_VERSION = "heuristic-v2"
+RULES_VERSION = "heuristic-v3"  # v3: abstentions are one class
 SHORT = 3  # characters: "on", "no", "red" match exactly or not at all
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans({c: " " for c in string.punctuation})
@@ -53,6 +57,13 @@ def _rules(prediction: str, reference: str) -> tuple[str, int, str]:
     pred, ref = normalise(prediction), normalise(reference)
     if not pred:
         return "no", 0, "empty prediction"
+    pred_abstains, ref_abstains = is_abstention(prediction), is_abstention(reference)
+    if pred_abstains and ref_abstains:
+        return "yes", 5, "both say the video does not show it"
+    if ref_abstains:
+        return "no", 0, "the reference says the video does not show it; the prediction gives an answer"
+    if pred_abstains:
+        return "no", 0, "the prediction says the video does not show it; the reference gives an answer"
     if pred == ref:
         return "yes", 5, "exact match after normalisation"
     if numbers(prediction) != numbers(reference):

@@ -42,9 +42,9 @@ from egotask.judges.base import Judge, JudgeItem, JudgeNotReady
 from egotask.judges.cache import VerdictCache, cache_key
 from egotask.judges.deadline import request_deadline
 from egotask.judges.parse import UnreadableReply, parse_reply
-from egotask.judges.prompt import PROMPT_VERSION, SYSTEM_PROMPT, user_prompt
 from egotask.judges.secrets import redact
 from egotask.judges.throttle import RateLimiter, backoff_delay
+from egotask.protocols import JudgeSpec, active_protocol
 from egotask.records import Verdict
 from egotask.settings import Settings, get_settings
 
@@ -122,11 +122,15 @@ def classify_status(code: int | None, message: str, retry_after: float | None, *
 
 class LLMJudge(Judge):
     default_model: str
-    prompt_version = PROMPT_VERSION
     settings_hint: str = MODEL_VAR  # the variables that choose the endpoint, key and model
 
-    def __init__(self, settings: JudgeSettings | None = None, cache: VerdictCache | None = None):
-        self.settings = settings or JudgeSettings.from_settings(self.default_model)
+    def __init__(self, settings: JudgeSettings | None = None, cache: VerdictCache | None = None,
+                 spec: JudgeSpec | None = None):
+        # The protocol's judge prompt; its model too, when the protocol names this backend.
+        self.spec = spec or active_protocol().judge
+        self.prompt_version = self.spec.prompt_version
+        default_model = (self.spec.backend == self.name and self.spec.model) or self.default_model
+        self.settings = settings or JudgeSettings.from_settings(default_model)
         self.model = self.settings.model
         self.cache = cache if cache is not None else VerdictCache()  # an empty cache is falsy (len 0)
         # requests, retries, cache_hits, judged, failed, tokens_in, tokens_out
@@ -157,6 +161,13 @@ class LLMJudge(Judge):
     def endpoint(self) -> str:
         """Where requests go (for messages)."""
         return "its endpoint"
+
+    def describe(self) -> dict[str, str]:
+        return {**super().describe(), "protocol": self.spec.protocol, "prompt_sha256": self.spec.sha256}
+
+    def prompts(self, item: JudgeItem) -> tuple[str, str]:
+        """The (system, user) prompts of an item under the protocol's judge prompt."""
+        return self.spec.system, self.spec.render_user(item.question, item.answer, item.prediction)
 
     @property
     def client(self) -> Any:
@@ -192,7 +203,7 @@ class LLMJudge(Judge):
             try:
                 _ = self.client
                 with request_deadline(min(self.settings.request_deadline, PROBE_DEADLINE)) as deadline:
-                    text = self._call(SYSTEM_PROMPT, user_prompt(PROBE_ITEM))
+                    text = self._call(*self.prompts(PROBE_ITEM))
                 parse_reply(text)
                 return
             except UnreadableReply as exc:  # the endpoint works; the model strays from the schema
@@ -280,7 +291,7 @@ class LLMJudge(Judge):
                 limit, source = self._attempt_limit()
                 try:
                     with request_deadline(limit) as deadline:
-                        text = self._call(SYSTEM_PROMPT, user_prompt(item))
+                        text = self._call(*self.prompts(item))
                     pred, score, reason = parse_reply(text)
                 except UnreadableReply as exc:
                     unreadable += 1
@@ -359,8 +370,9 @@ class LLMJudge(Judge):
     # ------------------------------------------------------------------ helpers
 
     def item_key(self, item: JudgeItem) -> str:
-        """The item's verdict cache key (also its key in a batch job)."""
-        return cache_key(self.name, self.model, self.prompt_version, item)
+        """The item's verdict cache key (also its key in a batch job): the judge prompt's hash covers
+        everything in the protocol that can change a verdict."""
+        return cache_key(self.name, self.model, self.spec.sha256, item)
 
     def _failure(self, error: str, raw: str | None = None) -> Verdict:
         self._count("failed")

@@ -2,7 +2,8 @@
 
 The ``openai`` client reads ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` (for example
 ``http://localhost:8000/v1``). A local server often needs no key; with a base URL set and no key, the
-placeholder ``EMPTY`` is sent. Replies are constrained with a JSON schema (``response_format``).
+placeholder ``EMPTY`` is sent. Under egotask's protocol replies are constrained with a JSON schema
+(``response_format``); the temperature and reply format are the protocol's.
 """
 
 from __future__ import annotations
@@ -54,11 +55,15 @@ class OpenAIJudge(LLMJudge):
             max_retries=0, http_client=httpx.Client(transport=self.http_transport(), timeout=self.settings.timeout))
 
     def _call(self, system: str, prompt: str) -> str:
+        messages = [{"role": "system", "content": system}] if system else []
+        options: dict[str, Any] = {}
+        if self.spec.temperature is not None:  # None: the official scorer sends none, so neither do we
+            options["temperature"] = self.spec.temperature
+        if self.spec.reply == "json-schema":
+            options["response_format"] = {"type": "json_schema",
+                                          "json_schema": {"name": "verdict", "schema": REPLY_SCHEMA}}
         response = self.client.chat.completions.create(
-            model=self.model, temperature=0,
-            messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}],
-            response_format={"type": "json_schema",
-                             "json_schema": {"name": "verdict", "schema": REPLY_SCHEMA}})
+            model=self.model, messages=[*messages, {"role": "user", "content": prompt}], **options)
         usage = getattr(response, "usage", None)
         if usage is not None:
             self.add_tokens(usage.prompt_tokens or 0, usage.completion_tokens or 0)
