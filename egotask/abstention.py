@@ -7,7 +7,8 @@ judge treats every abstention as one class; egotask's LLM judge prompt says the 
 
 The rules read the whole answer, not a word of it: "turn right when you see the metro sign" and "you
 cannot turn right" are answers, not abstentions. A yes/no answer ("no, there are no traffic signals")
-is an answer as well, so a leading "no," never makes one.
+is an answer as well, so a leading "no," never makes one. Only the first sentence counts: "You could
+try Garden & Co. The video does not show what it sells, though." answers the question.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ _RULES = [
 ]
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")  # "www.usps.com" and "$4.25" hold no sentence end
+
+
 def normalise(text: str) -> str:
     """Lowercase, straight apostrophes, one space between words, no punctuation at the ends."""
     text = text.lower().replace("\u2019", "'").replace("\u2018", "'")
@@ -42,5 +46,6 @@ def is_abstention(text: str | None) -> bool:
     """Whether an answer says the video does not show (or the speaker cannot find) what was asked."""
     if not text:
         return False
-    norm = normalise(text)
+    first = _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
+    norm = normalise(first)
     return bool(norm) and any(rule.search(norm) for rule in _RULES)

@@ -13,11 +13,12 @@ from egotask.records import SETTING_OF_BENCHMARK, SampleRecord
 
 
 def make_items(n: int) -> list[JudgeItem]:
-    """Items the fake judge grades yes (containment), yes (exact) or no."""
+    """Items the fake judge grades yes (containment), yes (containment) or no. None is an exact match or
+    an abstention, which egotask's protocol settles without a request (see test_judge_shortcuts.py)."""
     items = []
     for i in range(n):
         ref = f"{60 + i} mph"
-        pred = [f"The speed limit on this road is {ref}.", ref, "next to the car wash"][i % 3]
+        pred = [f"The speed limit on this road is {ref}.", f"{ref} here", "next to the car wash"][i % 3]
         items.append(JudgeItem(f"What is the speed limit on sign {i}?", ref, pred, "reading"))
     return items
 

@@ -26,7 +26,8 @@ def test_abstentions_are_recognised(text):
     assert is_abstention(text)
 
 
-@pytest.mark.parametrize("text", [*ANSWERS, "", "no, there are other road instructions visible", "not now"])
+@pytest.mark.parametrize("text", [*ANSWERS, "", "no, there are other road instructions visible", "not now",
+                                  "You could try Garden & Co. The video does not show what it sells, though."])
 def test_answers_are_not_abstentions(text):
     assert not is_abstention(text)
 

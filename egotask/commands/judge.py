@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         check_caches(judge)
         cached = getattr(judge, "cached", None)
         # A cache-only rerun needs no network, and a batch job's submission is itself the first request.
-        if not args.batch and (cached is None or not all(cached(item) for item in items_to_judge(records))):
+        if not args.batch and (cached is None or not all(cached(item) for item in items_to_judge(records, judge))):
             judge.check_endpoint()
         batcher = BatchJudge(judge, inline_limit=args.batch_inline_limit, poll_interval=args.poll_interval) \
             if args.batch else None
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     outcome = None
     if batcher is not None:
         try:
-            outcome = batcher.run(items_to_judge(records), wait=args.wait)
+            outcome = batcher.run(items_to_judge(records, judge), wait=args.wait)
         except (BatchError, JudgeNotReady, OSError) as exc:
             print(f"egotask judge: {exc}", file=sys.stderr)
             return 1
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         verdicts = dict(outcome.verdicts)
         failed = outcome.failed
         if failed and args.resend_failed:
-            items = {judge.item_key(i): i for i in items_to_judge(records) if judge.item_key(i) in failed}
+            items = {judge.item_key(i): i for i in items_to_judge(records, judge) if judge.item_key(i) in failed}
             keys = list(items)
             print(f"egotask judge: sending the {len(keys)} item(s) the batch failed on synchronously", file=sys.stderr)
             for key, verdict in zip(keys, judge.judge_many([items[k] for k in keys]), strict=True):

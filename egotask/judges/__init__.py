@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 
 from egotask.judges.base import Judge, JudgeItem, JudgeNotReady
+from egotask.judges.shortcuts import shortcut_verdict
 from egotask.reasoning import NO_FINAL_ANSWER, unfinished_reasoning
 from egotask.records import Verdict
 from egotask.settings import Settings, get_settings
@@ -52,15 +53,23 @@ def get_judge(name: str | None = None) -> Judge:
         return _judges[key]
 
 
+def settled_verdict(judge: Judge, item: JudgeItem) -> Verdict | None:
+    """The verdict of an item that needs no judge request, else None: a reply that stopped inside its
+    reasoning has no final answer, so it is wrong ("no"/0), not a judge failure; and the protocol's
+    shortcuts (:mod:`egotask.judges.shortcuts`) settle exact matches and shared abstentions."""
+    if unfinished_reasoning(item.prediction):
+        return Verdict(pred="no", score=0, reason=NO_FINAL_ANSWER, **judge.describe())
+    return shortcut_verdict(judge, item)
+
+
 def judge_answers(judge: Judge, items: Sequence[JudgeItem]) -> list[Verdict]:
-    """Verdicts for model answers. A reply that stopped inside its reasoning has no final answer:
-    that is a wrong answer ("no"/0) given without asking the judge, not a judge failure."""
+    """Verdicts for model answers: settled ones (:func:`settled_verdict`) without a request, the rest
+    from the judge."""
     verdicts: list[Verdict | None] = [None] * len(items)
     todo = []
     for i, item in enumerate(items):
-        if unfinished_reasoning(item.prediction):
-            verdicts[i] = Verdict(pred="no", score=0, reason=NO_FINAL_ANSWER, **judge.describe())
-        else:
+        verdicts[i] = settled_verdict(judge, item)
+        if verdicts[i] is None:
             todo.append(i)
     if len(todo) == 1:  # lmms-eval's process_results: one item per call, from many threads
         verdicts[todo[0]] = judge.judge(items[todo[0]])
@@ -70,5 +79,5 @@ def judge_answers(judge: Judge, items: Sequence[JudgeItem]) -> list[Verdict]:
     return verdicts  # type: ignore[return-value]
 
 
-__all__ = ["judge_answers", "Judge", "JudgeItem", "JudgeNotReady", "build_judge", "get_judge", "selected_judge_name",
-           "judge_concurrency", "JUDGE_VAR", "DEFAULT_JUDGE"]
+__all__ = ["judge_answers", "settled_verdict", "Judge", "JudgeItem", "JudgeNotReady", "build_judge", "get_judge",
+           "selected_judge_name", "judge_concurrency", "JUDGE_VAR", "DEFAULT_JUDGE"]

@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from egotask import scoring
-from egotask.judges import judge_answers
+from egotask.judges import judge_answers, settled_verdict
 from egotask.judges.agreement import agreement
 from egotask.judges.base import Judge, JudgeItem
-from egotask.reasoning import unfinished_reasoning
 from egotask.records import RECORDS_SUFFIX, SampleRecord, load_records
 
 REJUDGED_MARK = "_rejudged-"
@@ -101,10 +100,11 @@ def judge_item(record: SampleRecord) -> JudgeItem:
     return JudgeItem(record.question, record.answer, record.prediction.strip(), record.question_type)
 
 
-def items_to_judge(records: list[SampleRecord]) -> list[JudgeItem]:
-    """The items a judge is asked about: answers, less replies that stopped inside their reasoning
-    (those are wrong without asking; see :func:`egotask.judges.judge_answers`)."""
-    return [judge_item(r) for r in records if r.generation_error is None and not unfinished_reasoning(r.prediction)]
+def items_to_judge(records: list[SampleRecord], judge: Judge) -> list[JudgeItem]:
+    """The items ``judge`` is asked about: answers, less those settled without a request (replies that
+    stopped inside their reasoning, the protocol's shortcuts; see :func:`egotask.judges.settled_verdict`)."""
+    items = (judge_item(r) for r in records if r.generation_error is None)
+    return [item for item in items if settled_verdict(judge, item) is None]
 
 
 def rejudge_records(records: list[SampleRecord], judge: Judge) -> list[SampleRecord]:

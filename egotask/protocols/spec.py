@@ -83,6 +83,9 @@ class JudgeSpec:
     lowercase: bool = False  # reference and prediction lowercased before judging
     strip_newlines: bool = False  # newlines removed from reference and prediction
     failures: str = "excluded"
+    # Exact matches and shared abstentions are judged right without a request (egotask.judges.shortcuts).
+    # Not in the hash: it changes which items are asked, never what an asked item's verdict is.
+    shortcuts: bool = False
     version: str | None = None  # a readable label for egotask's own prompts ("egotask-judge-v2")
     protocol: str = ""  # the protocol's name (not part of the hash)
 
@@ -153,6 +156,7 @@ class Protocol:
                          **({"answer_prefix": p.answer_prefix} if p.answer_prefix else {})} for p in self.prompts],
             "judge": {"backend": j.backend, "model": j.model, "temperature": j.temperature, "reply": j.reply,
                       "lowercase": j.lowercase, "strip_newlines": j.strip_newlines, "failures": j.failures,
+                      "shortcuts": j.shortcuts,
                       **({"version": j.version} if j.version else {}), "system": j.system, "user": j.user},
             **({"frames": self.frames} if self.frames else {}),
             **({"sources": list(self.sources)} if self.sources else {}),
@@ -237,6 +241,7 @@ def protocol_from_dict(data: Any, where: str, path: Path | None = None) -> Proto
         lowercase=_field(j, "lowercase", bool, at, default=False),
         strip_newlines=_field(j, "strip_newlines", bool, at, default=False),
         failures=_choice(_field(j, "failures", str, at, default="excluded"), FAILURE_RULES, f"{at}: field failures"),
+        shortcuts=_field(j, "shortcuts", bool, at, default=False),
         version=_field(j, "version", str, at), protocol=name,
     )
     sources = _field(data, "sources", list, where, default=[])
