@@ -179,9 +179,9 @@ def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], where
             raise ProtocolError(f"{where}: missing field {name}")
         return default
     value = data[name]
-    if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise ProtocolError(f"{where}: field {name} must be {_kind_name(kind)}, got {value!r}")
-    if not isinstance(value, kind):
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # YAML's true/false are ints to Python: a number field must not take them.
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         raise ProtocolError(f"{where}: field {name} must be {_kind_name(kind)}, got {value!r}")
     return value
 
