@@ -428,7 +428,7 @@ def label_tab(run: LoadedRun) -> None:
     remaining = [r for r in items if item_key(r) not in done]
     st.progress(len(in_sample) / len(items) if items else 1.0,
                 text=f"{len(in_sample)} of {len(items)} labelled by {labeller}")
-    st.caption(f"Labels file: `{md(path)}`")
+    st.caption(f"Labels file: {md(path)}")
     st.markdown(LABEL_KEYS)
     back = st.session_state.get("label_back")
     by_key = {item_key(r): r for r in items}
@@ -440,20 +440,22 @@ def label_tab(run: LoadedRun) -> None:
     position = [item_key(r) for r in items].index(key)
     earlier = [item_key(r) for r in items[:position] if item_key(r) in done]
     args = (path, labeller, run.name, seed)
-    buttons = st.columns(9)
-    buttons[0].button("right (Y)", key="label_yes", shortcut="Y", on_click=_mark, args=(key, "yes"))
-    buttons[1].button("wrong (N)", key="label_no", shortcut="N", on_click=_mark, args=(key, "no"))
-    for score in range(6):
-        buttons[2 + score].button(str(score), key=f"label_score_{score}", shortcut=str(score), on_click=_score,
-                                  args=(record, score, *args))
-    buttons[8].button("back (B)", key="label_back_button", shortcut="B", on_click=_back, args=(earlier,),
-                      disabled=not earlier)
     marked = st.session_state.get("label_pred")
+    mark = marked[1] if marked and marked[0] == key else None
+    buttons = st.columns(9)  # each button shows its key; the chosen mark is highlighted
+    buttons[0].button("right", key="label_yes", shortcut="Y", on_click=_mark, args=(key, "yes"),
+                      type="primary" if mark == "yes" else "secondary")
+    buttons[1].button("wrong", key="label_no", shortcut="N", on_click=_mark, args=(key, "no"),
+                      type="primary" if mark == "no" else "secondary")
+    for score in range(6):
+        buttons[2 + score].button(f"score {score}", key=f"label_score_{score}", shortcut=str(score),
+                                  on_click=_score, args=(record, score, *args))
+    buttons[8].button("back", key="label_back_button", shortcut="B", on_click=_back, args=(earlier,),
+                      disabled=not earlier)
     note = st.session_state.get("label_note")
     if note:
         st.warning(note)
-    status = (f"marked {'right' if marked[1] == 'yes' else 'wrong'}: now its score, 0-5"
-              if marked and marked[0] == key else "not marked yet: Y or N")
+    status = f"marked {'right' if mark == 'yes' else 'wrong'}: now its score, 0-5" if mark else "not marked yet: Y or N"
     previous = done.get(key)
     if previous is not None:
         status += f" (labelled before: {'right' if previous.pred == 'yes' else 'wrong'}, score {previous.score})"
