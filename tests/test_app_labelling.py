@@ -82,8 +82,12 @@ def test_the_label_view_hides_the_verdict_and_appends_each_label_as_it_is_made(b
     assert again.text[0].value == at.text[0].value
     assert any("1 of 3 labelled by alice" in (p.text or "") for p in again.get("progress"))
     # Back, and label the first item again: a second line, the later one wins.
+    resumed = again.text[0].value
     again.button(key="label_back_button").click().run()
     assert again.text[0].value == shown
+    again.button(key="label_forward").click().run()  # F: back to the first unlabelled item, nothing written
+    assert again.text[0].value == resumed and len(read_labels(path)) == 1
+    again.button(key="label_back_button").click().run()
     again.button(key="label_no").click().run()
     again.button(key="label_score_1").click().run()
     first, second = read_labels(path)

@@ -3,6 +3,7 @@ constructed label set whose kappas are worked out by hand here; and the labels f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -178,3 +179,25 @@ def test_labels_files_sit_next_to_the_run_and_are_named_for_the_labeller(tmp_pat
     assert labels_path(samples, "Ann Lee") == tmp_path / "20260101_120000_Ann-Lee.labels.jsonl"
     assert labels_path(tmp_path / "legacy.records.jsonl", "bob", "/models/qwen") == \
         tmp_path / "legacy_qwen_bob.labels.jsonl"
+
+
+def test_labels_pair_with_the_verdicts_of_the_answer_they_were_made_on_when_a_folder_holds_two_models(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    write_records(run_records(JUDGE_A, "judge-a"), run / "a.records.jsonl")  # model m, answers p0..p9
+    other = [dataclasses.replace(r, model="m2", prediction=f"other{i}",
+                                 verdict=dataclasses.replace(r.verdict, pred="no", score=0))
+             for i, r in enumerate(run_records(JUDGE_A, "judge-a"))]
+    other[9] = other[9].with_verdict(Verdict.failure(judge="judge-a", judge_model="judge-a-model",
+                                                     prompt_version="v1", error="no reply"))
+    write_records(other, run / "m2.records.jsonl")
+    labels = [HumanLabel(task=TASK, video_id=f"v{i // 2}", question_id=str(i), pred=p, score=3, labeller="carol",
+                         prediction=f"other{i}") for i, p in enumerate(ALICE)]
+    from egotask.reports.collect import collect_runs
+
+    records = [r for in_run in collect_runs([run]) for r in in_run.records]
+    (row,), _ = judge_agreement(records, labels)
+    # m2's judge said "no" to all nine it judged; carol said yes to items 0-4 (5 no/yes) and no to 5-8 (4 no/no).
+    assert (row.n, row.n_left_out, row.first_yes_rate) == (9, 1, 0.0)
+    assert row.confusion == dict(zip(CELLS, (0, 0, 5, 4), strict=True))
+    assert row.kappa == 0.0  # the judge used one label only: chance agreement is all its agreement

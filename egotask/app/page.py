@@ -369,7 +369,7 @@ def compare_tab(selection: list[SampleRecord], run: LoadedRun, runs: list[Loaded
 
 LABEL_KEYS = ("Keys: **Y** the answer is right, **N** it is wrong, then **0**-**5** its score (0: unrelated, "
               "5: a full match), which saves the label and shows the next item; **B** goes back to the item "
-              "before, to label it again (the later label wins).")
+              "before, to label it again (the later label wins), and **F** returns to the first unlabelled item.")
 
 
 def _mark(key: tuple[str, str, str], pred: str) -> None:
@@ -398,6 +398,11 @@ def _back(keys: list[tuple[str, str, str]]) -> None:
     if keys:
         st.session_state.label_back = keys[-1]
         st.session_state.label_pred = None
+
+
+def _forward() -> None:
+    st.session_state.label_back = None
+    st.session_state.label_pred = None
 
 
 def label_tab(run: LoadedRun) -> None:
@@ -429,10 +434,13 @@ def label_tab(run: LoadedRun) -> None:
     st.progress(len(in_sample) / len(items) if items else 1.0,
                 text=f"{len(in_sample)} of {len(items)} labelled by {labeller}")
     st.caption(f"Labels file: {md(path)}")
+    if run.name.startswith("uploaded: "):
+        st.warning("This run was uploaded, so its labels file is in a temporary folder that goes when the app "
+                   "stops: load the run by its path (sidebar) to keep the labels next to it.")
     st.markdown(LABEL_KEYS)
     back = st.session_state.get("label_back")
     by_key = {item_key(r): r for r in items}
-    record = by_key.get(back) if back else (remaining[0] if remaining else None)
+    record = (by_key.get(back) if back else None) or (remaining[0] if remaining else None)
     if record is None:
         st.success(f"All {len(items)} items of the sample are labelled. Raise the sample size to label more.")
         return
@@ -442,7 +450,7 @@ def label_tab(run: LoadedRun) -> None:
     args = (path, labeller, run.name, seed)
     marked = st.session_state.get("label_pred")
     mark = marked[1] if marked and marked[0] == key else None
-    buttons = st.columns(9)  # each button shows its key; the chosen mark is highlighted
+    buttons = st.columns(10)  # each button shows its key; the chosen mark is highlighted
     buttons[0].button("right", key="label_yes", shortcut="Y", on_click=_mark, args=(key, "yes"),
                       type="primary" if mark == "yes" else "secondary")
     buttons[1].button("wrong", key="label_no", shortcut="N", on_click=_mark, args=(key, "no"),
@@ -452,6 +460,8 @@ def label_tab(run: LoadedRun) -> None:
                                   on_click=_score, args=(record, score, *args))
     buttons[8].button("back", key="label_back_button", shortcut="B", on_click=_back, args=(earlier,),
                       disabled=not earlier)
+    buttons[9].button("to the first unlabelled", key="label_forward", shortcut="F", on_click=_forward,
+                      disabled=back is None)
     note = st.session_state.get("label_note")
     if note:
         st.warning(note)

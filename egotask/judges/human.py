@@ -124,15 +124,17 @@ def judge_name(judge: JudgeId) -> str:
 
 
 def match(records: Sequence[SampleRecord], labels: Sequence[HumanLabel]) -> dict[JudgeId, dict[Key, SampleRecord]]:
-    """Each judge's records by item key, after checking that every label names an item of the run and
-    the answer it was made on: a LabelError names the file and line of the first that does not."""
-    by_judge: dict[JudgeId, dict[Key, SampleRecord]] = defaultdict(dict)
+    """Each judge's record of each labelled item: the record of the answer the label was made on (a
+    folder may hold several models' runs of the same questions). A LabelError names the file and line of
+    the first label whose item is not in the runs, or whose answer none of them gave."""
+    by_answer: dict[JudgeId, dict[tuple[Key, str], SampleRecord]] = defaultdict(dict)
     predictions: dict[Key, set[str]] = defaultdict(set)
     for r in records:
         key = (r.task, r.video_id, r.question_id)
         predictions[key].add(r.prediction)
         if r.generation_error is None:
-            by_judge[_judge_of(r)].setdefault(key, r)
+            by_answer[_judge_of(r)].setdefault((key, r.prediction), r)
+    answer_of: dict[Key, str] = {}  # the answer each item was labelled on
     for label in labels:
         seen = predictions.get(label.key)
         item = "/".join(label.key)
@@ -145,20 +147,26 @@ def match(records: Sequence[SampleRecord], labels: Sequence[HumanLabel]) -> dict
         if label.prediction is None and len(seen) > 1:
             raise LabelError(f"{label.where}: item {item} has {len(seen)} different answers in the given runs and "
                              "the label does not say which it was made on (no prediction field); give one run")
-    return by_judge
+        answer = label.prediction if label.prediction is not None else next(iter(seen))
+        if answer_of.setdefault(label.key, answer) != answer:
+            raise LabelError(f"{label.where}: item {item} was labelled on the answer {answer!r} here and on "
+                             f"{answer_of[label.key]!r} before: these labels come from different models' runs")
+    return {judge: {key: answers[(key, a)] for key, a in answer_of.items() if (key, a) in answers}
+            for judge, answers in by_answer.items()}
 
 
 def judge_agreement(records: Sequence[SampleRecord], labels: Sequence[HumanLabel],
                     n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
                     ) -> tuple[list[Agreement], list[Agreement]]:
-    """(each judge against each labeller, each pair of labellers on the items both labelled)."""
+    """(each judge against each labeller, each pair of labellers on the items both labelled). A judge
+    is compared on the labelled answers it holds a record of; its failures count as not judged."""
     by_judge = match(records, labels)
-    final = latest(list(labels))
     by_labeller: dict[str, dict[Key, HumanLabel]] = defaultdict(dict)
-    for (labeller, key), label in final.items():
+    for (labeller, key), label in latest(list(labels)).items():
         by_labeller[labeller][key] = label
-    any_record = {key: r for judged in by_judge.values() for key, r in judged.items()}
-    any_record.update({(r.task, r.video_id, r.question_id): r for r in records if r.generation_error is not None})
+    cluster = {key: video_cluster(r) for judged in by_judge.values() for key, r in judged.items()}
+    for r in records:  # an answer no judge has a record of (a generation failure) still has a video
+        cluster.setdefault((r.task, r.video_id, r.question_id), video_cluster(r))
 
     def human(label: HumanLabel) -> dict[str, Any]:
         return {"pred": label.pred, "score": label.score}
@@ -166,21 +174,19 @@ def judge_agreement(records: Sequence[SampleRecord], labels: Sequence[HumanLabel
     judges = []
     for judge in sorted(by_judge):
         judged = by_judge[judge]
-        if all(r.pending for r in judged.values()):
-            continue  # deferred and never judged: no verdicts to compare
+        if not judged or all(r.pending for r in judged.values()):
+            continue  # none of the labelled answers, or deferred and never judged: nothing to compare
         for labeller in sorted(by_labeller):
-            pairs, left_out = [], 0
-            for key, label in by_labeller[labeller].items():
-                r = judged.get(key)
-                if r is None or r.verdict.pred is None:
-                    left_out += 1
-                    continue
-                pairs.append((r.verdict.to_dict(), human(label), video_cluster(r)))
-            judges.append(compare(judge_name(judge), labeller, pairs, left_out, n_resamples, seed))
+            mine = [(key, label) for key, label in by_labeller[labeller].items() if key in judged]
+            if not mine:
+                continue
+            pairs = [(judged[key].verdict.to_dict(), human(label), cluster[key]) for key, label in mine
+                     if judged[key].verdict.pred is not None]
+            judges.append(compare(judge_name(judge), labeller, pairs, len(mine) - len(pairs), n_resamples, seed))
     people = []
     for a, b in combinations(sorted(by_labeller), 2):
         common = sorted(set(by_labeller[a]) & set(by_labeller[b]))
-        pairs = [(human(by_labeller[a][k]), human(by_labeller[b][k]), video_cluster(any_record[k])) for k in common]
+        pairs = [(human(by_labeller[a][k]), human(by_labeller[b][k]), cluster[k]) for k in common]
         people.append(compare(a, b, pairs, 0, n_resamples, seed))
     return judges, people
 
