@@ -201,3 +201,11 @@ def test_labels_pair_with_the_verdicts_of_the_answer_they_were_made_on_when_a_fo
     assert (row.n, row.n_left_out, row.first_yes_rate) == (9, 1, 0.0)
     assert row.confusion == dict(zip(CELLS, (0, 0, 5, 4), strict=True))
     assert row.kappa == 0.0  # the judge used one label only: chance agreement is all its agreement
+
+
+def test_agreement_needs_both_the_run_and_labels_and_human_goes_with_agreement_only(labelled_run, capsys):
+    run, alice, _ = labelled_run
+    assert main(["judge", "agreement", str(run)]) == 2
+    assert "give the run and its labels" in capsys.readouterr().err
+    assert main(["judge", str(run), "--human", str(alice)]) == 2
+    assert "--human goes with `egotask judge agreement RUN" in capsys.readouterr().err

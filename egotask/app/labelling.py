@@ -64,9 +64,10 @@ def run_labels_path(sources: list[Path], labeller: str, model: str | None) -> Pa
     return labels_path(sources[0], labeller, model)
 
 
-def done_labels(path: Path) -> dict[tuple[str, str, str], HumanLabel]:
-    """The items already labelled in a labels file (the later label of an item wins); none when the
-    file is not there yet."""
+def done_labels(path: Path, labeller: str) -> dict[tuple[str, str, str], HumanLabel]:
+    """The items ``labeller`` already labelled in a labels file (the later label of an item wins; two
+    names that make the same file name share the file, not their labels); none when the file is not
+    there yet."""
     if not path.exists():
         return {}
-    return {label.key: label for label in read_labels(path)}
+    return {label.key: label for label in read_labels(path) if label.labeller == labeller}

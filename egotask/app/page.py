@@ -425,14 +425,14 @@ def label_tab(run: LoadedRun) -> None:
     items = sample(run.records, size, seed)
     path = run_labels_path(run.sources, labeller, run.records[0].model)
     try:
-        done = done_labels(path)
+        done = done_labels(path, labeller)
     except LabelError as exc:
         st.error(f"{exc}. Fix or move that line; nothing was written.")
         return
     in_sample = [r for r in items if item_key(r) in done]
     remaining = [r for r in items if item_key(r) not in done]
     st.progress(len(in_sample) / len(items) if items else 1.0,
-                text=f"{len(in_sample)} of {len(items)} labelled by {labeller}")
+                text=f"{len(in_sample)} of {len(items)} labelled by {md(labeller)}")
     st.caption(f"Labels file: {md(path)}")
     if run.name.startswith("uploaded: "):
         st.warning("This run was uploaded, so its labels file is in a temporary folder that goes when the app "
