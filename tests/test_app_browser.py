@@ -185,6 +185,15 @@ def keys(driver, *pressed: str) -> None:
         ActionChains(driver).send_keys(key).perform()
 
 
+def label(driver, mark: str, score: str) -> None:
+    """Y or N, then a score, each key once the page has shown the one before it (a key pressed while the
+    page still reruns may be dropped by Streamlit; it then writes nothing, never a wrong label)."""
+    keys(driver, mark)
+    shown = "marked right" if mark == "y" else "marked wrong"
+    wait_for(driver, lambda d: shown in d.find_element("tag name", "body").text, shown)
+    keys(driver, score)
+
+
 def test_a_person_labels_a_sample_with_the_keyboard_and_a_reopened_browser_resumes(browser, served, tmp_path,
                                                                                     capsys):
     from selenium.webdriver.common.keys import Keys
@@ -210,16 +219,14 @@ def test_a_person_labels_a_sample_with_the_keyboard_and_a_reopened_browser_resum
     # The judge's verdict, score and reason ("hand-made") stay hidden.
     assert "hand-made" not in main_area and "verdict:" not in main_area and "correct" not in main_area
 
-    keys(d, "y")
-    wait_for(d, lambda d: "marked right" in d.find_element("tag name", "body").text, "right, marked")
-    keys(d, "4")
+    label(d, "y", "4")
     wait_for(d, lambda d: "1 of 3 labelled by alice" in progress(d), "the first label saved")
-    keys(d, "n", "1")
+    label(d, "n", "1")
     wait_for(d, lambda d: "2 of 3 labelled by alice" in progress(d), "the second label saved")
     # Back to the second item, which now says how it was labelled, and label it again.
     keys(d, "b")
     wait_for(d, lambda d: "labelled before: wrong, score 1" in d.find_element("tag name", "body").text, "back")
-    keys(d, "y", "5")
+    label(d, "y", "5")
     wait_for(d, lambda d: "labelled before" not in d.find_element("tag name", "body").text, "relabelled")
 
     run_dir = tmp_path / "base_output" / "models__base-qwen"
@@ -233,7 +240,7 @@ def test_a_person_labels_a_sample_with_the_keyboard_and_a_reopened_browser_resum
     d.get(f"{url}&labeller=alice")
     wait_for(d, lambda d: "2 of 3 labelled by alice" in progress(d), "the resumed sample")
     d.find_element("tag name", "h2").click()
-    keys(d, "n", "0")
+    label(d, "n", "0")
     wait_for(d, lambda d: "All 3 items of the sample are labelled" in d.find_element("tag name", "body").text,
              "the sample done")
     assert len(read_labels(alice)) == 4
@@ -242,7 +249,7 @@ def test_a_person_labels_a_sample_with_the_keyboard_and_a_reopened_browser_resum
     d.get(f"{url}&labeller=bob")
     wait_for(d, lambda d: "0 of 3 labelled by bob" in progress(d), "bob's first item")
     d.find_element("tag name", "h2").click()
-    keys(d, "y", "3")
+    label(d, "y", "3")
     wait_for(d, lambda d: "1 of 3 labelled by bob" in progress(d), "bob's label saved")
     bob = run_dir / f"{STAMP}_bob.labels.jsonl"
     assert [x.labeller for x in read_labels(bob)] == ["bob"]
