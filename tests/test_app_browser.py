@@ -188,6 +188,8 @@ def keys(driver, *pressed: str) -> None:
 def label(driver, mark: str, score: str) -> None:
     """Y or N, then a score, each key once the page has shown the one before it (a key pressed while the
     page still reruns may be dropped by Streamlit; it then writes nothing, never a wrong label)."""
+    wait_for(driver, lambda d: "not marked yet" in d.find_element("tag name", "body").text
+             and d.find_elements("css selector", '[data-testid="stImage"] img'), "the item, drawn to its frames")
     keys(driver, mark)
     shown = "marked right" if mark == "y" else "marked wrong"
     wait_for(driver, lambda d: shown in d.find_element("tag name", "body").text, shown)
