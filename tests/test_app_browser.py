@@ -171,3 +171,91 @@ def test_a_browser_loads_a_run_filters_it_opens_a_video_and_compares_two_runs(br
     assert metric(d, "McNemar p") == "1.000"
     assert any("Over the 4 questions both runs judged (1 left out" in t
                for t in texts(d, '[data-testid="stCaptionContainer"]'))
+
+
+def progress(driver) -> str:
+    return " ".join(texts(driver, '[data-testid="stProgress"]'))
+
+
+def keys(driver, *pressed: str) -> None:
+    """Key presses on the page itself (not in a text box), as a person labelling would type them."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    for key in pressed:
+        ActionChains(driver).send_keys(key).perform()
+
+
+def label(driver, mark: str, score: str) -> None:
+    """Y or N, then a score, each key once the page has shown the one before it (a key pressed while the
+    page still reruns may be dropped by Streamlit; it then writes nothing, never a wrong label)."""
+    wait_for(driver, lambda d: "not marked yet" in d.find_element("tag name", "body").text
+             and d.find_elements("css selector", '[data-testid="stImage"] img'), "the item, drawn to its frames")
+    keys(driver, mark)
+    shown = "marked right" if mark == "y" else "marked wrong"
+    wait_for(driver, lambda d: shown in d.find_element("tag name", "body").text, shown)
+    keys(driver, score)
+
+
+def test_a_person_labels_a_sample_with_the_keyboard_and_a_reopened_browser_resumes(browser, served, tmp_path,
+                                                                                    capsys):
+    from selenium.webdriver.common.keys import Keys
+
+    from egotask.cli import main
+    from egotask.labels import read_labels
+
+    d = browser
+    url = f"{served}/?{urllib.parse.urlencode({'view': 'Label', 'label_size': 3})}"
+    d.get(url)
+    name = wait_for(d, lambda d: next((e for e in d.find_elements("css selector", '[data-testid="stTextInput"]')
+                                       if "Your name" in e.text), None), "the name box")
+    box = name.find_element("css selector", "input")
+    box.click()
+    box.send_keys("alice", Keys.ENTER)
+    wait_for(d, lambda d: "0 of 3 labelled by alice" in progress(d), "the first item")
+    d.find_element("tag name", "h2").click()  # leave the text box: keys now go to the page
+    images = wait_for(d, lambda d: d.find_elements("css selector", '[data-testid="stImage"] img') or None,
+                      "the frames the model saw")
+    assert images and all(img.get_attribute("naturalWidth") not in (None, "0") for img in images)
+    main_area = d.find_element("css selector", '[data-testid="stMain"]').text  # the sidebar has a verdict filter
+    assert "question:" in main_area and "prediction:" in main_area and "Keys: Y the answer is right" in main_area
+    # The judge's verdict, score and reason ("hand-made") stay hidden.
+    assert "hand-made" not in main_area and "verdict:" not in main_area and "correct" not in main_area
+
+    label(d, "y", "4")
+    wait_for(d, lambda d: "1 of 3 labelled by alice" in progress(d), "the first label saved")
+    label(d, "n", "1")
+    wait_for(d, lambda d: "2 of 3 labelled by alice" in progress(d), "the second label saved")
+    # Back to the second item, which now says how it was labelled, and label it again.
+    keys(d, "b")
+    wait_for(d, lambda d: "labelled before: wrong, score 1" in d.find_element("tag name", "body").text, "back")
+    label(d, "y", "5")
+    wait_for(d, lambda d: "labelled before" not in d.find_element("tag name", "body").text, "relabelled")
+
+    run_dir = tmp_path / "base_output" / "models__base-qwen"
+    alice = run_dir / f"{STAMP}_alice.labels.jsonl"
+    lines = read_labels(alice)
+    assert [(x.pred, x.score) for x in lines] == [("yes", 4), ("no", 1), ("yes", 5)]
+    assert lines[1].key == lines[2].key and all(x.labeller == "alice" for x in lines)
+
+    # A closed browser loses nothing: a new session at the same address resumes at the third item.
+    d.delete_all_cookies()
+    d.get(f"{url}&labeller=alice")
+    wait_for(d, lambda d: "2 of 3 labelled by alice" in progress(d), "the resumed sample")
+    d.find_element("tag name", "h2").click()
+    label(d, "n", "0")
+    wait_for(d, lambda d: "All 3 items of the sample are labelled" in d.find_element("tag name", "body").text,
+             "the sample done")
+    assert len(read_labels(alice)) == 4
+
+    # A second person writes a second file; both measure the run's judge, and each other.
+    d.get(f"{url}&labeller=bob")
+    wait_for(d, lambda d: "0 of 3 labelled by bob" in progress(d), "bob's first item")
+    d.find_element("tag name", "h2").click()
+    label(d, "y", "3")
+    wait_for(d, lambda d: "1 of 3 labelled by bob" in progress(d), "bob's label saved")
+    bob = run_dir / f"{STAMP}_bob.labels.jsonl"
+    assert [x.labeller for x in read_labels(bob)] == ["bob"]
+    assert main(["judge", "agreement", str(tmp_path / "base_output"), "--human", str(alice), str(bob)]) == 0
+    out = capsys.readouterr().out
+    assert "heuristic (heuristic-v1, prompt heuristic-v1)" in out and "alice" in out
+    assert "People against each other" in out

@@ -20,6 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from egotask.app import media
+from egotask.app.labelling import DEFAULT_SEED, DEFAULT_SIZE, done_labels, item_key, run_labels_path, sample
 from egotask.app.runs import Loaded, LoadedRun, load_paths, unique_names
 from egotask.app.selection import (
     VERDICTS,
@@ -43,6 +44,7 @@ from egotask.app.selection import (
 )
 from egotask.data.sources import DataError
 from egotask.frames import VideoError
+from egotask.labels import HumanLabel, LabelError, append_label, is_labels_file, now
 from egotask.records import SampleRecord
 from egotask.reports.paired import compare_records
 from egotask.reports.render import pvalue, signed, signed_ci
@@ -93,7 +95,9 @@ def _stamp(path: Path) -> tuple:
     """What changes when a path's content does: lets the cache notice new or rewritten files."""
     try:
         if path.is_dir():
-            return tuple((str(p), p.stat().st_mtime_ns) for p in sorted(path.rglob("*.json*")))
+            # Labels files are left out: labelling appends to one on every key press, and the run is the same.
+            return tuple((str(p), p.stat().st_mtime_ns) for p in sorted(path.rglob("*.json*"))
+                         if not is_labels_file(p))
         return (path.stat().st_mtime_ns,) if path.exists() else ()
     except OSError:
         return ()
@@ -361,6 +365,120 @@ def compare_tab(selection: list[SampleRecord], run: LoadedRun, runs: list[Loaded
         st.success(f"The two runs' verdicts agree on all {len(rows)} questions.")
 
 
+# --------------------------------------------------------------------------- labelling
+
+LABEL_KEYS = ("Keys: **Y** the answer is right, **N** it is wrong, then **0**-**5** its score (0: unrelated, "
+              "5: a full match), which saves the label and shows the next item; **B** goes back to the item "
+              "before, to label it again (the later label wins), and **F** returns to the first unlabelled item.")
+
+
+def _mark(key: tuple[str, str, str], pred: str) -> None:
+    st.session_state.label_pred = (key, pred)
+    st.session_state.label_note = None
+
+
+def _score(record: SampleRecord, score: int, path: Path, labeller: str, run_name: str, seed: int) -> None:
+    """Save the label once the person has said right or wrong; the file is appended at once."""
+    key = item_key(record)
+    marked = st.session_state.get("label_pred")
+    if not marked or marked[0] != key:
+        st.session_state.label_note = "Press Y (right) or N (wrong) first, then the score."
+        return
+    append_label(path, HumanLabel(
+        task=record.task, video_id=record.video_id, question_id=record.question_id, pred=marked[1], score=score,
+        labeller=labeller, setting=record.setting, question_type=record.question_type,
+        prediction=record.prediction, labelled_at=now(), extra={"run": run_name, "sample_seed": seed}))
+    st.session_state.label_pred = None
+    st.session_state.label_back = None
+    st.session_state.label_note = None
+
+
+def _back(keys: list[tuple[str, str, str]]) -> None:
+    """Show the labelled item before the current one (in sample order) again."""
+    if keys:
+        st.session_state.label_back = keys[-1]
+        st.session_state.label_pred = None
+
+
+def _forward() -> None:
+    st.session_state.label_back = None
+    st.session_state.label_pred = None
+
+
+def label_tab(run: LoadedRun) -> None:
+    st.caption("Label a random sample of this run's answers yourself, stratified by setting and question type: "
+               "the judge's verdict is not shown. Each label is written to a file next to the run as you make "
+               "it, so closing the browser loses nothing and reopening resumes; a second person, under their "
+               "own name, writes a second file. `egotask judge agreement RUN --human LABELS.jsonl...` then "
+               "measures each judge against the labels. The sidebar filters do not apply here.")
+    cols = st.columns([2, 1, 1])
+    labeller = (cols[0].text_input("Your name (once; it names your labels file)", key="labeller",
+                                   bind="query-params") or "").strip()
+    size = int(cols[1].number_input("Sample size", 1, 1_000_000, DEFAULT_SIZE, key="label_size",
+                                    bind="query-params",
+                                    help="A larger size extends the same sample; labelled items stay labelled."))
+    seed = int(cols[2].number_input("Seed", 0, 2**31 - 1, DEFAULT_SEED, key="label_seed", bind="query-params",
+                                    help="The same seed and size give the same items (to everyone)."))
+    if not labeller:
+        st.info("Type your name, then Enter, to start labelling.")
+        return
+    items = sample(run.records, size, seed)
+    path = run_labels_path(run.sources, labeller, run.records[0].model)
+    try:
+        done = done_labels(path, labeller)
+    except LabelError as exc:
+        st.error(f"{exc}. Fix or move that line; nothing was written.")
+        return
+    in_sample = [r for r in items if item_key(r) in done]
+    remaining = [r for r in items if item_key(r) not in done]
+    st.progress(len(in_sample) / len(items) if items else 1.0,
+                text=f"{len(in_sample)} of {len(items)} labelled by {md(labeller)}")
+    st.caption(f"Labels file: {md(path)}")
+    if run.name.startswith("uploaded: "):
+        st.warning("This run was uploaded, so its labels file is in a temporary folder that goes when the app "
+                   "stops: load the run by its path (sidebar) to keep the labels next to it.")
+    st.markdown(LABEL_KEYS)
+    back = st.session_state.get("label_back")
+    by_key = {item_key(r): r for r in items}
+    record = (by_key.get(back) if back else None) or (remaining[0] if remaining else None)
+    if record is None:
+        st.success(f"All {len(items)} items of the sample are labelled. Raise the sample size to label more.")
+        return
+    key = item_key(record)
+    position = [item_key(r) for r in items].index(key)
+    earlier = [item_key(r) for r in items[:position] if item_key(r) in done]
+    args = (path, labeller, run.name, seed)
+    marked = st.session_state.get("label_pred")
+    mark = marked[1] if marked and marked[0] == key else None
+    buttons = st.columns(10)  # each button shows its key; the chosen mark is highlighted
+    buttons[0].button("right", key="label_yes", shortcut="Y", on_click=_mark, args=(key, "yes"),
+                      type="primary" if mark == "yes" else "secondary")
+    buttons[1].button("wrong", key="label_no", shortcut="N", on_click=_mark, args=(key, "no"),
+                      type="primary" if mark == "no" else "secondary")
+    for score in range(6):
+        buttons[2 + score].button(f"score {score}", key=f"label_score_{score}", shortcut=str(score),
+                                  on_click=_score, args=(record, score, *args))
+    buttons[8].button("back", key="label_back_button", shortcut="B", on_click=_back, args=(earlier,),
+                      disabled=not earlier)
+    buttons[9].button("to the first unlabelled", key="label_forward", shortcut="F", on_click=_forward,
+                      disabled=back is None)
+    note = st.session_state.get("label_note")
+    if note:
+        st.warning(note)
+    status = f"marked {'right' if mark == 'yes' else 'wrong'}: now its score, 0-5" if mark else "not marked yet: Y or N"
+    previous = done.get(key)
+    if previous is not None:
+        status += f" (labelled before: {'right' if previous.pred == 'yes' else 'wrong'}, score {previous.score})"
+    st.markdown(f"**Item {position + 1} of {len(items)}** · {md(record.setting)} · {md(record.question_type)} · "
+                f"{md(format_time(record.timestamp))} · {md(status)}")
+    left, right = st.columns([2, 3])
+    with left:
+        literal([("question", record.question), ("reference", record.answer), ("prediction", record.prediction)])
+    with right, guard("Frames"):
+        group = VideoGroup(record.benchmark, record.setting, record.video_id, [record])
+        frames_section(record, _video_path(group), run)
+
+
 # --------------------------------------------------------------------------- the page
 
 def render(paths: list[str]) -> None:
@@ -389,7 +507,7 @@ def render(paths: list[str]) -> None:
     # Only the open tab runs (no frame sampling behind a hidden tab); the URL names it (?view=Video).
     views = {"Summary": lambda: summary_tab(selection, run), "Questions": lambda: questions_tab(selection),
              "Video": lambda: video_tab(selection, run),
-             "Compare runs": lambda: compare_tab(selection, run, loaded.runs)}
+             "Compare runs": lambda: compare_tab(selection, run, loaded.runs), "Label": lambda: label_tab(run)}
     for tab, (name, show) in zip(st.tabs(list(views), key="view", bind="query-params", on_change="rerun"),
                                  views.items(), strict=True):
         if tab.open:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from egotask.labels import is_labels_file
 from egotask.records import RecordError, SampleRecord, iter_rows, read_record, task_of_samples_file
 from egotask.reports.collect import read_results_file
 
@@ -143,7 +144,8 @@ def _record_file(path: Path, problems: list[str]) -> list[LoadedRun]:
 
 def _files_of(path: Path, problems: list[str]) -> list[Path]:
     if path.is_dir():
-        files = sorted(path.rglob("*.jsonl"))
+        # Human labels made in the app live beside the run; they are not records.
+        files = sorted(p for p in path.rglob("*.jsonl") if not is_labels_file(p))
         if not files:
             problems.append(f"{path}: no .jsonl files in this folder (lmms-eval writes samples files only "
                             "with --log_samples)")

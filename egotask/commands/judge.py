@@ -54,7 +54,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                "  egotask judge results/ --judge gemini --model gemini-2.5-pro\n"
                "  lmms_eval --tasks egotextvqa --model qwen3vl ... --judge-mode defer --output_path results\n"
                "  egotask judge results/ --batch --wait\n"
-               "  egotask judge legacy_results/ --judge heuristic   # import-legacy output")
+               "  egotask judge legacy_results/ --judge heuristic   # import-legacy output\n"
+               "  egotask judge agreement results/ --human results/m/*.labels.jsonl   # judges against people")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="an lmms-eval output folder or a folder of import-legacy output (searched for "
                         "*_samples_<task>.jsonl and *.records.jsonl), or such a file")
@@ -87,6 +88,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     batch.add_argument("--batch-inline-limit", type=int, default=INLINE_LIMIT_BYTES, metavar="BYTES",
                        help=f"requests go inline up to this many bytes of JSON, else as a JSONL file "
                             f"(default: {INLINE_LIMIT_BYTES}, the API's limit)")
+    p.add_argument("--human", nargs="+", default=None, metavar="LABELS.jsonl",
+                   help="with `egotask judge agreement RUN --human LABELS.jsonl...`: measure each judge on RUN "
+                        "against people's labels from the app's Label view (agreement, Cohen's kappa with a "
+                        "bootstrap CI, yes-rates, confusion table; kappa between people who labelled the same "
+                        "items). PATH `agreement` names this mode (a folder named so: ./agreement)")
     p.set_defaults(func=run)
 
 
@@ -100,6 +106,14 @@ def apply_options(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.paths[0] == "agreement":  # `egotask judge agreement RUN --human LABELS...`: no judge is called
+        from egotask.judges.human import run_command
+
+        return run_command(args.paths[1:], args.human)
+    if args.human:
+        print("egotask judge: --human goes with `egotask judge agreement RUN --human LABELS.jsonl...`",
+              file=sys.stderr)
+        return 2
     from egotask.judges.batch import BatchError, BatchJudge, KnownVerdicts
     from egotask.judges.rejudge import (
         completes_in_place,
