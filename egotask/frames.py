@@ -496,7 +496,7 @@ class VisibleVideo(str):
     """A video path that also carries the interval the model may see, ``[start, end)``.
 
     It is a ``str`` so that any lmms-eval model can open it. For models that open the file themselves
-    the string is an exact cut of the interval (see :mod:`egotask.protocol`) and ``source`` is the
+    the string is an exact cut of the interval (see :mod:`egotask.visible_clips`) and ``source`` is the
     original file; egotask's adapters read ``source`` and sample inside ``[start, end)`` through
     :func:`sample_visual`.
     """

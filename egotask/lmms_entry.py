@@ -22,10 +22,10 @@ from egotask.judges.base import JudgeNotReady
 from egotask.lmms_bridge import check_model, model_reads_intervals
 from egotask.paths import tasks_path
 from egotask.preflight import preflight
-from egotask.protocol import declare_model_reads_intervals
 from egotask.protocols import ProtocolError, active_prompt, active_protocol, declare_model
 from egotask.settings import SettingsError, configure
 from egotask.upstream_cli import parse_eval_args_function
+from egotask.visible_clips import declare_model_reads_intervals
 
 EXIT_ITEMS_FAILED = 3  # finished and wrote everything, but some items have no verdict or no answer
 

@@ -100,13 +100,13 @@ def _check_videos(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int
 
 def _cut_visible_intervals(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """For models that open the file themselves, each real-time doc gets an exact cut of its visible
-    interval (see :mod:`egotask.protocol`). A video that cannot be cut stops the run before the model
+    interval (see :mod:`egotask.visible_clips`). A video that cannot be cut stops the run before the model
     loads, or with ``EGOTASK_MISSING_VIDEOS=skip`` leaves its questions out (counted)."""
-    from egotask import protocol
+    from egotask import visible_clips
 
     for doc in docs:
         doc.update(clip_path=None, clip_seen=None)
-    docs, problems = protocol.prepare_docs(docs, resolve_video)
+    docs, problems = visible_clips.prepare_docs(docs, resolve_video)
     if not problems:
         return docs, 0
     shown = "\n  ".join(problems[:5]) + (f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else "")

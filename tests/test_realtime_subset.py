@@ -23,7 +23,7 @@ def test_packaged_ids_are_the_release_files_questions(shared_data):
 
 
 def test_the_task_yaml_gives_exactly_the_623_questions_in_real_time(shared_data, monkeypatch):
-    from egotask.protocol import declare_model_reads_intervals
+    from egotask.visible_clips import declare_model_reads_intervals
 
     monkeypatch.setenv("EGOTEXTVQA_ANNOTATIONS", str(shared_data / "egotextvqa"))
     (process_docs,) = process_docs_of(["egotextvqa_outdoor_realtime"])

@@ -84,7 +84,7 @@ def test_the_full_video_task_does_show_the_later_frames(time_coded, openai_serve
 def test_cuts_hold_exactly_the_frames_before_the_end_and_are_made_once(tmp_path, monkeypatch):
     from egotask import settings
     from egotask.frames import index_frames
-    from egotask.protocol import cut_visible
+    from egotask.visible_clips import cut_visible
 
     monkeypatch.setenv("EGOTASK_CACHE_DIR", str(tmp_path / "cache"))
     settings.reset()
@@ -107,8 +107,8 @@ def test_egotask_adapters_read_the_original_with_the_interval_and_no_cut_is_made
                                                                                    tmp_path):
     from egotask import settings
     from egotask.frames import sample_visual
-    from egotask.protocol import declare_model_reads_intervals
     from egotask.tasklib import doc_to_visual, make_process_docs
+    from egotask.visible_clips import declare_model_reads_intervals
 
     for key, value in time_coded.items():
         monkeypatch.setenv(key, value)
