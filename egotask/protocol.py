@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from egotask.atomic import write_text
 from egotask.settings import get_settings
 
 CLIPS_DIR = "visible_clips"
@@ -104,7 +105,7 @@ def cut_visible(jobs: list[tuple[Path, float, float]], workers: int | None = Non
             except Exception as exc:  # noqa: BLE001 - reported per item
                 out[key] = str(exc)
                 continue
-            _sidecar(clip).write_text(json.dumps({"source": str(src), "start": start, "end": end, "seen": seen}))
+            write_text(_sidecar(clip), json.dumps({"source": str(src), "start": start, "end": end, "seen": seen}))
             out[key] = Cut(clip, seen)
     return out
 

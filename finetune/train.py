@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from egotask import __version__
+from egotask.atomic import write_text
 from egotask.data.splits import load_manifest
 from egotask.finetune import checkpoint
 from egotask.finetune.collate import AnswerOnlyCollator
@@ -155,7 +156,7 @@ class Trainer:
             if log_path.is_file():
                 lines = [ln for ln in log_path.read_text().splitlines() if ln.strip()]
                 kept = [ln for ln in lines if json.loads(ln)["step"] <= self.step]
-                log_path.write_text("".join(ln + "\n" for ln in kept))
+                write_text(log_path, "".join(ln + "\n" for ln in kept))
         log.info("resuming from %s at step %d of %d", path, self.step, self.total_steps)
 
     def save_checkpoint(self) -> None:
@@ -285,7 +286,7 @@ class Trainer:
                     model = PeftModel.from_pretrained(base, str(cfg.output_dir))
                 log.info("writing the merged checkpoint to %s", cfg.output_dir / "merged")
                 save_merged(model, self.processor, cfg.output_dir / "merged")
-            (cfg.output_dir / TRAINING_JSON).write_text(json.dumps(summary, indent=2))
+            write_text(cfg.output_dir / TRAINING_JSON, json.dumps(summary, indent=2))
             shutil.rmtree(cfg.output_dir / "checkpoints", ignore_errors=True)
             if self.wandb is not None:
                 self.wandb.summary.update({"best_val_loss": self.best_val, "final_val_loss": self.last_val})

@@ -21,7 +21,6 @@ synchronous, requests, tokens in and out, estimated cost).
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from egotask import scoring
+from egotask.atomic import atomic_open, write_text
 from egotask.judges import judge_answers
 from egotask.judges.agreement import agreement
 from egotask.judges.base import Judge, JudgeItem
@@ -141,7 +141,7 @@ def write_outputs(group: list[SamplesFile], judge: Judge, count_failed_as_wrong:
     agreements: dict[str, Any] = {}
     for sf in group:
         out_samples = sf.path.with_name(f"{sf.prefix}_{tag}_samples_{sf.task}.jsonl")
-        with open(out_samples, "w", encoding="utf-8") as fh:
+        with atomic_open(out_samples) as fh:
             for record in sf.new_records:
                 fh.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
         summary = scoring.summarize(sf.new_records, count_failed_as_wrong)
@@ -165,7 +165,7 @@ def write_outputs(group: list[SamplesFile], judge: Judge, count_failed_as_wrong:
         JUDGING_KEY: judging or {},
     }
     out_results = first.path.with_name(f"{first.prefix}_{tag}_results.json")
-    out_results.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+    write_text(out_results, json.dumps(payload, indent=2, ensure_ascii=False, default=str))
     return out_results, payload
 
 
@@ -242,7 +242,7 @@ def write_in_place(group: list[SamplesFile], judge: Judge, judging: dict[str, An
         lines = []
         for row, values in zip(rows, metrics, strict=True):
             lines.append(json.dumps({**row, **values} if "details" in row else values["details"], ensure_ascii=False))
-        _write_whole(sf.path, "".join(line + "\n" for line in lines))
+        write_text(sf.path, "".join(line + "\n" for line in lines))
         summary = scoring.summarize(sf.new_records, counted)
         summary["missing_videos_skipped"] = max((r.missing_videos_skipped for r in sf.new_records), default=0)
         entry.update({"accuracy,none": summary["accuracy"], "score,none": summary["score"],
@@ -253,7 +253,7 @@ def write_in_place(group: list[SamplesFile], judge: Judge, judging: dict[str, An
                 entry[f"{metric}_stderr_clt,none"] = _stderr_clt([m[metric] for m in metrics])
     data[JUDGING_KEY] = {**judging, "in_place": True, "judge": judge.describe(),
                          "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    _write_whole(path, json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str))
     return path, data
 
 
@@ -266,8 +266,3 @@ def _raw_rows(path: Path) -> list[tuple[str, Any]]:
                 rows.append((f"{path}:{lineno}", json.loads(line)))
     return rows
 
-
-def _write_whole(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
