@@ -63,9 +63,23 @@ def check_outputs(folders: Iterable[str | Path], what: str = "the output folder"
 
 
 def preflight(task_names: list[str], output_path: str | Path | None = None) -> None:
-    """Everything a run over ``task_names`` needs, checked before the model loads."""
-    if output_path:
-        check_outputs([output_path], "the --output_path folder")
+    """Everything a run over ``task_names`` needs, checked before the model loads. A failed check
+    leaves no folder it made behind (an empty --output_path would look like a run)."""
+    made = [p for p in (Path(output_path), *Path(output_path).parents) if not p.exists()] if output_path else []
+    try:
+        if output_path:
+            check_outputs([output_path], "the --output_path folder")
+        _preflight(task_names)
+    except BaseException:
+        for folder in made:  # deepest first; a folder something else wrote into stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _preflight(task_names: list[str]) -> None:
     checks = process_docs_of(task_names)
     if not checks:
         return

@@ -138,3 +138,12 @@ def test_the_exit_status_counts_judge_and_generation_failures_of_every_task():
     assert "'failed' and 'generation_failed'" in message and "under results" in message
     assert item_failures(_results(egotempo_openqa={**tempo, "n_generation_failed": 3})) == \
         {"egotempo_openqa": (0, 3, False)}
+
+
+def test_a_failed_preflight_leaves_no_output_folder_behind(sample_env, tmp_path, monkeypatch):
+    out = tmp_path / "results" / "run1"
+    monkeypatch.setenv("EGOTEXTVQA_VIDEO_DIR", str(tmp_path / "no-videos-here"))
+    settings.reset()
+    with pytest.raises(Exception, match="no-videos-here"):
+        preflight(TASKS, output_path=out)
+    assert not (tmp_path / "results").exists()
