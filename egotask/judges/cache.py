@@ -1,6 +1,7 @@
 """The verdict cache: a SQLite file under ``EGOTASK_CACHE_DIR`` (default ``~/.cache/egotask``).
 
-A verdict is keyed by (backend, judge model, prompt version, question, reference, prediction) and is
+A verdict is keyed by (backend, judge model, prompt version, question, reference, prediction, and
+the endpoint's base URL: one model name may be served differently at two endpoints) and is
 written, committed, the moment it arrives, so a run killed mid-judging loses nothing and a rerun pays
 only for the items it has not judged. Failures are never stored: a rerun tries them again.
 
@@ -49,8 +50,11 @@ def cache_mode() -> str:
     return get_settings().judge_cache
 
 
-def cache_key(backend: str, judge_model: str, prompt_version: str, item: JudgeItem) -> str:
+def cache_key(backend: str, judge_model: str, prompt_version: str, item: JudgeItem,
+              endpoint: str | None = None) -> str:
     fields = [backend, judge_model, prompt_version, item.question, item.answer, item.prediction]
+    if endpoint:  # judges without one (heuristic) keep their keys
+        fields.append(endpoint.rstrip("/"))
     return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
 
 

@@ -360,7 +360,7 @@ class LLMJudge(Judge):
 
     def item_key(self, item: JudgeItem) -> str:
         """The item's verdict cache key (also its key in a batch job)."""
-        return cache_key(self.name, self.model, self.prompt_version, item)
+        return cache_key(self.name, self.model, self.prompt_version, item, endpoint=self.endpoint())
 
     def _failure(self, error: str, raw: str | None = None) -> Verdict:
         self._count("failed")
