@@ -7,8 +7,10 @@ It differs from upstream's ``lmms-eval`` in three ways:
   (they override the ``EGOTASK_JUDGE`` / ``EGOTASK_JUDGE_CACHE`` / ``EGOTASK_JUDGE_MODE`` settings of
   :mod:`egotask.settings`);
 - it exits non-zero when the evaluation fails (upstream logs the exception and exits 0): 1 when it
-  stops (a failed preflight check or a crash), 2 for a usage error, and 3 when it finished and wrote
-  everything but some items failed: the judge gave no verdict, or the model gave no answer.
+  stops (a failed preflight check or a crash) or an output file could not be written (named; each
+  file is written whole or not at all, :mod:`egotask.lmms_outputs`), 2 for a usage error, and 3 when
+  it finished and wrote everything but some items failed: the judge gave no verdict, or the model
+  gave no answer.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ egotask additions:
                         with verdicts pending and judge later with `egotask judge OUTPUT --batch`
                         (Gemini's Batch API, half price) or without --batch (same as $EGOTASK_JUDGE_MODE)
   egotask's tasks (egotextvqa_indoor, egotextvqa_outdoor, egotextvqa, egotempo_openqa, ...) are
-  always included. Exit status: 0 all judged; 1 stopped (preflight check or crash); 2 usage error;
+  always included. Exit status: 0 all judged; 1 stopped (preflight check or crash) or an output file
+  could not be written (named); 2 usage error;
   3 finished and written, but items failed to be judged or got no answer (listed in the results).
 """
 
@@ -123,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     from lmms_eval.utils import make_table
     from loguru import logger
 
+    from egotask import lmms_outputs
+
+    lmms_outputs.install()
+
     logger.remove()
     logger.add(sys.stderr, level=args.verbosity)
     try:
@@ -136,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     if results is None:
         return 0
     print_results(args, results, make_table)
+    unwritten = lmms_outputs.write_failures()
+    if unwritten:
+        print("lmms_eval: exit status 1: could not write " + "; ".join(unwritten) + ". The numbers above are "
+              "this run's; a file that is named was not written at all (none is left cut). Free space or pick "
+              "another --output_path and run again (the answer and verdict caches make the rerun cheap).",
+              file=sys.stderr)
+        return 1
     failures = item_failures(results)
     if failures:
         print(failure_message(failures, args.output_path), file=sys.stderr)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import fill
+from conftest import fill, run_lmms_eval
 from judge_fakes import make_items, write_samples
 from test_reports import SMALL, write_records
+from test_served_engines import timed_data  # noqa: F401 - a fixture
 
 from egotask.atomic import WriteError, write_text
 from egotask.cli import main as egotask_main
+from egotask.model_adapters.fake_server import FakeVLMServer
 from egotask.reports.readme import END, START
 
 RUN = "2026-01-02T03-04-05.123456"
@@ -55,3 +57,25 @@ def test_judge_on_a_full_disk_leaves_no_half_written_samples_and_exits_1(full_di
     err = capsys.readouterr().err
     assert "cannot write" in err and "_rejudged-heuristic" in err and "No space left on device" in err
     assert sorted(p.name for p in folder.iterdir()) == before  # nothing half-written, no temporary left
+
+
+@pytest.mark.slow
+def test_lmms_eval_output_on_a_full_disk_exits_1_naming_the_file_and_leaves_no_cut_file(full_disk, timed_data):  # noqa: F811
+    disk = full_disk(256)
+    out = disk / "out"
+    with FakeVLMServer() as srv:
+        fill(disk, leave_bytes=8 * 1024)  # room for a little, not for the samples and results
+        run = run_lmms_eval(["--tasks", "egotextvqa_indoor", "--model", "openai_vlm", "--limit", "8",
+                             "--model_args", f"base_url={srv.url}/v1,model=m,max_frames=2"], timed_data, out)
+    assert run.returncode == 1, run.output
+    assert "lmms_eval: exit status 1: could not write" in run.output and "No space left on device" in run.output
+    assert "egotextvqa_indoor" in run.output  # the numbers are still shown
+    named = run.output.split("could not write ", 1)[1]
+    assert str(out) in named
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert not [p for p in out.rglob("*") if ".egotask-writing" in str(p) or p.name.endswith(".tmp")]
+    for path in files:  # whatever was written is whole
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        else:
+            assert len(path.read_text().splitlines()) == 8 and str(path) not in named
