@@ -19,6 +19,7 @@ import sys
 import traceback
 
 from egotask.judges.base import JudgeNotReady
+from egotask.judges.secrets import redact_secrets
 from egotask.lmms_bridge import check_model, model_reads_intervals
 from egotask.paths import tasks_path
 from egotask.preflight import preflight
@@ -117,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         declare_model_reads_intervals(model_reads_intervals(args.model))
         preflight(args.tasks.split(","), output_path=args.output_path)
     except JudgeNotReady as exc:
-        print(f"lmms_eval: {exc.explain('--judge')}", file=sys.stderr)
+        print(f"lmms_eval: {redact_secrets(exc.explain('--judge'))}", file=sys.stderr)
         return 1
     except Exception as exc:
-        print(f"lmms_eval: {exc}", file=sys.stderr)
+        print(f"lmms_eval: {redact_secrets(str(exc))}", file=sys.stderr)
         return 1
     from lmms_eval.__main__ import cli_evaluate_single
     from lmms_eval.utils import make_table
@@ -131,14 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     lmms_outputs.install()
 
     logger.remove()
+    # lmms-eval logs its --model_args (and errors holding them): no key reaches the screen.
+    logger.configure(patcher=lambda record: record.update(message=redact_secrets(record["message"])))
     logger.add(sys.stderr, level=args.verbosity)
     try:
         results, _samples = cli_evaluate_single(args)
     except SystemExit as exc:  # `--tasks list` and friends exit through sys.exit()
         return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:
-        traceback.print_exc()
-        print(f"\nlmms_eval: evaluation failed: {root_cause(exc)}", file=sys.stderr)
+        print(redact_secrets(traceback.format_exc()), file=sys.stderr)
+        print(f"\nlmms_eval: evaluation failed: {redact_secrets(str(root_cause(exc)))}", file=sys.stderr)
         return 1
     if results is None:
         return 0
@@ -194,7 +197,7 @@ def print_results(args, results: dict, make_table) -> None:
 
     lean = {**results, "results": {task: {k: v for k, v in metrics.items() if not k.startswith("details")}
                                    for task, metrics in results["results"].items()}}
-    print(f"{args.model} ({args.model_args}), limit: {args.limit}, batch_size: {args.batch_size}")
+    print(f"{args.model} ({redact_secrets(args.model_args)}), limit: {args.limit}, batch_size: {args.batch_size}")
     print(make_table(lean))
     if "groups" in results:
         print(make_table(lean, "groups"))
