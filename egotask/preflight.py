@@ -17,6 +17,7 @@ from typing import Any
 
 from egotask.judges import Judge, get_judge
 from egotask.settings import get_settings
+from egotask.sqlite_store import check_intact
 from egotask.taskindex import resolve, task_function
 
 CACHE_DIR_VAR = "EGOTASK_CACHE_DIR"
@@ -46,15 +47,22 @@ def check_writable(folder: str | Path, what: str) -> None:
 
 def check_caches(judge: Judge | None) -> None:
     """The cache folder (answers) and the judge's verdict cache, opened for writing."""
+    from egotask.answers import FILENAME as ANSWERS_FILE
+
     settings = get_settings()
     if settings.answer_cache != "off":
         check_writable(settings.cache_dir, f"the cache folder ({CACHE_DIR_VAR}; or set EGOTASK_ANSWER_CACHE=off)")
     cache = getattr(judge, "cache", None)
-    if cache is not None:
-        try:
+    try:
+        # A damaged page would otherwise stop the run hours in, at the first read or write that meets it.
+        if settings.answer_cache != "off":
+            check_intact(settings.cache_dir / ANSWERS_FILE, "the answer cache")
+        if cache is not None and cache.mode != "off":
+            check_intact(cache.path, "the judge cache")
+        if cache is not None:
             cache.check_writable()
-        except OSError as exc:
-            raise PreflightError(str(exc)) from None
+    except OSError as exc:
+        raise PreflightError(str(exc)) from None
 
 
 def check_outputs(folders: Iterable[str | Path], what: str = "the output folder") -> None:

@@ -79,3 +79,27 @@ def test_lmms_eval_output_on_a_full_disk_exits_1_naming_the_file_and_leaves_no_c
             json.loads(path.read_text())
         else:
             assert len(path.read_text().splitlines()) == 8 and str(path) not in named
+
+
+def test_a_verdict_that_cannot_be_stored_stops_judging_at_once_naming_the_cache(full_disk, fake_judge, monkeypatch):
+    from egotask import settings
+    from egotask.judges import build_judge
+    from egotask.judges.cache import CacheStoreError
+
+    disk = full_disk(512)
+    monkeypatch.setenv("EGOTASK_CACHE_DIR", str(disk))
+    monkeypatch.setenv("EGOTASK_JUDGE_CONCURRENCY", "4")
+    server = fake_judge()
+    settings.reset()
+    judge = build_judge("gemini")
+    judge.cache.check_writable()  # what the preflight checks: the disk fills up after it
+    fill(disk)
+    items = make_items(40)
+    with pytest.raises(CacheStoreError, match=f"cannot store a verdict in the judge cache {disk}/judge_cache.sqlite3 "
+                                              r"\(database or disk is full\)"):
+        judge.judge_many(items[:37])
+    assert server.requests <= 4  # only the requests already in flight; none retried, no more sent
+    # lmms-eval's process_results threads call judge() per item: each stops before any request.
+    with pytest.raises(CacheStoreError):
+        judge.judge(items[39])
+    assert server.requests <= 4

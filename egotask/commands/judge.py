@@ -165,7 +165,11 @@ def run(args: argparse.Namespace) -> int:
                 verdicts[key] = verdict
             resent = len(keys)
         source = KnownVerdicts(judge, verdicts)
-    judged = rejudge_records(records, source)
+    try:
+        judged = rejudge_records(records, source)
+    except OSError as exc:  # the verdict cache cannot be read or written (named): stop, paying for nothing more
+        print(f"egotask judge: {exc}", file=sys.stderr)
+        return 1
     start = 0
     for sf in files:
         sf.new_records, start = judged[start:start + len(sf.records)], start + len(sf.records)
