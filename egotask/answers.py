@@ -144,16 +144,26 @@ class AnswerStore:
     def get(self, key: str) -> Outcome | None:
         if self.mode != "on":
             return None
-        with self._lock:
-            row = self._connection().execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
+        try:
+            with self._lock:
+                row = self._connection().execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error("read", exc) from exc
         return Outcome.from_json(row[0]) if row else None
 
     def put(self, key: str, outcome: Outcome) -> None:
         if self.mode == "off" or outcome.error is not None:
             return
-        with self._lock:
-            self._connection().execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)",
-                                       (key, outcome.model or "", outcome.to_json(), time.time()))
+        try:
+            with self._lock:
+                self._connection().execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)",
+                                           (key, outcome.model or "", outcome.to_json(), time.time()))
+        except sqlite3.Error as exc:
+            raise self._error("store an answer in", exc) from exc
+
+    def _error(self, doing: str, exc: sqlite3.Error) -> OSError:
+        return OSError(f"cannot {doing} the answer cache {self.path} ({exc}); free space there, set "
+                       "EGOTASK_CACHE_DIR to another folder, or EGOTASK_ANSWER_CACHE=off")
 
     def __len__(self) -> int:
         with self._lock:
