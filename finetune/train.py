@@ -93,6 +93,7 @@ class Trainer:
                                      **frame_args) if config.val_datasets else []
         self.base = resolve_model_id(config.model_id)
         self.resume_from = prepare_output_dir(config)
+        self.resume_state = self._resumable(self.resume_from) if self.resume_from is not None else None
         self.backend = choose_backend(config)
 
         micro_per_step = config.batch_size * config.grad_accumulation * self.world
@@ -127,8 +128,8 @@ class Trainer:
         self.resumed_at: list[int] = []
         self.started = time.time()
         self.wandb: Any = None
-        if self.resume_from is not None:
-            self._resume(self.resume_from)
+        if self.resume_from is not None and self.resume_state is not None:
+            self._resume(self.resume_from, self.resume_state)
 
     # ----------------------------------------------------------------- resume
 
@@ -137,13 +138,26 @@ class Trainer:
                 "best_step": self.best_step, "last_val_loss": self.last_val, "resumed_at": self.resumed_at,
                 "identity": self.config.identity()}
 
-    def _resume(self, path: Path) -> None:
-        saved = checkpoint.load(path)
-        state = saved["state"]
-        if state["identity"] != self.config.identity():
-            changed = sorted(k for k in state["identity"] if state["identity"][k] != self.config.identity().get(k))
+    def _resumable(self, path: Path) -> dict[str, Any]:
+        """The checkpoint's JSON state, once its identity matches this run's: checked before the model
+        loads and before any tensor file of the checkpoint is opened."""
+        try:
+            state = checkpoint.read_state(path)
+        except checkpoint.CheckpointError as exc:
+            raise FinetuneError(str(exc)) from None
+        identity = state.get("identity") if isinstance(state.get("identity"), dict) else {}
+        if identity != self.config.identity():
+            changed = sorted(k for k in {*identity, *self.config.identity()}
+                             if identity.get(k) != self.config.identity().get(k))
             raise FinetuneError(f"{path}: the interrupted run used other settings ({', '.join(changed)}); "
                                 "rerun with the same flags, or pass --overwrite / a new --output-dir")
+        return state
+
+    def _resume(self, path: Path, state: dict[str, Any]) -> None:
+        try:
+            saved = checkpoint.load(path)
+        except checkpoint.CheckpointError as exc:
+            raise FinetuneError(str(exc)) from None
         load_trainable_state(self.accelerator.unwrap_model(self.model), saved["weights"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
