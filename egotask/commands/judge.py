@@ -4,6 +4,7 @@ whose verdicts were deferred (`lmms_eval --judge-mode defer`), synchronously or 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import sys
 from typing import Any
@@ -94,6 +95,11 @@ def apply_options(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as held:  # the runs' locks, held until their files are written
+        return _run(args, held)
+
+
+def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     from egotask.judges.batch import BatchError, BatchJudge, KnownVerdicts
     from egotask.judges.rejudge import (
         completes_in_place,
@@ -101,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         group_by_run,
         items_to_judge,
         load_inputs,
+        lock_runs,
         rejudge_records,
         write_in_place,
         write_outputs,
@@ -114,7 +121,12 @@ def run(args: argparse.Namespace) -> int:
         settings = apply_options(args)
         judge = build_judge()
         judge.check_ready()
-        files = [f for p in find_samples(args.paths) for f in load_inputs(p)]  # all checked before paying
+        found = find_samples(args.paths)
+        # Another `egotask judge` on the same run would pay for every item again: wait for it, then
+        # read the files as it left them (its verdicts are in the cache).
+        lock_runs(found, held, lambda run: print(f"egotask judge: another egotask judge is judging {run}; waiting "
+                                                   "for it to finish (its verdicts are reused)", file=sys.stderr))
+        files = [f for p in found for f in load_inputs(p)]  # all checked before paying
         records = [r for sf in files for r in sf.records]
         check_outputs([sf.path.parent for sf in files], "the folder of the input file (outputs go beside it)")
         check_caches(judge)

@@ -20,9 +20,11 @@ synchronous, requests, tokens in and out, estimated cost).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -182,6 +184,29 @@ def _provenance(verdicts: Iterable[Any]) -> dict[str, str]:
     verdicts = list(verdicts)
     return {field_: ",".join(sorted({str(getattr(v, field_)) for v in verdicts if getattr(v, field_)}))
             for field_ in ("judge", "judge_model", "prompt_version")}
+
+
+def run_of(path: Path) -> str:
+    """The run an input file belongs to, as ``<folder>/<prefix>``: lmms-eval's files of one run share
+    their ``<date>`` prefix; a records file is a run of its own."""
+    prefix = path.name.split("_samples_", 1)[0] if "_samples_" in path.name else path.name
+    return str(path.parent / prefix)
+
+
+def lock_runs(paths: Iterable[Path], held: contextlib.ExitStack, on_wait: Callable[[str], None]) -> None:
+    """Take each run's lock (``<folder>/.<prefix>.egotask-judge.lock``), in a fixed order so that two
+    commands over overlapping runs cannot deadlock; ``on_wait(run)`` is called before waiting for one."""
+    from filelock import FileLock, Timeout
+
+    for run in sorted({run_of(Path(p)) for p in paths}):
+        folder, prefix = os.path.split(run)
+        lock = FileLock(os.path.join(folder, f".{prefix}.egotask-judge.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            on_wait(run)
+            lock.acquire()
+        held.callback(lock.release)
 
 
 def group_by_run(files: list[SamplesFile]) -> list[list[SamplesFile]]:
