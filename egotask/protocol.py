@@ -46,8 +46,11 @@ class Cut:
 
 
 def clip_path(src: Path, start: float, end: float) -> Path:
-    stat = src.stat()
-    ident = json.dumps([str(src.resolve()), stat.st_size, stat.st_mtime_ns, round(start, 6), round(end, 6)])
+    from egotask.answers import file_identity
+
+    src.stat()  # a missing video is an OSError here, as before
+    # The video as the answer cache sees it (a sample of its bytes included): a rewritten video is cut again.
+    ident = json.dumps([*file_identity(src), round(start, 6), round(end, 6)])
     digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
     return get_settings().cache_dir / CLIPS_DIR / f"{src.stem}_{start:.3f}-{end:.3f}_{digest}.mp4"
 
