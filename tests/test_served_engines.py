@@ -391,6 +391,22 @@ def test_a_bad_200_reply_is_classified_keeps_the_servers_message_and_is_retried(
     assert kept in str(failure) and "after 3 attempts" in str(failure) and "AttributeError" not in str(failure)
 
 
+@pytest.mark.parametrize("fault, said", [("html", "not complete JSON (Expecting value"),
+                                         ("truncated", "not complete JSON (Unterminated string"),
+                                         ("error-body", "no candidate and no block reason")])
+def test_gemini_vlm_classifies_a_bad_200_reply_and_retries_it(fault, said, clip, monkeypatch):
+    from egotask.model_adapters.base import GenerationFailure
+
+    with FakeVLMServer(faults=lambda n: fault if n == 1 else None) as srv:
+        model = build("gemini", srv.url, monkeypatch, concurrency=1, backoff=0.001)
+        assert answer_all(model, clip, 1) == {question(0): "I was shown 2 images."}
+    assert srv.requests == 2 and model.stats["retries"] == 1
+    with FakeVLMServer(faults=lambda n: fault) as srv:
+        failure = answer_all(build("gemini", srv.url, monkeypatch, concurrency=1, max_attempts=2, backoff=0.001),
+                             clip, 1)[question(0)]
+    assert isinstance(failure, GenerationFailure) and said in str(failure) and "after 2 attempts" in str(failure)
+
+
 @pytest.mark.slow
 def test_a_null_or_refused_reply_is_a_generation_failure_never_cached(timed_data, tmp_path):
     """content: null and a refusal are no answer: counted apart, not judged, not cached; the rerun asks
