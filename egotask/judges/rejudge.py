@@ -21,8 +21,8 @@ synchronous, requests, tokens in and out, estimated cost).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
-import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -194,13 +194,18 @@ def run_of(path: Path) -> str:
 
 
 def lock_runs(paths: Iterable[Path], held: contextlib.ExitStack, on_wait: Callable[[str], None]) -> None:
-    """Take each run's lock (``<folder>/.<prefix>.egotask-judge.lock``), in a fixed order so that two
-    commands over overlapping runs cannot deadlock; ``on_wait(run)`` is called before waiting for one."""
+    """Take each run's lock, in a fixed order so that two commands over overlapping runs cannot
+    deadlock; ``on_wait(run)`` is called before waiting for one. The locks live beside the verdict
+    cache (``EGOTASK_CACHE_DIR/judge_locks``), which is what makes waiting pay off, and leave the
+    run's folder as it was."""
     from filelock import FileLock, Timeout
 
-    for run in sorted({run_of(Path(p)) for p in paths}):
-        folder, prefix = os.path.split(run)
-        lock = FileLock(os.path.join(folder, f".{prefix}.egotask-judge.lock"))
+    from egotask.settings import get_settings
+
+    folder = get_settings().cache_dir / "judge_locks"
+    for run in sorted({run_of(Path(p).resolve()) for p in paths}):
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(folder / f"{hashlib.sha256(run.encode()).hexdigest()[:24]}.lock"))
         try:
             lock.acquire(timeout=0)
         except Timeout:
