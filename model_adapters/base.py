@@ -173,6 +173,8 @@ class GenerationFailure(Exception):
     It is recorded as a generation failure, counted apart, never judged and never scored as wrong; the
     other items go on."""
 
+    replied = False  # a served endpoint's own reply said so (a refusal, a filter): the endpoint is up
+
 
 NO_FRAMES = "no frame in the visible interval"
 

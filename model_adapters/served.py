@@ -272,8 +272,8 @@ class ServedModel(FramesModel):
     def _check_endpoint(self, reply: str | GenerationFailure) -> None:
         """An endpoint that has answered nothing while ``give_up_after`` items failed in a row is down or
         misconfigured: stop rather than fail every item the same way."""
-        if not isinstance(reply, GenerationFailure):
-            self._answered += 1
+        if not isinstance(reply, GenerationFailure) or reply.replied:
+            self._answered += 1  # a refusal is a reply too: the endpoint is up
             self._failed_in_a_row = 0
             return
         self._failed_in_a_row += 1
@@ -288,7 +288,8 @@ class ServedModel(FramesModel):
             self.stats["requests"] += 1
             try:
                 return await self.send(client, prompt)
-            except GenerationFailure as exc:
+            except GenerationFailure as exc:  # the endpoint replied, without an answer (refused, filtered)
+                exc.replied = True
                 return exc
             except BadReply as exc:
                 error = exc.error

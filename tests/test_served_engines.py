@@ -430,3 +430,13 @@ def test_a_null_or_refused_reply_is_a_generation_failure_never_cached(timed_data
         run, records = indoor_run(timed_data, tmp_path / "out2", "openai_vlm", model_args)
         assert sorted(asked(b) for b in srv.bodies[sent:]) == [1, 2]
     assert all(r["prediction"] == REPLY for r in records.values())
+
+
+def test_refusals_are_replies_and_do_not_stop_the_run_as_a_dead_endpoint(clip, monkeypatch):
+    from egotask.model_adapters.base import GenerationFailure
+
+    with FakeVLMServer(faults=lambda n: "refusal" if n <= 4 else None) as srv:
+        replies = answer_all(build("openai", srv.url, monkeypatch, concurrency=1, give_up_after=3), clip, 6)
+    assert all(isinstance(replies[question(i)], GenerationFailure) for i in range(4))
+    assert "refused" in str(replies[question(0)]) and srv.requests == 6  # not retried, not stopped
+    assert replies[question(5)] == "I was shown 2 images."
