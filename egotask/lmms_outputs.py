@@ -58,6 +58,12 @@ def tracker_class() -> type:
 
     class WholeFileTracker(EvaluationTracker):
         def save_results_aggregated(self, results: dict, samples: dict | None, datetime_str: str) -> None:
+            from egotask.judges.secrets import redact_secrets
+
+            config = results.get("config")
+            if isinstance(config, dict) and isinstance(config.get("model_args"), str):
+                # lmms-eval masks api_key, token, secret and password; egotask every secret-looking value
+                config["model_args"] = redact_secrets(config["model_args"])
             name = f"{datetime_str.replace(':', '-')}_results.json"  # lmms-eval's file name
             self._staged(lambda: super(WholeFileTracker, self).save_results_aggregated(
                 results=results, samples=samples, datetime_str=datetime_str), name, _complete_json, None)
