@@ -4,7 +4,8 @@ per-item outcome (frames actually seen, frame settings, generation failures) tha
 
 The cache is a SQLite file beside the verdict cache (``EGOTASK_CACHE_DIR/answers.sqlite3``). An answer
 is keyed by everything that decides it: the model's identity (adapter, checkpoint, backend), the
-prompt, the video file (path, size, modification time), the interval, the frame settings and the
+prompt, the video file (path, size, modification time and a hash of a sample of its bytes, so a file
+rewritten with the same size and time is a new key), the interval, the frame settings and the
 generation settings. Only greedy answers are kept, and only successes: a failed item is tried again
 on the next run. ``EGOTASK_ANSWER_CACHE``: ``on`` (default), ``refresh`` (generate again and
 overwrite) or ``off``.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -82,14 +84,40 @@ def take(doc: dict[str, Any]) -> Outcome | None:
 
 # --------------------------------------------------------------------------- the answer cache
 
+SAMPLE_CHUNK = 64 * 1024  # bytes read at each of SAMPLES evenly spread places of a larger file
+SAMPLES = 8
+_sampled: dict[tuple[Any, ...], str] = {}  # per process: a video is asked about many times
+
+
+def sampled_hash(path: Path, stat: os.stat_result) -> str:
+    """A hash of the file's bytes: all of a small file, SAMPLES chunks (first, last, and evenly between)
+    of a larger one, so that a video of many GB costs half a MB of reading. Remembered per process
+    while the file's stat (ctime included, which no tool can set back) is unchanged."""
+    memo = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    found = _sampled.get(memo)
+    if found is not None:
+        return found
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        if stat.st_size <= SAMPLE_CHUNK * SAMPLES:
+            digest.update(fh.read())
+        else:
+            for i in range(SAMPLES):
+                fh.seek((stat.st_size - SAMPLE_CHUNK) * i // (SAMPLES - 1))
+                digest.update(fh.read(SAMPLE_CHUNK))
+    _sampled[memo] = digest.hexdigest()
+    return _sampled[memo]
+
+
 def file_identity(path: str | Path) -> list[Any]:
-    """A video file as the cache sees it: a changed file is a new key."""
+    """A file (a video, a checkpoint's file) as the cache sees it: a changed file is a new key."""
     path = Path(path)
     try:
         stat = path.stat()
+        sampled = sampled_hash(path, stat)
     except OSError:
         return [str(path), None, None]
-    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
+    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns, sampled]
 
 
 def answer_key(parts: dict[str, Any]) -> str:
@@ -116,16 +144,26 @@ class AnswerStore:
     def get(self, key: str) -> Outcome | None:
         if self.mode != "on":
             return None
-        with self._lock:
-            row = self._connection().execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
+        try:
+            with self._lock:
+                row = self._connection().execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error("read", exc) from exc
         return Outcome.from_json(row[0]) if row else None
 
     def put(self, key: str, outcome: Outcome) -> None:
         if self.mode == "off" or outcome.error is not None:
             return
-        with self._lock:
-            self._connection().execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)",
-                                       (key, outcome.model or "", outcome.to_json(), time.time()))
+        try:
+            with self._lock:
+                self._connection().execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)",
+                                           (key, outcome.model or "", outcome.to_json(), time.time()))
+        except sqlite3.Error as exc:
+            raise self._error("store an answer in", exc) from exc
+
+    def _error(self, doing: str, exc: sqlite3.Error) -> OSError:
+        return OSError(f"cannot {doing} the answer cache {self.path} ({exc}); free space there, set "
+                       "EGOTASK_CACHE_DIR to another folder, or EGOTASK_ANSWER_CACHE=off")
 
     def __len__(self) -> int:
         with self._lock:

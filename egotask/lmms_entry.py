@@ -9,8 +9,10 @@ It differs from upstream's ``lmms-eval`` in three ways:
   (they override the ``EGOTASK_JUDGE`` / ``EGOTASK_JUDGE_CACHE`` / ``EGOTASK_JUDGE_MODE`` settings of
   :mod:`egotask.settings`);
 - it exits non-zero when the evaluation fails (upstream logs the exception and exits 0): 1 when it
-  stops (a failed preflight check or a crash), 2 for a usage error, and 3 when it finished and wrote
-  everything but some items failed: the judge gave no verdict, or the model gave no answer.
+  stops (a failed preflight check or a crash) or an output file could not be written (named; each
+  file is written whole or not at all, :mod:`egotask.lmms_outputs`), 2 for a usage error, and 3 when
+  it finished and wrote everything but some items failed: the judge gave no verdict, or the model
+  gave no answer.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import traceback
 
 from egotask.judges.base import JudgeNotReady
+from egotask.judges.secrets import redact_secrets
 from egotask.lmms_bridge import check_model, model_reads_intervals
 from egotask.paths import tasks_path
 from egotask.preflight import preflight
@@ -44,7 +47,8 @@ egotask additions:
                         with verdicts pending and judge later with `egotask judge OUTPUT --batch`
                         (Gemini's Batch API, half price) or without --batch (same as $EGOTASK_JUDGE_MODE)
   egotask's tasks (egotextvqa_indoor, egotextvqa_outdoor, egotextvqa, egotempo_openqa, ...) are
-  always included. Exit status: 0 all judged; 1 stopped (preflight check or crash); 2 usage error;
+  always included. Exit status: 0 all judged; 1 stopped (preflight check or crash) or an output file
+  could not be written (named); 2 usage error;
   3 finished and written, but items failed to be judged or got no answer (listed in the results).
 """
 
@@ -127,28 +131,41 @@ def main(argv: list[str] | None = None) -> int:
         active_prompt()  # a --prompt-family the protocol lacks stops here
         preflight(args.tasks.split(","), output_path=args.output_path)
     except JudgeNotReady as exc:
-        print(f"lmms_eval: {exc.explain('--judge')}", file=sys.stderr)
+        print(f"lmms_eval: {redact_secrets(exc.explain('--judge'))}", file=sys.stderr)
         return 1
     except Exception as exc:
-        print(f"lmms_eval: {exc}", file=sys.stderr)
+        print(f"lmms_eval: {redact_secrets(str(exc))}", file=sys.stderr)
         return 1
     from lmms_eval.__main__ import cli_evaluate_single
     from lmms_eval.utils import make_table
     from loguru import logger
 
+    from egotask import lmms_outputs
+
+    lmms_outputs.install()
+
     logger.remove()
+    # lmms-eval logs its --model_args (and errors holding them): no key reaches the screen.
+    logger.configure(patcher=lambda record: record.update(message=redact_secrets(record["message"])))
     logger.add(sys.stderr, level=args.verbosity)
     try:
         results, _samples = cli_evaluate_single(args)
     except SystemExit as exc:  # `--tasks list` and friends exit through sys.exit()
         return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:
-        traceback.print_exc()
-        print(f"\nlmms_eval: evaluation failed: {root_cause(exc)}", file=sys.stderr)
+        print(redact_secrets(traceback.format_exc()), file=sys.stderr)
+        print(f"\nlmms_eval: evaluation failed: {redact_secrets(str(root_cause(exc)))}", file=sys.stderr)
         return 1
     if results is None:
         return 0
     print_results(args, results, make_table)
+    unwritten = lmms_outputs.write_failures()
+    if unwritten:
+        print("lmms_eval: exit status 1: could not write " + "; ".join(unwritten) + ". The numbers above are "
+              "this run's; a file that is named was not written at all (none is left cut). Free space or pick "
+              "another --output_path and run again (the answer and verdict caches make the rerun cheap).",
+              file=sys.stderr)
+        return 1
     failures = item_failures(results)
     if failures:
         print(failure_message(failures, args.output_path), file=sys.stderr)
@@ -193,7 +210,7 @@ def print_results(args, results: dict, make_table) -> None:
 
     lean = {**results, "results": {task: {k: v for k, v in metrics.items() if not k.startswith("details")}
                                    for task, metrics in results["results"].items()}}
-    print(f"{args.model} ({args.model_args}), limit: {args.limit}, batch_size: {args.batch_size}")
+    print(f"{args.model} ({redact_secrets(args.model_args)}), limit: {args.limit}, batch_size: {args.batch_size}")
     print(make_table(lean))
     if "groups" in results:
         print(make_table(lean, "groups"))

@@ -17,6 +17,7 @@ from typing import Any
 
 from egotask.judges import Judge, get_judge
 from egotask.settings import get_settings
+from egotask.sqlite_store import check_intact
 from egotask.taskindex import resolve, task_function
 
 CACHE_DIR_VAR = "EGOTASK_CACHE_DIR"
@@ -46,15 +47,22 @@ def check_writable(folder: str | Path, what: str) -> None:
 
 def check_caches(judge: Judge | None) -> None:
     """The cache folder (answers) and the judge's verdict cache, opened for writing."""
+    from egotask.answers import FILENAME as ANSWERS_FILE
+
     settings = get_settings()
     if settings.answer_cache != "off":
         check_writable(settings.cache_dir, f"the cache folder ({CACHE_DIR_VAR}; or set EGOTASK_ANSWER_CACHE=off)")
     cache = getattr(judge, "cache", None)
-    if cache is not None:
-        try:
+    try:
+        # A damaged page would otherwise stop the run hours in, at the first read or write that meets it.
+        if settings.answer_cache != "off":
+            check_intact(settings.cache_dir / ANSWERS_FILE, "the answer cache")
+        if cache is not None and cache.mode != "off":
+            check_intact(cache.path, "the judge cache")
+        if cache is not None:
             cache.check_writable()
-        except OSError as exc:
-            raise PreflightError(str(exc)) from None
+    except OSError as exc:
+        raise PreflightError(str(exc)) from None
 
 
 def check_outputs(folders: Iterable[str | Path], what: str = "the output folder") -> None:
@@ -63,9 +71,23 @@ def check_outputs(folders: Iterable[str | Path], what: str = "the output folder"
 
 
 def preflight(task_names: list[str], output_path: str | Path | None = None) -> None:
-    """Everything a run over ``task_names`` needs, checked before the model loads."""
-    if output_path:
-        check_outputs([output_path], "the --output_path folder")
+    """Everything a run over ``task_names`` needs, checked before the model loads. A failed check
+    leaves no folder it made behind (an empty --output_path would look like a run)."""
+    made = [p for p in (Path(output_path), *Path(output_path).parents) if not p.exists()] if output_path else []
+    try:
+        if output_path:
+            check_outputs([output_path], "the --output_path folder")
+        _preflight(task_names)
+    except BaseException:
+        for folder in made:  # deepest first; a folder something else wrote into stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _preflight(task_names: list[str]) -> None:
     checks = process_docs_of(task_names)
     if not checks:
         return

@@ -30,12 +30,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from egotask.atomic import write_text
 
 Pred = Literal["yes", "no"]
 RECORD_VERSION = 3
@@ -302,9 +303,7 @@ def load_records(path: str | Path) -> list[SampleRecord]:
 
 def write_records(records: list[SampleRecord], path: Path) -> None:
     """A records JSONL, written whole or not at all."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records))
 
 
 __all__ = ["ALTERNATIVES_SEPARATOR", "BENCHMARK_OF_SETTING", "NOT_JUDGED", "RECORDS_SUFFIX", "RECORD_VERSION",

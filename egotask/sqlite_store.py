@@ -18,3 +18,25 @@ def open_store(path: Path, schema: str, what: str, hint: str) -> sqlite3.Connect
     except (OSError, sqlite3.Error) as exc:
         raise OSError(f"cannot open {what} {path} ({exc}); {hint}") from exc
     return conn
+
+
+def check_intact(path: Path, what: str) -> None:
+    """Raise OSError naming ``path`` and the fix when the SQLite file at ``path`` is damaged (SQLite's
+    ``quick_check``: every page and b-tree, in one pass); a file not made yet is intact, and what is not
+    a file at all is left to :func:`open_store` to report."""
+    if not path.is_file():
+        return
+    problem = None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = [r[0] for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
+        finally:
+            conn.close()
+        if rows != ["ok"]:
+            problem = " ".join("; ".join(rows).replace("*** in database main ***", "").split())[:300]
+    except sqlite3.DatabaseError as exc:
+        problem = str(exc)
+    if problem:
+        raise OSError(f"{what} {path} is damaged ({problem}). Move it aside (mv {path} {path}.damaged) and run "
+                      "again: what it held is asked for again, nothing else is lost")

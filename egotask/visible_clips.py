@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from egotask.atomic import write_text
 from egotask.settings import get_settings
 
 CLIPS_DIR = "visible_clips"
@@ -45,8 +46,11 @@ class Cut:
 
 
 def clip_path(src: Path, start: float, end: float) -> Path:
-    stat = src.stat()
-    ident = json.dumps([str(src.resolve()), stat.st_size, stat.st_mtime_ns, round(start, 6), round(end, 6)])
+    from egotask.answers import file_identity
+
+    src.stat()  # a missing video is an OSError here, as before
+    # The video as the answer cache sees it (a sample of its bytes included): a rewritten video is cut again.
+    ident = json.dumps([*file_identity(src), round(start, 6), round(end, 6)])
     digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
     return get_settings().cache_dir / CLIPS_DIR / f"{src.stem}_{start:.3f}-{end:.3f}_{digest}.mp4"
 
@@ -104,7 +108,7 @@ def cut_visible(jobs: list[tuple[Path, float, float]], workers: int | None = Non
             except Exception as exc:  # noqa: BLE001 - reported per item
                 out[key] = str(exc)
                 continue
-            _sidecar(clip).write_text(json.dumps({"source": str(src), "start": start, "end": end, "seen": seen}))
+            write_text(_sidecar(clip), json.dumps({"source": str(src), "start": start, "end": end, "seen": seen}))
             out[key] = Cut(clip, seen)
     return out
 

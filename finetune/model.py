@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from egotask.atomic import write_text
 from egotask.finetune.config import FinetuneConfig, FinetuneError
 
 log = logging.getLogger("egotask.finetune")
@@ -118,7 +119,7 @@ def save_for_adapters(model: Any, processor: Any, out_dir: Path, config: Finetun
         adapter_config = out_dir / "adapter_config.json"
         data = json.loads(adapter_config.read_text())
         data["base_model_name_or_path"] = base
-        adapter_config.write_text(json.dumps(data, indent=2))
+        write_text(adapter_config, json.dumps(data, indent=2))
     else:
         model.save_pretrained(out_dir, safe_serialization=True)
         generation = getattr(model, "generation_config", None)

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from egotask import __version__
+from egotask.atomic import write_text
 from egotask.data.splits import load_manifest
 from egotask.finetune import checkpoint
 from egotask.finetune.collate import AnswerOnlyCollator
@@ -92,6 +93,7 @@ class Trainer:
                                      **frame_args) if config.val_datasets else []
         self.base = resolve_model_id(config.model_id)
         self.resume_from = prepare_output_dir(config)
+        self.resume_state = self._resumable(self.resume_from) if self.resume_from is not None else None
         self.backend = choose_backend(config)
 
         micro_per_step = config.batch_size * config.grad_accumulation * self.world
@@ -126,8 +128,8 @@ class Trainer:
         self.resumed_at: list[int] = []
         self.started = time.time()
         self.wandb: Any = None
-        if self.resume_from is not None:
-            self._resume(self.resume_from)
+        if self.resume_from is not None and self.resume_state is not None:
+            self._resume(self.resume_from, self.resume_state)
 
     # ----------------------------------------------------------------- resume
 
@@ -136,13 +138,26 @@ class Trainer:
                 "best_step": self.best_step, "last_val_loss": self.last_val, "resumed_at": self.resumed_at,
                 "identity": self.config.identity()}
 
-    def _resume(self, path: Path) -> None:
-        saved = checkpoint.load(path)
-        state = saved["state"]
-        if state["identity"] != self.config.identity():
-            changed = sorted(k for k in state["identity"] if state["identity"][k] != self.config.identity().get(k))
+    def _resumable(self, path: Path) -> dict[str, Any]:
+        """The checkpoint's JSON state, once its identity matches this run's: checked before the model
+        loads and before any tensor file of the checkpoint is opened."""
+        try:
+            state = checkpoint.read_state(path)
+        except checkpoint.CheckpointError as exc:
+            raise FinetuneError(str(exc)) from None
+        identity = state.get("identity") if isinstance(state.get("identity"), dict) else {}
+        if identity != self.config.identity():
+            changed = sorted(k for k in {*identity, *self.config.identity()}
+                             if identity.get(k) != self.config.identity().get(k))
             raise FinetuneError(f"{path}: the interrupted run used other settings ({', '.join(changed)}); "
                                 "rerun with the same flags, or pass --overwrite / a new --output-dir")
+        return state
+
+    def _resume(self, path: Path, state: dict[str, Any]) -> None:
+        try:
+            saved = checkpoint.load(path)
+        except checkpoint.CheckpointError as exc:
+            raise FinetuneError(str(exc)) from None
         load_trainable_state(self.accelerator.unwrap_model(self.model), saved["weights"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
@@ -155,7 +170,7 @@ class Trainer:
             if log_path.is_file():
                 lines = [ln for ln in log_path.read_text().splitlines() if ln.strip()]
                 kept = [ln for ln in lines if json.loads(ln)["step"] <= self.step]
-                log_path.write_text("".join(ln + "\n" for ln in kept))
+                write_text(log_path, "".join(ln + "\n" for ln in kept))
         log.info("resuming from %s at step %d of %d", path, self.step, self.total_steps)
 
     def save_checkpoint(self) -> None:
@@ -285,7 +300,7 @@ class Trainer:
                     model = PeftModel.from_pretrained(base, str(cfg.output_dir))
                 log.info("writing the merged checkpoint to %s", cfg.output_dir / "merged")
                 save_merged(model, self.processor, cfg.output_dir / "merged")
-            (cfg.output_dir / TRAINING_JSON).write_text(json.dumps(summary, indent=2))
+            write_text(cfg.output_dir / TRAINING_JSON, json.dumps(summary, indent=2))
             shutil.rmtree(cfg.output_dir / "checkpoints", ignore_errors=True)
             if self.wandb is not None:
                 self.wandb.summary.update({"best_val_loss": self.best_val, "final_val_loss": self.last_val})

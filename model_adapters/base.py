@@ -31,6 +31,15 @@ from egotask.presets import max_frames_for, parse_frames
 from egotask.reasoning import THINK_CLOSE, THINK_OPEN
 
 
+def output_file(path: Path) -> bool:
+    """Whether a checkpoint folder's file may change what the model answers: every file but hidden
+    ones, documentation and licences (folders such as a finetune run's ``checkpoints/`` hold no file
+    the model loads)."""
+    name = path.name.lower()
+    return (path.is_file() and not name.startswith(".") and not name.endswith(".md")
+            and not name.startswith(("readme", "license", "licence", "notice")))
+
+
 @dataclass
 class VideoPrompt:
     """One request, ready for a model: the question text and the sampled frames of each video."""
@@ -164,6 +173,8 @@ class GenerationFailure(Exception):
     It is recorded as a generation failure, counted apart, never judged and never scored as wrong; the
     other items go on."""
 
+    replied = False  # a served endpoint's own reply said so (a refusal, a filter): the endpoint is up
+
 
 NO_FRAMES = "no frame in the visible interval"
 
@@ -231,13 +242,14 @@ class FramesModel(lmms):
         return str(getattr(self, "pretrained", None) or self.family)
 
     def model_fingerprint(self) -> list[Any]:
-        """What makes two runs the same model for the answer cache: a rebuilt checkpoint is a new model."""
+        """What makes two runs the same model for the answer cache: a checkpoint with any file changed,
+        added or removed (weights, config, tokenizer, chat template, processor, custom code) is a new
+        model; only its documentation and hidden files are left out."""
         ident: list[Any] = [type(self).__qualname__, self.backend, getattr(self, "_init_args", {})]
         for name in ("pretrained", "base"):
             folder = getattr(self, name, None)
             if folder and Path(folder).is_dir():
-                ident.append([file_identity(p) for p in sorted(Path(folder).iterdir())
-                              if p.suffix in (".json", ".safetensors", ".bin")])
+                ident.append([file_identity(p) for p in sorted(Path(folder).iterdir()) if output_file(p)])
         return ident
 
     def frame_settings(self, doc: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -12,7 +12,9 @@ a test can check exactly which frames a model under test was shown. Its reply na
 it received. ``latency`` delays every reply; ``faults(n)`` names a fault for the n-th request (1-based)
 and ``item_faults(body)`` one for a request by its content (say, every request about one question).
 A fault is an HTTP status such as ``"429"`` or ``"500"`` (sent with ``Retry-After``), ``"hang"`` (the
-reply comes only after ``hang`` seconds, past a client's timeout), or ``None``.
+reply comes only after ``hang`` seconds, past a client's timeout), a bad 200 reply of the OpenAI API
+(``"html"``: a proxy's error page; ``"truncated"``: JSON cut short; ``"error-body"``: an error object;
+``"null-content"``: a message whose content is null; ``"refusal"``: a refusal), or ``None``.
 
     python -m egotask.model_adapters.fake_server --latency 0.2   # prints the base URL, serves until killed
 """
@@ -97,6 +99,10 @@ class FakeVLMServer(LocalServer):
                         fault = server.item_faults(body)
                     if fault == "hang":
                         time.sleep(server.hang)
+                    elif fault in BAD_REPLIES:
+                        ctype, payload = BAD_REPLIES[fault](body.get("model", "fake"))
+                        self.reply(200, payload, {"Content-Type": ctype})
+                        return
                     elif fault is not None:
                         code = int(fault)
                         self._send(code, {"error": {"code": code, "message": f"fake fault {fault}",
@@ -176,6 +182,25 @@ def completion(text: str, model: str) -> dict[str, Any]:
     return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+
+def _message_reply(model: str, **message: Any) -> tuple[str, bytes]:
+    reply = completion("", model)
+    reply["choices"][0]["message"] = {"role": "assistant", **message}
+    return "application/json", json.dumps(reply).encode()
+
+
+# 200 replies that hold no usable completion: (content type, body) for a model name.
+BAD_REPLIES: dict[str, Callable[[str], tuple[str, bytes]]] = {
+    "html": lambda model: ("text/html", b"<html><head><title>502 Bad Gateway</title></head>"
+                                        b"<body><h1>502 Bad Gateway</h1>nginx</body></html>"),
+    "truncated": lambda model: ("application/json", json.dumps(completion("an answer", model)).encode()[:60]),
+    "error-body": lambda model: ("application/json", json.dumps(
+        {"object": "error", "message": "The engine is overloaded, try again", "type": "ServiceUnavailable",
+         "code": 503}).encode()),
+    "null-content": lambda model: _message_reply(model, content=None),
+    "refusal": lambda model: _message_reply(model, content=None, refusal="I can't help with that request."),
+}
 
 
 def gemini_reply(text: str, model: str) -> dict[str, Any]:

@@ -12,10 +12,12 @@ inline as a JPEG part after a text part "Frame at 1.20 s:", then the question.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from egotask.model_adapters.base import GenerationFailure
 from egotask.model_adapters.served import (
+    BadReply,
     EncodedPrompt,
     RequestError,
     ServedModel,
@@ -89,6 +91,10 @@ class GeminiVLM(ServedModel):
         finish = candidates[0].finish_reason if candidates else None
         finish_name = getattr(finish, "name", None) or (str(finish) if finish else None)
         blocked = response.prompt_feedback.block_reason if response.prompt_feedback else None
+        if not candidates and not blocked:
+            # Gemini's API always gives a candidate or a block reason: this body came from something else.
+            raise BadReply(RequestError("retry", f"{self.where}: a 200 reply with no candidate and no block reason "
+                                                 "(an error body from a proxy or a server that is not Gemini's API)"))
         if blocked or not candidates or (finish_name and finish_name not in ANSWERED):
             # Blocked by the API's filters: not an answer of the model's.
             raise GenerationFailure(f"{self.where}: no answer (finish_reason={finish_name}, block_reason={blocked})")
@@ -105,6 +111,9 @@ class GeminiVLM(ServedModel):
                 return RequestError("fatal", f"{message}; check {' / '.join(KEY_VARS)}")
             return status_error(exc.code, message, retry_after_of(headers),
                                 f"check {' / '.join(KEY_VARS)}, model={self.model} and {BASE_URL_VAR}")
+        if isinstance(exc, json.JSONDecodeError):  # the SDK could not parse a 200 reply's body
+            return RequestError("retry", f"{self.where}: a reply that is not complete JSON ({exc}): a proxy's error "
+                                         "page, or a reply cut short")
         if _is_timeout(exc):
             return RequestError("retry", f"{self.where}: no reply within {self.timeout:g} s (--model_args timeout)")
         if _is_transport_error(exc):

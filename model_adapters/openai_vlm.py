@@ -22,10 +22,13 @@ Scheduling, retries and failure accounting: :mod:`egotask.model_adapters.served`
 from __future__ import annotations
 
 import base64
+import json
+import re
 from typing import Any
 
 from egotask.model_adapters.base import GenerationFailure, parse_bool
 from egotask.model_adapters.served import (
+    BadReply,
     EncodedPrompt,
     RequestError,
     ServedModel,
@@ -100,26 +103,15 @@ class OpenAIVLM(ServedModel):
         await client.close()
 
     async def send(self, client: Any, prompt: EncodedPrompt) -> str:
-        from openai.types.chat import ChatCompletion
+        import httpx
 
         # The client's plain POST (its documented way to send any body): the typed ``create`` first walks
         # the whole request, megabytes of base64 frames included, against its parameter types, which
-        # cost the request loop half its CPU at 32 requests in flight. The body is plain JSON already.
-        response = await client.post("/chat/completions", body=self.request(prompt), cast_to=ChatCompletion)
-        if not response.choices:
-            raise GenerationFailure(f"{self.where}: the reply has no choices")
-        choice = response.choices[0]
-        content = choice.message.content or ""
-        if choice.finish_reason == "content_filter" and not content:
-            raise GenerationFailure(f"{self.where}: no answer: stopped by the endpoint's content filter")
-        # A reasoning parser on the server (vllm serve --reasoning-parser) returns the reasoning apart;
-        # it goes back into the reply as <think>...</think> for the tasks' reasoning_tags.
-        extra = choice.message.model_extra or {}
-        reasoning = extra.get("reasoning_content") or extra.get("reasoning")
-        if reasoning:
-            # No answer after the reasoning (cut off): left unclosed, so it is recorded as "no final answer".
-            return f"<think>{reasoning}</think>{content}" if content.strip() else f"<think>{reasoning}"
-        return content
+        # cost the request loop half its CPU at 32 requests in flight. The body is plain JSON already,
+        # and the reply is read here as it came (a proxy's HTML page is not a completion).
+        response = await client.post("/chat/completions", body=self.request(prompt), cast_to=httpx.Response)
+        return completion_text(self.where, response.status_code, response.headers.get("content-type", ""),
+                               response.text)
 
     def classify(self, exc: Exception) -> RequestError:
         import openai
@@ -137,3 +129,57 @@ class OpenAIVLM(ServedModel):
         if isinstance(exc, openai.APIConnectionError):
             return RequestError("retry", f"{self.where}: connection failed: {exc.__cause__ or exc}")
         return RequestError("item", f"{type(exc).__name__}: {exc}")
+
+
+def completion_text(where: str, status: int, content_type: str, text: str) -> str:
+    """The answer in a chat-completions reply body. Raises :class:`BadReply` for a body that is not a
+    completion, and :class:`GenerationFailure` for a completion without an answer."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        shown = " ".join(text.split())[:160]
+        if "html" in content_type.lower() or text.lstrip()[:1] == "<":
+            title = re.search(r"<title[^>]*>(.*?)</title>", text, flags=re.IGNORECASE | re.DOTALL)
+            page = " ".join(title.group(1).split()) if title else shown
+            raise BadReply(RequestError("retry", f"{where}: HTTP {status} with an HTML page ({page!r}), not a "
+                                                 "completion: a proxy or gateway answered, not the model "
+                                                 "server")) from None
+        raise BadReply(RequestError("retry", f"{where}: HTTP {status} with a reply that is not complete JSON "
+                                             f"({exc}; {len(text)} bytes: {shown!r})")) from None
+    if not isinstance(data, dict):
+        raise BadReply(RequestError("item", f"{where}: HTTP {status} with a reply that is not a JSON object: "
+                                            f"{text[:160]!r}"))
+    error = data.get("error") if data.get("error") else (data if data.get("object") == "error" else None)
+    if error is not None:
+        detail = error.get("message") if isinstance(error, dict) else str(error)
+        code = error.get("code") if isinstance(error, dict) else None
+        message = f"{where}: HTTP {status} with an error: {detail or json.dumps(error)[:300]}"
+        if isinstance(code, int) or (isinstance(code, str) and code.isdigit()):
+            message += f" (code {code})"
+            handling = status_error(int(code), message, None, "check base_url and model")
+        else:
+            handling = RequestError("retry", message)
+        raise BadReply(handling)
+    choices = data.get("choices")
+    if not choices or not isinstance(choices[0], dict):
+        raise GenerationFailure(f"{where}: the reply has no choices")
+    choice = choices[0]
+    message = choice.get("message") or {}
+    content = message.get("content")
+    if isinstance(content, list):  # content parts
+        content = "".join(p.get("text") or "" for p in content if isinstance(p, dict)) or None
+    refusal = message.get("refusal")
+    if refusal:
+        raise GenerationFailure(f"{where}: no answer: the model refused ({refusal})")
+    if choice.get("finish_reason") == "content_filter" and not content:
+        raise GenerationFailure(f"{where}: no answer: stopped by the endpoint's content filter")
+    # A reasoning parser on the server (vllm serve --reasoning-parser) returns the reasoning apart;
+    # it goes back into the reply as <think>...</think> for the tasks' reasoning_tags.
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if reasoning:
+        # No answer after the reasoning (cut off): left unclosed, so it is recorded as "no final answer".
+        return f"<think>{reasoning}</think>{content}" if content and content.strip() else f"<think>{reasoning}"
+    if content is None:
+        raise GenerationFailure(f"{where}: no answer: the reply's content is null "
+                                f"(finish_reason={choice.get('finish_reason')})")
+    return content

@@ -5,6 +5,11 @@ exponential backoff that honour ``Retry-After``, and per-item failures.
 
 How a request ends:
 - a reply: the item's answer (and the answer cache keeps it, through :class:`FramesModel`);
+- a reply without an answer (content null, a refusal, a content filter): a generation failure of that
+  item, never cached;
+- a 200 that is not a completion (:class:`BadReply`: an HTML page, JSON cut short, an error object):
+  classified with the server's own message; retried when transient (the first two, and an error
+  object whose code is 408/409/429/5xx or none);
 - 408/409/429/5xx, a timeout or a connection error: retried, up to ``max_attempts`` attempts in all,
   waiting ``backoff`` s doubled each time with jitter, and never less than the server's
   ``Retry-After`` (capped at ``retry_after_cap`` s);
@@ -59,6 +64,15 @@ class RequestError:
     kind: str
     message: str
     retry_after: float | None = None
+
+
+class BadReply(Exception):
+    """A reply that came back (HTTP 2xx) but holds no completion: an HTML page from a proxy, JSON cut
+    short, an error object. ``error`` says how it is handled and keeps the server's own message."""
+
+    def __init__(self, error: RequestError):
+        super().__init__(error.message)
+        self.error = error
 
 
 def retry_after_of(headers: Any) -> float | None:
@@ -258,8 +272,8 @@ class ServedModel(FramesModel):
     def _check_endpoint(self, reply: str | GenerationFailure) -> None:
         """An endpoint that has answered nothing while ``give_up_after`` items failed in a row is down or
         misconfigured: stop rather than fail every item the same way."""
-        if not isinstance(reply, GenerationFailure):
-            self._answered += 1
+        if not isinstance(reply, GenerationFailure) or reply.replied:
+            self._answered += 1  # a refusal is a reply too: the endpoint is up
             self._failed_in_a_row = 0
             return
         self._failed_in_a_row += 1
@@ -274,8 +288,11 @@ class ServedModel(FramesModel):
             self.stats["requests"] += 1
             try:
                 return await self.send(client, prompt)
-            except GenerationFailure as exc:
+            except GenerationFailure as exc:  # the endpoint replied, without an answer (refused, filtered)
+                exc.replied = True
                 return exc
+            except BadReply as exc:
+                error = exc.error
             except Exception as exc:  # noqa: BLE001 - every failure is classified; none may escape unjudged
                 error = self.classify(exc)
             if error.kind == "fatal":

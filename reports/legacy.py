@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from egotask.atomic import write_text
 from egotask.data.sources import DataError, setting_of_video_id
 from egotask.records import BENCHMARK_OF_SETTING, RECORDS_SUFFIX, SampleRecord, Verdict, write_records
 
@@ -156,12 +156,6 @@ def choose_files(paths: list[str | Path]) -> tuple[list[LegacyFile], list[tuple[
     return chosen, skipped
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def counts(records: list[SampleRecord]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for r in records:
@@ -185,5 +179,5 @@ def import_file(source: LegacyFile, output: Path, model_key: str = DEFAULT_MODEL
     manifest["verdicts"] = {**LEGACY_JUDGE, "note": (
         "the predecessor recorded failed judge calls as no/0; those cannot be told apart from real "
         "'no' verdicts, so imported accuracy and score are lower bounds of what its judge would give")}
-    _write_atomic(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return entry

@@ -12,6 +12,8 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
+from egotask.atomic import atomic_open  # noqa: E402
+
 # No software version or date in the PNG, so an unchanged report writes identical files.
 PNG_METADATA = {"Software": None}
 
@@ -45,7 +47,8 @@ def plot_type_table(table: dict[str, Any], path: Path) -> Path:
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, metadata=PNG_METADATA, bbox_inches="tight")
+        with atomic_open(path, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=110, metadata=PNG_METADATA, bbox_inches="tight")
     finally:
         plt.close(fig)
     return path

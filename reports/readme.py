@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from egotask.atomic import write_text
+
 START = "<!-- egotask:results:start -->"
 END = "<!-- egotask:results:end -->"
 
@@ -48,5 +50,5 @@ def update_readme(path: str | Path, block: str) -> bool:
     new = replace_block(text, block, str(path))
     if new == text:
         return False
-    path.write_text(new, encoding="utf-8")
+    write_text(path, new)  # whole or not at all: a full disk must not cut the user's README
     return True

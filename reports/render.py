@@ -57,8 +57,9 @@ def bold(text: str, on: bool) -> str:
 
 
 def md_escape(text: Any) -> str:
-    """Keep a cell a cell: pipes would split it."""
-    return str(text).replace("|", "\\|")
+    """Keep a cell a cell: a pipe would split it, and a line break would end the table (the next line
+    could even be a heading); both come from names the user chose (a model, a checkpoint folder)."""
+    return " ".join(str(text).splitlines()).replace("|", "\\|")
 
 
 def environment(template_dir: Path | None = None) -> Environment:

@@ -137,3 +137,39 @@ def run_lmms_eval(args: list[str], env: dict[str, str], output: Path | None = No
 @pytest.fixture
 def lmms_eval():
     return run_lmms_eval
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """``make(size_kib)``: a folder on a tmpfs of that size (a disk that fills up), unmounted afterwards.
+    Mounting needs root (or CAP_SYS_ADMIN); elsewhere the test skips, saying so."""
+    mounted: list[Path] = []
+
+    def make(size_kib: int = 64) -> Path:
+        folder = tmp_path / f"small-disk-{len(mounted)}"
+        folder.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {proc.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path, leave_bytes: int = 0) -> None:
+    """Fill the disk under ``folder`` until at most ``leave_bytes`` are free."""
+    stat = os.statvfs(folder)
+    free = stat.f_bavail * stat.f_frsize
+    fd = os.open(folder / ".filler", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        left = max(0, free - leave_bytes)
+        while left > 0:
+            left -= os.write(fd, b"\0" * min(left, 1 << 20))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

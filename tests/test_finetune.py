@@ -224,3 +224,77 @@ def test_smolvlm2_lora_run_learns_and_evaluates_with_lmms_eval(sample_env, tiny_
                      f"pretrained={out},max_frames=2", "--judge", "heuristic"], sample_env, tmp_path / "ev")
     assert run.returncode == 0, run.output
     assert run.results["results"]["egotextvqa_indoor"]["details,none"]["n_judged"] == 4
+
+
+class _Planted:
+    """Unpickling this creates a marker file: what a planted pickle could do instead."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _plant(folder: Path, marker: Path, identity: dict) -> None:
+    folder.mkdir(parents=True)
+    for name in ("weights.pt", "optimizer.pt", "scheduler.pt", "rng.pt"):
+        torch.save(_Planted(marker), folder / name)
+    (folder / checkpoint.STATE_FILE).write_text(json.dumps({"step": 2, "identity": identity}))
+
+
+def test_resume_never_unpickles_a_planted_checkpoint(sample_env, tiny_qwen, tmp_path, capsys):
+    from egotask.cli import build_parser
+    from egotask.commands.finetune import config_from_args
+
+    manifest = write_manifest(tmp_path / "splits.json")
+    out, marker = tmp_path / "out", tmp_path / "code-was-run"
+    args = _command(tiny_qwen, manifest, out, 4)
+    identity = config_from_args(build_parser().parse_args(["finetune", *args])).identity()
+    _plant(checkpoint.last_dir(out), marker, identity)
+    code, err = finetune(args, capsys)
+    assert code == 2 and "holds pickle files (weights.pt, optimizer.pt, scheduler.pt, rng.pt)" in err
+    assert not marker.exists()
+    # A checkpoint of another run is refused on its state.json alone: its tensor files are never opened.
+    folder = checkpoint.last_dir(out)
+    for name in ("weights.pt", "optimizer.pt", "scheduler.pt", "rng.pt"):
+        (folder / name).unlink()
+    (folder / checkpoint.WEIGHTS).write_bytes(b"not a safetensors file")
+    (folder / checkpoint.STATE_FILE).write_text(json.dumps({"step": 2, "identity": {**identity, "seed": 7}}))
+    code, err = finetune(args, capsys)
+    assert code == 2 and "the interrupted run used other settings (seed)" in err
+
+
+def test_the_resume_state_round_trips_through_safetensors_and_json(tmp_path):
+    import random
+
+    import numpy as np
+    from transformers import get_scheduler
+
+    def build():
+        torch.manual_seed(0)
+        model = torch.nn.Linear(4, 3)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        return model, optimizer, get_scheduler("linear", optimizer, num_warmup_steps=2, num_training_steps=10)
+
+    model, optimizer, scheduler = build()
+    for _ in range(3):
+        model(torch.randn(2, 4)).sum().backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    path = checkpoint.save(tmp_path, weights=dict(model.state_dict()), optimizer=optimizer, scheduler=scheduler,
+                           state={"step": 3, "identity": {}})
+    assert not [p.name for p in path.iterdir() if p.suffix not in (".json", ".safetensors")]
+    expected = (random.random(), np.random.rand(), torch.rand(3))
+    saved = checkpoint.load(path)
+    model2, optimizer2, scheduler2 = build()
+    optimizer2.load_state_dict(saved["optimizer"])
+    scheduler2.load_state_dict(saved["scheduler"])
+    checkpoint.restore_rng(saved["rng"])
+    assert (random.random(), np.random.rand()) == expected[:2] and torch.equal(torch.rand(3), expected[2])
+    assert scheduler2.get_last_lr() == scheduler.get_last_lr()
+    for key, value in optimizer.state_dict()["state"].items():
+        for name, tensor in value.items():
+            assert torch.equal(optimizer2.state_dict()["state"][key][name], tensor)
+    assert all(torch.equal(saved["weights"][k], v) for k, v in model.state_dict().items())

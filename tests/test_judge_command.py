@@ -232,3 +232,21 @@ def test_rejudged_results_keep_the_runs_model_and_the_table_names_the_run(tmp_pa
     assert out.splitlines()[0].split()[0] == "run" and f"ocr_baseline ({RUN})" in out
     (run,) = [r for r in collect_runs([rejudged], with_samples=False)]
     assert run.model == "ocr_baseline"
+
+
+@pytest.mark.slow
+def test_two_concurrent_in_place_judge_commands_on_one_deferred_run_pay_once(fake_judge, tmp_path):
+    server = fake_judge(latency=0.2)
+    items = make_items(40)
+    folder, samples = _deferred_run(tmp_path, items)
+    cmd = [sys.executable, "-m", "egotask.cli", "judge", str(folder), "--judge", "gemini", "--concurrency", "4"]
+    procs = [subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    # 40 verdicts and at most one test request each; without the lock each command asked about all 40
+    assert server.requests <= 42
+    assert sum("another egotask judge is judging" in err for _, err in outputs) == 1
+    records = load_records(samples)
+    assert [(r.verdict.pred, r.verdict.score) for r in records] == expected_verdicts(items)
+    assert not list(folder.glob("*rejudged*"))

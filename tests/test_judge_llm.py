@@ -266,3 +266,19 @@ def test_judging_stops_when_its_time_budget_is_spent(fake_judge, monkeypatch):
     assert all(v.failed and "EGOTASK_JUDGE_BUDGET" in v.error for v in verdicts)
     assert seconds < 4 and server.requests <= 2 * 8  # not 6 attempts each: none waits past the budget
     assert all("503" in v.error for v in verdicts if "last error" in v.error)
+
+
+@pytest.mark.parametrize("backend, url_var, suffix", [("openai", "OPENAI_BASE_URL", "/v1"),
+                                                      ("gemini", "GOOGLE_GEMINI_BASE_URL", "")])
+def test_a_verdict_from_one_endpoint_is_not_reused_for_another_serving_the_same_model(
+        fake_judge, monkeypatch, backend, url_var, suffix):
+    first = fake_judge()
+    items = make_items(3)
+    build_judge(backend).judge_many(items)
+    assert first.requests == 3
+    second = fake_judge()  # the same model name, served elsewhere
+    monkeypatch.setenv(url_var, second.url + suffix)
+    build_judge(backend).judge_many(items)
+    assert second.requests == 3
+    build_judge(backend).judge_many(items)  # each endpoint's own verdicts are still reused
+    assert (first.requests, second.requests) == (3, 3)

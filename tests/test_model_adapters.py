@@ -238,3 +238,38 @@ def test_qwen3vl_video_frames_get_the_reference_pixel_cap_without_the_notice(tin
     assert [m for m in transformers_warnings(lambda: ask(model, docs, n=1)) if "per-frame pixel cap" in m]
     smol = SmolVLM2(pretrained=str(tiny_smolvlm))  # a processor without the setting is left as it is
     assert getattr(smol.processor.video_processor, "cap_pixels_per_frame", None) is None
+
+
+def test_an_edited_chat_template_misses_the_answer_cache(tiny_qwen, tmp_path, docs):
+    from egotask.answers import AnswerStore
+
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(tiny_qwen, checkpoint)
+    ask(Qwen3VL(pretrained=str(checkpoint), max_frames=2), docs, n=2)
+    ask(Qwen3VL(pretrained=str(checkpoint), max_frames=2), docs, n=2)
+    assert len(AnswerStore()) == 2  # the same checkpoint: answers reused
+    template = checkpoint / "chat_template.jinja"
+    template.write_text(template.read_text() + "{# edited #}")
+    ask(Qwen3VL(pretrained=str(checkpoint), max_frames=2), docs, n=2)
+    assert len(AnswerStore()) == 4  # asked again, under new keys
+    (checkpoint / "README.md").write_text("# notes\n")  # documentation changes no answer
+    ask(Qwen3VL(pretrained=str(checkpoint), max_frames=2), docs, n=2)
+    assert len(AnswerStore()) == 4
+
+
+def test_a_video_rewritten_with_the_same_size_and_mtime_is_a_new_cache_key(tmp_path):
+    import os
+
+    from egotask.answers import file_identity
+    from egotask.fixtures import write_time_coded_clip
+
+    clip = write_time_coded_clip(tmp_path / "clip.mp4")
+    before, stat = file_identity(clip), clip.stat()
+    data = bytearray(clip.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(255 - b for b in data[middle:middle + 64])
+    clip.write_bytes(bytes(data))
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    after = clip.stat()
+    assert (after.st_size, after.st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    assert file_identity(clip) != before

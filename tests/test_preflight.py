@@ -138,3 +138,37 @@ def test_the_exit_status_counts_judge_and_generation_failures_of_every_task():
     assert "'failed' and 'generation_failed'" in message and "under results" in message
     assert item_failures(_results(egotempo_openqa={**tempo, "n_generation_failed": 3})) == \
         {"egotempo_openqa": (0, 3, False)}
+
+
+def test_a_failed_preflight_leaves_no_output_folder_behind(sample_env, tmp_path, monkeypatch):
+    out = tmp_path / "results" / "run1"
+    monkeypatch.setenv("EGOTEXTVQA_VIDEO_DIR", str(tmp_path / "no-videos-here"))
+    settings.reset()
+    with pytest.raises(Exception, match="no-videos-here"):
+        preflight(TASKS, output_path=out)
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_damaged_verdict_cache_stops_the_preflight_naming_the_file_and_the_fix(gemini_run):
+    import os
+    import sqlite3
+    from pathlib import Path
+
+    from egotask.judges.cache import VerdictCache
+    from egotask.judges.heuristic import heuristic_verdict
+
+    path = Path(os.environ["EGOTASK_CACHE_DIR"]) / "judge_cache.sqlite3"
+    cache = VerdictCache(path=path, mode="on")
+    for i, item in enumerate(make_items(200)):
+        cache.put(f"key{i}", item, heuristic_verdict(item))
+    cache.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(path.read_bytes())
+    assert len(data) > 4 * 4096
+    data[2 * 4096 + 8:2 * 4096 + 1000] = b"\xa5" * 992  # page 3: a b-tree page, its cells overwritten
+    path.write_bytes(bytes(data))
+    with pytest.raises(PreflightError, match=rf"the judge cache {path} is damaged \(.+\)\. Move it aside "
+                                             rf"\(mv {path} {path}\.damaged\)"):
+        preflight(TASKS)
+    assert gemini_run.requests == 0

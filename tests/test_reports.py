@@ -440,3 +440,16 @@ def test_report_over_a_real_lmms_eval_output_folder(sample_env, tiny_qwen, tmp_p
     captured = capsys.readouterr()
     assert "rerun lmms_eval with --log_samples" in captured.err
     assert f"No samples were logged for {model} (indoor), {model} (egotempo)" in captured.out
+
+
+def test_a_newline_or_pipe_in_a_model_name_stays_inside_its_table_cell(tmp_path):
+    evil = "model-a\n# Injected heading\n| x | y"
+    rows = [{**r, "model": evil} for r in SMALL if r["model"] == "model-a"]
+    markdown = render_markdown(collect_runs([write_records(tmp_path / "evil.records.jsonl", rows)]))
+    lines = markdown.splitlines()
+    assert "# Injected heading" not in lines and not any(line.startswith("| x") for line in lines)
+    row = next(line for line in lines if "Injected" in line and "egotextvqa_indoor" in line)
+    assert row.startswith("| model-a # Injected heading \\| x \\| y | egotextvqa_indoor | indoor |")
+    header = next(line for line in lines if line.startswith("| Model | Task |"))
+    # as many cell separators as the header (escaped pipes do not count)
+    assert row.replace("\\|", "").count("|") == header.count("|")

@@ -366,3 +366,77 @@ def test_frame_workers_never_run_the_parents_main_script(clip, tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[3, 3, 3, 3]"
     assert runs.read_text() == "run\n"
+
+
+# --------------------------------------------------------------------------- replies that hold no answer
+
+@pytest.mark.parametrize("fault, kept", [
+    ("html", "HTML page ('502 Bad Gateway')"),
+    ("truncated", "not complete JSON"),
+    ("error-body", "The engine is overloaded, try again (code 503)"),
+])
+def test_a_bad_200_reply_is_classified_keeps_the_servers_message_and_is_retried(fault, kept, clip, monkeypatch):
+    from egotask.model_adapters.base import GenerationFailure
+
+    # Transient: once, then an answer.
+    with FakeVLMServer(faults=lambda n: fault if n == 1 else None) as srv:
+        model = build("openai", srv.url, monkeypatch, concurrency=1, backoff=0.001)
+        assert answer_all(model, clip, 1) == {question(0): "I was shown 2 images."}
+    assert srv.requests == 2 and model.stats["retries"] == 1
+    # Every time: a generation failure of the item that says what came back.
+    with FakeVLMServer(faults=lambda n: fault) as srv:
+        failure = answer_all(build("openai", srv.url, monkeypatch, concurrency=1, max_attempts=3, backoff=0.001),
+                             clip, 1)[question(0)]
+    assert isinstance(failure, GenerationFailure) and srv.requests == 3
+    assert kept in str(failure) and "after 3 attempts" in str(failure) and "AttributeError" not in str(failure)
+
+
+@pytest.mark.parametrize("fault, said", [("html", "not complete JSON (Expecting value"),
+                                         ("truncated", "not complete JSON (Unterminated string"),
+                                         ("error-body", "no candidate and no block reason")])
+def test_gemini_vlm_classifies_a_bad_200_reply_and_retries_it(fault, said, clip, monkeypatch):
+    from egotask.model_adapters.base import GenerationFailure
+
+    with FakeVLMServer(faults=lambda n: fault if n == 1 else None) as srv:
+        model = build("gemini", srv.url, monkeypatch, concurrency=1, backoff=0.001)
+        assert answer_all(model, clip, 1) == {question(0): "I was shown 2 images."}
+    assert srv.requests == 2 and model.stats["retries"] == 1
+    with FakeVLMServer(faults=lambda n: fault) as srv:
+        failure = answer_all(build("gemini", srv.url, monkeypatch, concurrency=1, max_attempts=2, backoff=0.001),
+                             clip, 1)[question(0)]
+    assert isinstance(failure, GenerationFailure) and said in str(failure) and "after 2 attempts" in str(failure)
+
+
+@pytest.mark.slow
+def test_a_null_or_refused_reply_is_a_generation_failure_never_cached(timed_data, tmp_path):
+    """content: null and a refusal are no answer: counted apart, not judged, not cached; the rerun asks
+    only for them."""
+    faults = {1: "null-content", 2: "refusal"}
+
+    def plan(body):
+        return next((f for i, f in faults.items() if question(i) in " ".join(texts(body))), None)
+
+    with FakeVLMServer(item_faults=plan) as srv:
+        model_args = f"base_url={srv.url}/v1,model=m,max_frames={FRAMES},backoff=0.01"
+        run, records = indoor_run(timed_data, tmp_path / "out1", "openai_vlm", model_args, exit_status=3)
+        details = run.results["results"]["egotextvqa_indoor"]["details,none"]
+        assert details["n_generation_failed"] == 2 and details["n_judged"] == 6
+        assert "content is null" in records[1]["generation_error"] and records[1]["prediction"] == ""
+        assert "refused (I can't help with that request.)" in records[2]["generation_error"]
+        assert records[1]["verdict"]["pred"] is None and records[2]["verdict"]["pred"] is None
+        assert stored_answers(Path(os.environ["EGOTASK_CACHE_DIR"]) / "answers.sqlite3") == 6
+        sent = len(srv.bodies)
+        faults.clear()  # the endpoint answers now
+        run, records = indoor_run(timed_data, tmp_path / "out2", "openai_vlm", model_args)
+        assert sorted(asked(b) for b in srv.bodies[sent:]) == [1, 2]
+    assert all(r["prediction"] == REPLY for r in records.values())
+
+
+def test_refusals_are_replies_and_do_not_stop_the_run_as_a_dead_endpoint(clip, monkeypatch):
+    from egotask.model_adapters.base import GenerationFailure
+
+    with FakeVLMServer(faults=lambda n: "refusal" if n <= 4 else None) as srv:
+        replies = answer_all(build("openai", srv.url, monkeypatch, concurrency=1, give_up_after=3), clip, 6)
+    assert all(isinstance(replies[question(i)], GenerationFailure) for i in range(4))
+    assert "refused" in str(replies[question(0)]) and srv.requests == 6  # not retried, not stopped
+    assert replies[question(5)] == "I was shown 2 images."

@@ -125,3 +125,39 @@ def test_egotask_adapters_read_the_original_with_the_interval_and_no_cut_is_made
     frames = sample_visual(visual, max_frames=8)
     assert max(frames.timestamps) < ASKED_AT
     assert [time_code_of(f) for f in frames.frames] == pytest.approx(frames.timestamps, abs=0.051)
+
+
+CUTS_SCRIPT = """
+import sys
+from pathlib import Path
+from egotask.visible_clips import cut_visible
+src = Path(sys.argv[1])
+cut_visible([(src, 0.0, 20.0 + 0.1 * i) for i in range(40)], workers=2)
+"""
+
+
+def test_ctrl_c_during_the_interval_cuts_stops_them_promptly_and_leaves_no_temporary_file(tmp_path):
+    import signal
+    import time
+
+    src = write_time_coded_clip(tmp_path / "long.mp4", seconds=25.0, fps=10, size=(320, 240))
+    cache = tmp_path / "cache"
+    clips = cache / "visible_clips"
+    proc = subprocess.Popen([sys.executable, "-c", CUTS_SCRIPT, str(src)], start_new_session=True,
+                            env={**os.environ, "EGOTASK_CACHE_DIR": str(cache)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def made() -> list[Path]:
+        return [p for p in clips.glob("*.mp4") if not p.name.startswith(".")] if clips.is_dir() else []
+
+    deadline = time.monotonic() + 120
+    while not made() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.stderr.read()
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole process group
+    pressed = time.monotonic()
+    proc.wait(timeout=60)
+    assert time.monotonic() - pressed < 2.0  # measured 0.3 s; before, the workers cut on through the queue
+    assert "KeyboardInterrupt" in proc.stderr.read()
+    assert len(made()) < 10  # of 40: the queue was dropped
+    assert not [p.name for p in clips.iterdir() if ".tmp-" in p.name]

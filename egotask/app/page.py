@@ -42,6 +42,7 @@ from egotask.app.selection import (
     videos_of,
     webvtt,
 )
+from egotask.atomic import write_bytes
 from egotask.data.sources import DataError
 from egotask.frames import VideoError
 from egotask.labels import HumanLabel, LabelError, append_label, is_labels_file, now
@@ -119,7 +120,7 @@ def _upload_path(upload: Any) -> Path:
     target = Path(st.session_state.upload_dir.name) / upload.file_id / Path(upload.name).name
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(upload.getvalue())
+        write_bytes(target, upload.getvalue())  # whole or not at all: a cut file would be reused
     return target
 
 

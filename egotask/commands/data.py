@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from egotask.atomic import write_text
 from egotask.settings import configure, get_settings
 
 
@@ -182,7 +183,7 @@ def _finish(results, args: argparse.Namespace, what: str) -> int:
         print(f"  FAILED {failure['error']}", file=sys.stderr)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps({"summary": summary, "files": [vars(r) for r in results]}, indent=1))
+        write_text(args.report, json.dumps({"summary": summary, "files": [vars(r) for r in results]}, indent=1))
     return 1 if summary["failed"] else 0
 
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from egotask.atomic import write_text
+
 DEMO_TASKS = "egotextvqa,egotempo_openqa"
 DEMO_MODEL = "ocr_baseline"  # from plugins/egotask-ocr: reads the clips' scene text, so it scores well
 OCR_ARGS = "max_frames=4,min_side=320"  # the clips are 160x96: no need to upscale them to 736 for OCR
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     runs = collect_runs(new)
     print("\n" + render_console(runs) + "\n")
-    (workdir / "results.md").write_text(render_markdown(runs))
+    write_text(workdir / "results.md", render_markdown(runs))
     print(f"egotask demo: this run's table is also in {workdir / 'results.md'}; its results: "
           f"{', '.join(str(p) for p in new)}, the samples beside them. Earlier runs stay in {output}: "
           f"`egotask report {output}` reports them all.")

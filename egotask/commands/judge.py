@@ -4,6 +4,7 @@ whose verdicts were deferred (`lmms_eval --judge-mode defer`), synchronously or 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import sys
 from typing import Any
@@ -114,6 +115,11 @@ def run(args: argparse.Namespace) -> int:
         print("egotask judge: --human goes with `egotask judge agreement RUN --human LABELS.jsonl...`",
               file=sys.stderr)
         return 2
+    with contextlib.ExitStack() as held:  # the runs' locks, held until their files are written
+        return _run(args, held)
+
+
+def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     from egotask.judges.batch import BatchError, BatchJudge, KnownVerdicts
     from egotask.judges.rejudge import (
         completes_in_place,
@@ -121,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         group_by_run,
         items_to_judge,
         load_inputs,
+        lock_runs,
         rejudge_records,
         write_in_place,
         write_outputs,
@@ -132,7 +139,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = apply_options(args)
-        files = [f for p in find_samples(args.paths) for f in load_inputs(p)]  # all checked before paying
+        found = find_samples(args.paths)
+        # Another `egotask judge` on the same run would pay for every item again: wait for it, then
+        # read the files as it left them (its verdicts are in the cache).
+        lock_runs(found, held, lambda run: print(f"egotask judge: another egotask judge is judging {run}; waiting "
+                                                   "for it to finish (its verdicts are reused)", file=sys.stderr))
+        files = [f for p in found for f in load_inputs(p)]  # all checked before paying
         records = [r for sf in files for r in sf.records]
         if args.protocol is None:
             settings = _deferred_protocol(records) or settings
@@ -187,7 +199,11 @@ def run(args: argparse.Namespace) -> int:
                 verdicts[key] = verdict
             resent = len(keys)
         source = KnownVerdicts(judge, verdicts)
-    judged = rejudge_records(records, source)
+    try:
+        judged = rejudge_records(records, source)
+    except OSError as exc:  # the verdict cache cannot be read or written (named): stop, paying for nothing more
+        print(f"egotask judge: {exc}", file=sys.stderr)
+        return 1
     start = 0
     for sf in files:
         sf.new_records, start = judged[start:start + len(sf.records)], start + len(sf.records)

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from egotask.atomic import write_text
+
 DEFAULT_PLOTS = "report_plots"
 
 
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
         if args.output is not None:
             args.output.parent.mkdir(parents=True, exist_ok=True)
-            args.output.write_text(markdown(args.output), encoding="utf-8")
+            write_text(args.output, markdown(args.output))
             print(f"egotask report: wrote {args.output}", file=sys.stderr)
         if args.readme is not None:
             changed = update_readme(args.readme, markdown(args.readme))

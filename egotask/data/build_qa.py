@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from egotask.atomic import write_text
 from egotask.data.sources import EGOTEXTVQA_FILES, get_benchmark, read_egotextvqa_jsonl
 from egotask.frames import VideoError, probe_video
 
@@ -145,5 +146,5 @@ def to_dataset(rows: list[dict[str, Any]]):
 def save(dataset, report: QAReport, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     dataset.save_to_disk(str(out_dir))
-    (out_dir / REPORT_NAME).write_text(json.dumps(report.to_dict(), indent=1) + "\n", encoding="utf-8")
+    write_text(out_dir / REPORT_NAME, json.dumps(report.to_dict(), indent=1) + "\n")
     return out_dir

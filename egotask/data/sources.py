@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from egotask.atomic import write_text
 from egotask.records import ALTERNATIVES_SEPARATOR, join_alternatives
 from egotask.settings import get_settings
 
@@ -548,9 +549,7 @@ def _hub_repo_files_cached(repo: str, cache_dir: str) -> tuple[str, ...]:
         raise DataError(f"could not list the files of {repo} on the Hugging Face Hub ({exc}), and no earlier "
                         f"listing is kept in {stored.parent}") from exc
     stored.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stored.with_name(stored.name + ".tmp")
-    tmp.write_text(json.dumps({"repo": repo, "files": list(files)}), encoding="utf-8")
-    tmp.replace(stored)
+    write_text(stored, json.dumps({"repo": repo, "files": list(files)}))
     return files
 
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from egotask.atomic import write_text
 from egotask.data.sources import DataError
 from egotask.settings import get_settings
 
@@ -92,9 +92,7 @@ def manifest_text(manifest: dict[str, Any]) -> str:
 def write_manifest(manifest: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(manifest_text(manifest), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, manifest_text(manifest))
     return path
 
 

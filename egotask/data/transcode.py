@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -339,19 +340,43 @@ def transcode_all(jobs: Iterable[tuple[Path, Path, TranscodeSpec]], *, workers: 
                 bar.set_postfix_str(results[-1].status)
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=workers, initializer=exit_with_parent,
-                                     initargs=(os.getpid(),)) as pool:
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=worker_init, initargs=(os.getpid(),))
+            try:
                 futures = [pool.submit(transcode, *job, force=force, threads=threads) for job in jobs]
                 for future in as_completed(futures):
                     results.append(future.result())
                     bar.set_postfix_str(results[-1].status)
                     bar.update()
+            except BaseException:  # Ctrl-C (or a bug): drop the queue, stop the files being made, now
+                stop_pool(pool)
+                for folder in {Path(dst).parent for _, dst, _ in jobs}:
+                    clean_stale_tmp(folder)  # the stopped workers' half-made files
+                raise
+            pool.shutdown(wait=True)
     finally:
         bar.close()
     return results
 
 
 PARENT_CHECK_SECONDS = 0.5
+
+
+def worker_init(parent_pid: int) -> None:
+    """Run in each worker: Ctrl-C is the parent's to handle (it stops the workers and removes their
+    temporary files; a worker of its own would only take the next file from the queue), and the
+    worker ends with its parent (:func:`exit_with_parent`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent(parent_pid)
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued files and end the workers at once (``terminate_workers`` from Python 3.14)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 def exit_with_parent(parent_pid: int) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
 import time
 import uuid
@@ -34,6 +33,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from egotask.atomic import write_text
 from egotask.judges.base import Judge, JudgeItem
 from egotask.judges.cache import cache_dir
 from egotask.judges.gemini import GeminiJudge, reply_text, request_config, rest_request, usage_tokens
@@ -123,9 +123,7 @@ class JobStore:
     def save(self, job: BatchJob) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         job.path = job.path or self.folder / f"{job.id}.json"
-        tmp = job.path.with_name(job.path.name + ".tmp")
-        tmp.write_text(json.dumps(job.to_dict(), ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, job.path)
+        write_text(job.path, json.dumps(job.to_dict(), ensure_ascii=False))
 
 
 @dataclass

@@ -1,8 +1,11 @@
 """The verdict cache: a SQLite file under ``EGOTASK_CACHE_DIR`` (default ``~/.cache/egotask``).
 
-A verdict is keyed by (backend, judge model, prompt version, question, reference, prediction) and is
+A verdict is keyed by (backend, judge model, prompt version, question, reference, prediction, and
+the endpoint's base URL: one model name may be served differently at two endpoints) and is
 written, committed, the moment it arrives, so a run killed mid-judging loses nothing and a rerun pays
-only for the items it has not judged. Failures are never stored: a rerun tries them again.
+only for the items it has not judged. Failures are never stored: a rerun tries them again. A verdict
+that cannot be stored (a full disk) raises :class:`CacheStoreError` naming the file: the judge stops
+at once rather than pay for verdicts it cannot keep.
 
 ``EGOTASK_JUDGE_CACHE`` (the ``judge_cache`` setting): ``on`` (default) reads and writes, ``refresh``
 judges again and overwrites, ``off`` neither reads nor writes.
@@ -41,6 +44,10 @@ CREATE TABLE IF NOT EXISTS verdicts (
 )"""
 
 
+class CacheStoreError(OSError):
+    """The verdict cache cannot be read or written; the message names the file and the way out."""
+
+
 def cache_dir() -> Path:
     return get_settings().cache_dir
 
@@ -49,8 +56,11 @@ def cache_mode() -> str:
     return get_settings().judge_cache
 
 
-def cache_key(backend: str, judge_model: str, prompt_version: str, item: JudgeItem) -> str:
+def cache_key(backend: str, judge_model: str, prompt_version: str, item: JudgeItem,
+              endpoint: str | None = None) -> str:
     fields = [backend, judge_model, prompt_version, item.question, item.answer, item.prediction]
+    if endpoint:  # judges without one (heuristic) keep their keys
+        fields.append(endpoint.rstrip("/"))
     return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -95,8 +105,11 @@ class VerdictCache:
     def get(self, key: str) -> Verdict | None:
         if not self.reads:
             return None
-        with self._lock:
-            row = self._connection().execute("SELECT verdict FROM verdicts WHERE key = ?", (key,)).fetchone()
+        try:
+            with self._lock:
+                row = self._connection().execute("SELECT verdict FROM verdicts WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error("read", exc) from exc
         return Verdict.from_dict(json.loads(row[0])) if row else None
 
     def put(self, key: str, item: JudgeItem, verdict: Verdict) -> None:
@@ -104,8 +117,15 @@ class VerdictCache:
             return
         row = (key, verdict.judge, verdict.judge_model, verdict.prompt_version, item.question, item.answer,
                item.prediction, json.dumps(verdict.to_dict(), ensure_ascii=False), time.time())
-        with self._lock:
-            self._connection().execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        try:
+            with self._lock:
+                self._connection().execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        except sqlite3.Error as exc:
+            raise self._error("store a verdict in", exc) from exc
+
+    def _error(self, doing: str, exc: sqlite3.Error) -> CacheStoreError:
+        return CacheStoreError(f"cannot {doing} the judge cache {self.path} ({exc}); free space there, set "
+                               f"{CACHE_DIR_VAR} to another folder, or {CACHE_MODE_VAR}=off")
 
     def __len__(self) -> int:
         with self._lock:

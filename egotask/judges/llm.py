@@ -39,7 +39,7 @@ from typing import Any
 from tqdm import tqdm
 
 from egotask.judges.base import Judge, JudgeItem, JudgeNotReady
-from egotask.judges.cache import VerdictCache, cache_key
+from egotask.judges.cache import CacheStoreError, VerdictCache, cache_key
 from egotask.judges.deadline import request_deadline
 from egotask.judges.parse import UnreadableReply, parse_reply
 from egotask.judges.secrets import redact
@@ -139,6 +139,7 @@ class LLMJudge(Judge):
         self._limiter = RateLimiter(self.settings.rpm)
         self._lock = threading.Lock()
         self._fatal: str | None = None
+        self._unstorable: CacheStoreError | None = None  # a verdict could not be stored: no more requests
         self._client: Any = None
         self._phase_start: float | None = None  # the judging's first request (for the budget)
         self._budget_noted = False
@@ -226,6 +227,7 @@ class LLMJudge(Judge):
 
     def judge(self, item: JudgeItem) -> Verdict:
         self.check_ready()
+        self._stop_if_unstorable()
         key = self.item_key(item)
         cached = self.cache.get(key)
         if cached is not None:
@@ -239,6 +241,7 @@ class LLMJudge(Judge):
 
     def judge_many(self, items: Sequence[JudgeItem], progress: bool = True) -> list[Verdict]:
         self.check_ready()
+        self._stop_if_unstorable()
         results: list[Verdict | None] = [None] * len(items)
         todo: dict[str, list[int]] = {}  # identical items are judged once
         for i, item in enumerate(items):
@@ -274,6 +277,7 @@ class LLMJudge(Judge):
         unreadable = 0
         _ = self.client  # build it before taking a rate-limit slot, so set-up time is not spent there
         for attempt in range(1, self.settings.max_attempts + 1):
+            self._stop_if_unstorable()
             if self._fatal:
                 return self._failure(self._fatal)
             wait = self._retry_wait(attempt, error, retry_after) if attempt > 1 and error else 0.0
@@ -317,7 +321,14 @@ class LLMJudge(Judge):
                     log.debug("judge %s: attempt %d failed: %s", self.name, attempt, message)
                     continue
             verdict = Verdict(pred=pred, score=score, reason=redact(reason), **self.describe())
-            self.cache.put(key, item, verdict)
+            try:
+                self.cache.put(key, item, verdict)
+            except CacheStoreError as exc:
+                # Paying for verdicts that cannot be kept helps nobody: every thread stops asking now,
+                # and the error (naming the file) ends the run; lmms-eval does not retry it.
+                with self._lock:
+                    self._unstorable = self._unstorable or exc
+                raise
             self._count("judged")
             return verdict
         detail = error or "unreadable reply"
@@ -369,10 +380,15 @@ class LLMJudge(Judge):
 
     # ------------------------------------------------------------------ helpers
 
+    def _stop_if_unstorable(self) -> None:
+        if self._unstorable is not None:
+            raise CacheStoreError(str(self._unstorable))
+
     def item_key(self, item: JudgeItem) -> str:
         """The item's verdict cache key (also its key in a batch job): the judge prompt's hash covers
-        everything in the protocol that can change a verdict."""
-        return cache_key(self.name, self.model, self.spec.sha256, item)
+        everything in the protocol that can change a verdict, and the endpoint tells servers apart that
+        serve a model of the same name."""
+        return cache_key(self.name, self.model, self.spec.sha256, item, endpoint=self.endpoint())
 
     def _failure(self, error: str, raw: str | None = None) -> Verdict:
         self._count("failed")

@@ -20,16 +20,18 @@ synchronous, requests, tokens in and out, estimated cost).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
-import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from egotask import scoring
+from egotask.atomic import atomic_open, write_text
 from egotask.judges import judge_answers, settled_verdict
 from egotask.judges.agreement import agreement
 from egotask.judges.base import Judge, JudgeItem
@@ -141,7 +143,7 @@ def write_outputs(group: list[SamplesFile], judge: Judge, count_failed_as_wrong:
     agreements: dict[str, Any] = {}
     for sf in group:
         out_samples = sf.path.with_name(f"{sf.prefix}_{tag}_samples_{sf.task}.jsonl")
-        with open(out_samples, "w", encoding="utf-8") as fh:
+        with atomic_open(out_samples) as fh:
             for record in sf.new_records:
                 fh.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
         summary = scoring.summarize(sf.new_records, count_failed_as_wrong)
@@ -165,7 +167,7 @@ def write_outputs(group: list[SamplesFile], judge: Judge, count_failed_as_wrong:
         JUDGING_KEY: judging or {},
     }
     out_results = first.path.with_name(f"{first.prefix}_{tag}_results.json")
-    out_results.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+    write_text(out_results, json.dumps(payload, indent=2, ensure_ascii=False, default=str))
     return out_results, payload
 
 
@@ -182,6 +184,34 @@ def _provenance(verdicts: Iterable[Any]) -> dict[str, str]:
     verdicts = list(verdicts)
     return {field_: ",".join(sorted({str(getattr(v, field_)) for v in verdicts if getattr(v, field_)}))
             for field_ in ("judge", "judge_model", "prompt_version")}
+
+
+def run_of(path: Path) -> str:
+    """The run an input file belongs to, as ``<folder>/<prefix>``: lmms-eval's files of one run share
+    their ``<date>`` prefix; a records file is a run of its own."""
+    prefix = path.name.split("_samples_", 1)[0] if "_samples_" in path.name else path.name
+    return str(path.parent / prefix)
+
+
+def lock_runs(paths: Iterable[Path], held: contextlib.ExitStack, on_wait: Callable[[str], None]) -> None:
+    """Take each run's lock, in a fixed order so that two commands over overlapping runs cannot
+    deadlock; ``on_wait(run)`` is called before waiting for one. The locks live beside the verdict
+    cache (``EGOTASK_CACHE_DIR/judge_locks``), which is what makes waiting pay off, and leave the
+    run's folder as it was."""
+    from filelock import FileLock, Timeout
+
+    from egotask.settings import get_settings
+
+    folder = get_settings().cache_dir / "judge_locks"
+    for run in sorted({run_of(Path(p).resolve()) for p in paths}):
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(folder / f"{hashlib.sha256(run.encode()).hexdigest()[:24]}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            on_wait(run)
+            lock.acquire()
+        held.callback(lock.release)
 
 
 def group_by_run(files: list[SamplesFile]) -> list[list[SamplesFile]]:
@@ -242,7 +272,7 @@ def write_in_place(group: list[SamplesFile], judge: Judge, judging: dict[str, An
         lines = []
         for row, values in zip(rows, metrics, strict=True):
             lines.append(json.dumps({**row, **values} if "details" in row else values["details"], ensure_ascii=False))
-        _write_whole(sf.path, "".join(line + "\n" for line in lines))
+        write_text(sf.path, "".join(line + "\n" for line in lines))
         summary = scoring.summarize(sf.new_records, counted)
         summary["missing_videos_skipped"] = max((r.missing_videos_skipped for r in sf.new_records), default=0)
         entry.update({"accuracy,none": summary["accuracy"], "score,none": summary["score"],
@@ -253,7 +283,7 @@ def write_in_place(group: list[SamplesFile], judge: Judge, judging: dict[str, An
                 entry[f"{metric}_stderr_clt,none"] = _stderr_clt([m[metric] for m in metrics])
     data[JUDGING_KEY] = {**judging, "in_place": True, "judge": judge.describe(),
                          "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    _write_whole(path, json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str))
     return path, data
 
 
@@ -266,8 +296,3 @@ def _raw_rows(path: Path) -> list[tuple[str, Any]]:
                 rows.append((f"{path}:{lineno}", json.loads(line)))
     return rows
 
-
-def _write_whole(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
