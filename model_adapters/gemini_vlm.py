@@ -99,7 +99,11 @@ class GeminiVLM(ServedModel):
             # Blocked by the API's filters: not an answer of the model's.
             raise GenerationFailure(f"{self.where}: no answer (finish_reason={finish_name}, block_reason={blocked})")
         parts = candidates[0].content.parts if candidates[0].content else None
-        return "".join(p.text for p in parts or [] if p.text and not p.thought)
+        text = "".join(p.text for p in parts or [] if p.text and not p.thought)
+        if not text.strip():
+            # No text is no answer, as openai_vlm's content null: counted apart, never judged or cached.
+            raise GenerationFailure(f"{self.where}: the reply holds no text (finish_reason={finish_name})")
+        return text
 
     def classify(self, exc: Exception) -> RequestError:
         from google.genai import errors

@@ -440,3 +440,12 @@ def test_refusals_are_replies_and_do_not_stop_the_run_as_a_dead_endpoint(clip, m
     assert all(isinstance(replies[question(i)], GenerationFailure) for i in range(4))
     assert "refused" in str(replies[question(0)]) and srv.requests == 6  # not retried, not stopped
     assert replies[question(5)] == "I was shown 2 images."
+
+
+def test_a_gemini_reply_without_text_is_a_generation_failure(clip, monkeypatch):
+    from egotask.model_adapters.base import GenerationFailure
+
+    with FakeVLMServer(reply="") as srv:
+        replies = answer_all(build("gemini", srv.url, monkeypatch, concurrency=1), clip, 2)
+    assert all(isinstance(r, GenerationFailure) and "the reply holds no text" in str(r) for r in replies.values())
+    assert srv.requests == 2  # a reply, so not retried
