@@ -34,3 +34,15 @@ def test_the_summary_line_never_shows_an_api_key_given_in_model_args(capsys):
 ])
 def test_secret_looking_values_are_redacted_and_nothing_else(text, shown):
     assert redact_secrets(text) == shown
+
+
+def test_the_results_file_never_holds_an_api_key_given_in_model_args(tmp_path):
+    from egotask.lmms_outputs import tracker_class
+
+    tracker = tracker_class()(output_path=str(tmp_path))
+    tracker.general_config_tracker.model_name_sanitized = "served"
+    results = {"config": {"model_args": f"base_url=http://h/v1,api_key={KEY},model=m"}, "results": {}}
+    tracker.save_results_aggregated(results=results, samples=None, datetime_str="2026-01-01T00:00:00")
+    (written,) = tmp_path.rglob("*_results.json")
+    text = written.read_text()
+    assert KEY not in text and '"model_args": "base_url=http://h/v1,api_key=[redacted],model=m"' in text
