@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.remove()
     logger.add(sys.stderr, level=args.verbosity)
     try:
-        results, _samples = cli_evaluate_single(args)
+        results, samples = cli_evaluate_single(args)
     except SystemExit as exc:  # `--tasks list` and friends exit through sys.exit()
         return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if results is None:
         return 0
-    print_results(args, results, make_table)
+    print_results(args, results, make_table, samples)
     failures = item_failures(results)
     if failures:
         print(failure_message(failures, args.output_path), file=sys.stderr)
@@ -171,11 +171,12 @@ def failure_message(failures: dict[str, tuple[int, int, bool]], output_path: str
             "command again retries only them.")
 
 
-def print_results(args, results: dict, make_table) -> None:
-    """lmms-eval's table without the bulky per-type ``details``, then egotask's summary table."""
+def print_results(args, results: dict, make_table, samples: dict | None = None) -> None:
+    """lmms-eval's table without the bulky per-type ``details``, then egotask's summary table, read
+    with the run's samples (``--log_samples``) as ``egotask report`` reads them."""
     from pathlib import Path
 
-    from egotask.reports.collect import runs_from_results
+    from egotask.reports.collect import attach_logged_samples, runs_from_results
     from egotask.reports.render import render_console
 
     lean = {**results, "results": {task: {k: v for k, v in metrics.items() if not k.startswith("details")}
@@ -185,6 +186,7 @@ def print_results(args, results: dict, make_table) -> None:
     if "groups" in results:
         print(make_table(lean, "groups"))
     runs = runs_from_results(results, Path(args.output_path or "."))
+    attach_logged_samples(runs, samples)
     pending = sum(int(r.summary.get("n_pending") or 0) for r in runs)
     if pending:
         print(f"egotask: {pending} verdict(s) pending (--judge-mode defer): the run is not scored yet. Judge it "

@@ -24,9 +24,10 @@ from typing import Any
 
 from egotask import scoring
 from egotask.data.sources import BENCHMARKS
-from egotask.records import RECORDS_SUFFIX, RecordError, SampleRecord, load_records
+from egotask.records import RECORDS_SUFFIX, RecordError, SampleRecord, load_records, read_record
 
-__all__ = ["RECORDS_SUFFIX", "PendingVerdicts", "Run", "assign_labels", "attach_samples", "collect_runs",
+__all__ = ["RECORDS_SUFFIX", "PendingVerdicts", "Run", "assign_labels", "attach_logged_samples", "attach_samples",
+           "collect_runs",
            "pending_count", "read_results_file", "refuse_pending", "runs_from_records", "runs_from_results",
            "samples_path", "setting_of_task", "source_tag"]
 
@@ -117,6 +118,20 @@ def attach_samples(run: Run) -> None:
             raise RecordError(f"{path}: record {i} is an {record.setting} question, but {run.task} is "
                               f"the {run.setting} setting")
     run.records = records
+
+
+def attach_logged_samples(runs: list[Run], samples: dict[str, list[dict[str, Any]]] | None) -> None:
+    """Give each run the records of lmms-eval's in-memory samples (what ``--log_samples`` writes, each
+    sample's ``details``), so a run's own table is read as ``egotask report`` reads its files: what the
+    model saw from ``seen``, and CIs. Without samples (no ``--log_samples``) the runs stay summaries."""
+    for run in runs:
+        rows = (samples or {}).get(run.task)
+        if not rows:
+            continue
+        records = [read_record(row.get("details", row) if isinstance(row, dict) else row,
+                               f"{run.task} sample {i}", run.task) for i, row in enumerate(rows, 1)]
+        if len(records) == run.summary.get("n"):
+            run.records = records
 
 
 def runs_from_records(path: Path) -> list[Run]:
