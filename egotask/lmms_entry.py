@@ -22,6 +22,7 @@ from egotask.paths import tasks_path
 from egotask.preflight import preflight
 from egotask.protocol import declare_model_reads_intervals
 from egotask.settings import SettingsError, configure
+from egotask.taskindex import UnknownTaskError, check_task_names
 from egotask.upstream_cli import parse_eval_args_function
 
 EXIT_ITEMS_FAILED = 3  # finished and wrote everything, but some items have no verdict or no answer
@@ -109,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         print("lmms_eval: give --tasks (for example --tasks egotextvqa_indoor) and --model", file=sys.stderr)
         return 2
 
+    try:
+        check_task_names(args.tasks.split(","), args.include_path)
+    except UnknownTaskError as exc:
+        print(f"lmms_eval: {exc}", file=sys.stderr)
+        return 2
     try:
         check_model(args.model, args.model_args)
         declare_model_reads_intervals(model_reads_intervals(args.model))
