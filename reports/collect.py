@@ -181,6 +181,7 @@ def collect_runs(paths: list[str | Path], with_samples: bool = True) -> list[Run
     (``*_results.json`` and ``*.records.jsonl``). Runs whose verdicts are still pending are refused
     (:class:`PendingVerdicts`): they are not scored."""
     runs: list[Run] = []
+    seen: set[Path] = set()  # a file reached through two inputs (a folder and its subfolder) counts once
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -192,10 +193,13 @@ def collect_runs(paths: list[str | Path], with_samples: bool = True) -> list[Run
             results, record_files = ([], [path]) if path.suffix == ".jsonl" else ([path], [])
         else:
             raise ValueError(f"{path}: no such file or folder")
-        for file in results:
-            runs.extend(read_results_file(file, with_samples))
-        for file in record_files:
-            runs.extend(runs_from_records(file))
+        for file in [*results, *record_files]:
+            if file.resolve() in seen:
+                print(f"egotask report: {file} was already read through another input; counted once",
+                      file=sys.stderr)
+                continue
+            seen.add(file.resolve())
+            runs.extend(read_results_file(file, with_samples) if file in results else runs_from_records(file))
     refuse_pending(runs)
     assign_labels(runs)
     return runs
