@@ -49,6 +49,8 @@ def test_demo_evaluates_the_sample_end_to_end_prints_its_table_and_a_command_tha
     assert "judge: heuristic" in proc.stdout
     # One table: lmms_eval's own tables go to the log, not the console.
     assert table_rows(proc.stdout) == [task for task, _, _ in EXPECTED] and "|Filter|" not in proc.stdout
+    # Nothing of lmms_eval's reaches the terminal, its progress bars included: they are in the log.
+    assert "it/s]" not in proc.stdout + proc.stderr and "%|" not in proc.stdout + proc.stderr
     log = (workdir / "lmms_eval.log").read_text()
     assert "|Filter|" in log
     # lmms_eval's own footer reads the samples' `seen`, as the report does (issue 24, friction 1).

@@ -41,3 +41,20 @@ def test_finetune_names_the_adapter_of_the_base_checkpoint(tmp_path):
     build_tiny_qwen3vl(tmp_path / "tiny")
     assert adapter_of(str(tmp_path / "tiny")) == "qwen3vl"
     assert adapter_of(str(tmp_path / "missing")) == "<qwen3vl|smolvlm2>"
+
+
+def test_make_install_filters_the_editable_installation_banner():
+    import re
+    import subprocess
+    import sys
+
+    dry = subprocess.run(["make", "-n", "-B", "install"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    editable = [line for line in dry.splitlines() if re.search(r" install -q -e ", line)]
+    assert len(editable) == 2  # egotask itself and the OCR plugin
+    setting = 'PYTHONWARNINGS="ignore:Editable installation"'
+    assert all(line.startswith(setting) for line in editable), editable
+    # The filter matches setuptools' warning as it is raised (its message starts with those words).
+    warn = "import warnings; warnings.warn('Editable installation.\\n\\n!!\\nPlease be careful ...')"
+    proc = subprocess.run([sys.executable, "-c", warn], capture_output=True, text=True,
+                          env={"PYTHONWARNINGS": setting.split("=", 1)[1].strip('"')})
+    assert proc.returncode == 0 and proc.stderr == ""

@@ -120,10 +120,12 @@ def evaluate(args: argparse.Namespace, served_url: str | None) -> int:
     print(f"egotask demo: running (the same command runs it {again}):\n  " + " ".join(
         shlex.quote(part) if i >= len(variables) else part for i, part in enumerate(shown)), flush=True)
     log = workdir / "lmms_eval.log"
-    # lmms_eval's own tables go to the log: the demo prints one table, of this run, below.
+    # All of lmms_eval's output, its tables, warnings and progress bars, goes to the log: the demo prints
+    # one table, of this run, below.
+    print(f"egotask demo: lmms_eval's output goes to {log} (about a minute)", flush=True)
     with open(log, "w", encoding="utf-8") as out:
         proc = subprocess.run([sys.executable, "-m", "egotask.lmms_entry", *lmms_args], stdout=out,
-                              env=child_env(**variables))
+                              stderr=subprocess.STDOUT, env=child_env(**variables))
     if proc.returncode != 0:
         print(log.read_text(encoding="utf-8")[-4000:], end="")
         print(f"egotask demo: lmms_eval failed (exit {proc.returncode}); its output is in {log}", file=sys.stderr)
