@@ -17,7 +17,7 @@ import sys
 import traceback
 
 from egotask.judges.base import JudgeNotReady
-from egotask.lmms_bridge import check_model, model_reads_intervals
+from egotask.lmms_bridge import check_model, model_reads_intervals, weights_hint
 from egotask.paths import tasks_path
 from egotask.preflight import preflight
 from egotask.protocol import declare_model_reads_intervals
@@ -136,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # `--tasks list` and friends exit through sys.exit()
         return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:
+        hint = weights_hint(root_cause(exc), args.model_args)
+        if hint:  # no 90 lines of transformers' traceback for weights that are not there
+            print(f"lmms_eval: {hint}", file=sys.stderr)
+            return 1
         traceback.print_exc()
         print(f"\nlmms_eval: evaluation failed: {root_cause(exc)}", file=sys.stderr)
         return 1

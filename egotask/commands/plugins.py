@@ -34,13 +34,15 @@ def run(args: argparse.Namespace) -> int:
 
 def fitted(rows: list[list[str]], headers: list[str], width: int | None = None) -> str:
     """A table no wider than the terminal (``width``, default its columns): the widest columns' text
-    wraps onto more lines, keeping at least 20 characters of each per line."""
+    wraps onto more lines, keeping at least 24 characters of each per line."""
     width = (width or shutil.get_terminal_size((100, 24)).columns) - 2  # tabulate may pad a wrapped cell
     caps = [max(len(str(v)) for v in [h, *(r[i] for r in rows)]) for i, h in enumerate(headers)]
     for _ in headers:
         excess = sum(caps) + 2 * (len(caps) - 1) - width
         widest = max(range(len(caps)), key=caps.__getitem__)
-        if excess <= 0 or caps[widest] <= 20:
+        if excess <= 0 or caps[widest] <= 24:
             break
-        caps[widest] = max(20, caps[widest] - excess)
-    return tabulate(rows, headers=headers, maxcolwidths=caps)
+        caps[widest] = max(24, caps[widest] - excess)
+    # "pretrained (required)" stays on one line: a no-break space, which the wrapping does not split at.
+    kept = [[str(v).replace(" (", "\u00a0(") for v in row] for row in rows]
+    return tabulate(kept, headers=headers, maxcolwidths=caps).replace("\u00a0", " ")
