@@ -58,6 +58,17 @@ def check_weights(pretrained: str) -> None:
                                   f"downloaded. {_how_to_get(pretrained)}")
 
 
+def check_model_weights(name: str, model_args: str | None) -> None:
+    """:func:`check_weights` for an egotask adapter that loads ``pretrained=`` (the last check before the
+    model loads: the data and the judge are checked first)."""
+    from egotask.plugins import model_adapters
+
+    given = parse_model_args(model_args)
+    for adapter in model_adapters().values():
+        if name in (adapter.name, *adapter.aliases) and given.get("pretrained") and "pretrained" in adapter.model_args:
+            check_weights(given["pretrained"])
+
+
 def weights_hint(exc: BaseException, model_args: str | None) -> str | None:
     """A short explanation for a load that failed because the weights could not be found or fetched
     (transformers' "couldn't connect to huggingface.co" / "not a valid model identifier"), else None."""
@@ -87,12 +98,9 @@ def check_model(name: str, model_args: str | None = None) -> None:
 
     for adapter in model_adapters().values():
         if name in (adapter.name, *adapter.aliases):
-            given = parse_model_args(model_args)
-            problem = adapter.missing_args(given)
+            problem = adapter.missing_args(parse_model_args(model_args))
             if problem:
                 raise ModelArgsError(problem)
-            if given.get("pretrained") and "pretrained" in adapter.model_args:
-                check_weights(given["pretrained"])
             return
     check_model_name(name)
 

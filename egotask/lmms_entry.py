@@ -17,7 +17,7 @@ import sys
 import traceback
 
 from egotask.judges.base import JudgeNotReady
-from egotask.lmms_bridge import check_model, model_reads_intervals, weights_hint
+from egotask.lmms_bridge import check_model, check_model_weights, model_reads_intervals, weights_hint
 from egotask.paths import tasks_path
 from egotask.preflight import preflight
 from egotask.protocol import declare_model_reads_intervals
@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         check_model(args.model, args.model_args)
         declare_model_reads_intervals(model_reads_intervals(args.model))
         preflight(args.tasks.split(","), output_path=args.output_path)
+        check_model_weights(args.model, args.model_args)
     except JudgeNotReady as exc:
         print(f"lmms_eval: {exc.explain('--judge')}", file=sys.stderr)
         return 1

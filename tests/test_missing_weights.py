@@ -10,12 +10,12 @@ import sys
 
 import pytest
 
-from egotask.lmms_bridge import MissingWeightsError, check_model, check_weights, weights_hint
+from egotask.lmms_bridge import MissingWeightsError, check_model_weights, check_weights, weights_hint
 
 
 def test_a_path_that_does_not_exist_is_named_before_anything_loads(tmp_path):
     with pytest.raises(MissingWeightsError, match=rf"pretrained={tmp_path}/nope: no such folder"):
-        check_model("qwen3vl", f"pretrained={tmp_path}/nope,max_frames=4")
+        check_model_weights("qwen3vl", f"pretrained={tmp_path}/nope,max_frames=4")
 
 
 def test_a_hub_id_missing_from_the_cache_while_offline_says_how_to_download_it(tmp_path, monkeypatch):
