@@ -126,7 +126,7 @@ def check_model_name(name: str) -> None:
         f"{listed or '  none: check EGOTASK_DISABLE_PLUGINS and the warnings above'}\n"
         + (f"Did you mean: {', '.join(close)}?\n" if close else "")
         + "lmms-eval's built-in models are accepted too, and a plugin package can add more "
-        "(README: 'Write your own adapter').")
+        "(docs/models/adapters.md).")
 
 
 def model_reads_intervals(name: str) -> bool:
