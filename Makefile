@@ -6,6 +6,9 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # `make install TORCH_INDEX=https://download.pytorch.org/whl/cpu`: torch's CPU-only build, without the
 # CUDA libraries (about 4.5 GB less), wherever that index is reachable (README: "Install size").
 TORCH_INDEX ?=
+# setuptools prints an "Editable installation" banner for each `pip install -e`, even with -q; it warns
+# about a layout this project does not have (a folder shadowing the package), so it is filtered out.
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation" $(PIP) install -q -e
 
 .PHONY: install demo test test-fast lint clean
 
@@ -16,7 +19,7 @@ $(VENV)/.installed: pyproject.toml plugins/egotask-ocr/pyproject.toml plugins/eg
 	$(PIP) install -q --upgrade pip
 	# torch first: on the project's CPU machines 2.14.1 + torchvision 0.29.1 come from local disk.
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PIP) install -q -e ".[dev]"
+	$(EDITABLE) ".[dev]"
 	# The OCR baseline is a separate distribution, a third-party plugin. rapidocr-onnxruntime asks for
 	# opencv-python, the GUI build of the OpenCV lmms-eval installs headless, and both would share one
 	# cv2/ folder: so its real needs, with the headless build, come from requirements-headless.txt, and it
@@ -26,7 +29,7 @@ $(VENV)/.installed: pyproject.toml plugins/egotask-ocr/pyproject.toml plugins/eg
 	if $(PIP) show -q opencv-python >/dev/null 2>&1; then $(PIP) uninstall -q -y opencv-python && \
 		$(PIP) install -q --force-reinstall --no-deps opencv-python-headless; fi
 	$(PIP) install -q -r plugins/egotask-ocr/requirements-headless.txt
-	$(PIP) install -q --no-deps --no-warn-conflicts -e plugins/egotask-ocr "rapidocr-onnxruntime>=1.3"
+	$(EDITABLE) plugins/egotask-ocr --no-deps --no-warn-conflicts "rapidocr-onnxruntime>=1.3"
 	touch $@
 
 demo: install

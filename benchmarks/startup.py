@@ -118,7 +118,7 @@ def commands(run_dir: Path) -> list[Command]:
                 ["--tasks", "egotextvqa_indoor", "--model", "qwen3vl"], 1,
                 ("needs pretrained=", "for example --model_args pretrained=")),
         Command("lmms_eval: judge without key", "egotask.lmms_entry", "lmms_eval",
-                ["--tasks", "egotextvqa_indoor", "--model", "qwen3vl", "--model_args", "pretrained=x"], 1,
+                ["--tasks", "egotextvqa_indoor", "--model", "qwen3vl", "--model_args", "pretrained=."], 1,
                 ("GEMINI_API_KEY", "--judge heuristic"), env=no_key),
     ]
 

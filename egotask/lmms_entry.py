@@ -22,11 +22,12 @@ import traceback
 
 from egotask.judges.base import JudgeNotReady
 from egotask.judges.secrets import redact_secrets
-from egotask.lmms_bridge import check_model, model_reads_intervals
+from egotask.lmms_bridge import check_model, check_model_weights, model_reads_intervals, weights_hint
 from egotask.paths import tasks_path
 from egotask.preflight import preflight
 from egotask.protocols import ProtocolError, active_prompt, active_protocol, declare_model
 from egotask.settings import SettingsError, configure
+from egotask.taskindex import UnknownTaskError, check_task_names
 from egotask.upstream_cli import parse_eval_args_function
 from egotask.visible_clips import declare_model_reads_intervals
 
@@ -125,11 +126,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     try:
+        check_task_names(args.tasks.split(","), args.include_path)
+    except UnknownTaskError as exc:
+        print(f"lmms_eval: {exc}", file=sys.stderr)
+        return 2
+    try:
         check_model(args.model, args.model_args)
         declare_model_reads_intervals(model_reads_intervals(args.model))
         declare_model(f"{args.model} {args.model_args or ''}")  # picks the protocol's prompt for its family
         active_prompt()  # a --prompt-family the protocol lacks stops here
         preflight(args.tasks.split(","), output_path=args.output_path)
+        check_model_weights(args.model, args.model_args)
     except JudgeNotReady as exc:
         print(f"lmms_eval: {redact_secrets(exc.explain('--judge'))}", file=sys.stderr)
         return 1
@@ -149,16 +156,20 @@ def main(argv: list[str] | None = None) -> int:
     logger.configure(patcher=lambda record: record.update(message=redact_secrets(record["message"])))
     logger.add(sys.stderr, level=args.verbosity)
     try:
-        results, _samples = cli_evaluate_single(args)
+        results, samples = cli_evaluate_single(args)
     except SystemExit as exc:  # `--tasks list` and friends exit through sys.exit()
         return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:
+        hint = weights_hint(root_cause(exc), args.model_args)
+        if hint:  # no 90 lines of transformers' traceback for weights that are not there
+            print(f"lmms_eval: {redact_secrets(hint)}", file=sys.stderr)
+            return 1
         print(redact_secrets(traceback.format_exc()), file=sys.stderr)
         print(f"\nlmms_eval: evaluation failed: {redact_secrets(str(root_cause(exc)))}", file=sys.stderr)
         return 1
     if results is None:
         return 0
-    print_results(args, results, make_table)
+    print_results(args, results, make_table, samples)
     unwritten = lmms_outputs.write_failures()
     if unwritten:
         print("lmms_eval: exit status 1: could not write " + "; ".join(unwritten) + ". The numbers above are "
@@ -201,11 +212,12 @@ def failure_message(failures: dict[str, tuple[int, int, bool]], output_path: str
             "command again retries only them.")
 
 
-def print_results(args, results: dict, make_table) -> None:
-    """lmms-eval's table without the bulky per-type ``details``, then egotask's summary table."""
+def print_results(args, results: dict, make_table, samples: dict | None = None) -> None:
+    """lmms-eval's table without the bulky per-type ``details``, then egotask's summary table, read
+    with the run's samples (``--log_samples``) as ``egotask report`` reads them."""
     from pathlib import Path
 
-    from egotask.reports.collect import runs_from_results
+    from egotask.reports.collect import attach_logged_samples, runs_from_results
     from egotask.reports.render import render_console
 
     lean = {**results, "results": {task: {k: v for k, v in metrics.items() if not k.startswith("details")}
@@ -215,6 +227,7 @@ def print_results(args, results: dict, make_table) -> None:
     if "groups" in results:
         print(make_table(lean, "groups"))
     runs = runs_from_results(results, Path(args.output_path or "."))
+    attach_logged_samples(runs, samples)
     pending = sum(int(r.summary.get("n_pending") or 0) for r in runs)
     if pending:
         print(f"egotask: {pending} verdict(s) pending (--judge-mode defer): the run is not scored yet. Judge it "

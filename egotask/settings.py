@@ -6,7 +6,8 @@ with :func:`configure`, never by writing the environment. Vendors' variables (AP
 left to their clients; :func:`vendor_value` is the one place egotask looks at them itself (to say early
 that a key is missing).
 
-The README's variable table is :func:`variables_markdown`; a test keeps the two equal.
+The documentation's settings page (docs/reference/settings.md) is :func:`variables_markdown`; a test keeps the
+two equal.
 """
 
 from __future__ import annotations
@@ -274,7 +275,7 @@ def set_vendor_value(var: str, value: str) -> None:
 
 
 def variables_markdown() -> str:
-    """The README's table of variables, one row per setting."""
+    """The settings page's table of variables, one row per setting."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     home = str(Path.home())
     for f in dataclasses.fields(Settings):

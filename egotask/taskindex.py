@@ -104,3 +104,66 @@ def task_function(task: str, key: str) -> Callable[..., Any]:
         include = config.get("include")
         path = (path.parent / include).resolve() if include else None
     raise ValueError(f"task {task!r}: no {key!r} in {task_files()[task]} or the files it includes")
+
+
+class UnknownTaskError(ValueError):
+    """A ``--tasks`` name that no task folder defines; the message suggests the nearest names."""
+
+
+def _names_in_yaml_text(text: str) -> set[str]:
+    """Every bare word standing alone as a value or list item of a YAML file: a superset of the task,
+    group and tag names it defines, read without parsing (lmms-eval's 3,000 YAMLs in a fraction of a
+    second, where lmms-eval's own index takes half a minute)."""
+    names: set[str] = set()
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lstrip("- ").strip("'\"") in ("task", "group", "tag"):
+            value = value.strip().strip("'\"")
+            if value and not value.startswith(("[", "!")):
+                names.add(value)
+            elif value.startswith("["):
+                names.update(v.strip().strip("'\"") for v in value.strip("[]").split(","))
+        elif line.lstrip().startswith("- "):
+            names.add(line.strip()[2:].strip().strip("'\""))
+    return {n for n in names if n}
+
+
+def known_task_names(include_paths: list[str | Path] = ()) -> set[str]:
+    """Task, group and tag names of lmms-eval's own task folder, egotask's and ``include_paths``."""
+    folders = [tasks_path(), *(Path(p) for p in include_paths)]
+    spec = importlib.util.find_spec("lmms_eval")  # finds the package without importing it (or torch)
+    if spec and spec.submodule_search_locations:
+        folders.append(Path(next(iter(spec.submodule_search_locations))) / "tasks")
+    names: set[str] = set()
+    for folder in folders:
+        # Templates named ``*_yaml`` may hold tags too.
+        paths = [*folder.rglob("*.yaml"), *folder.rglob("*_yaml")] if folder.is_dir() else []
+        for path in paths:
+            names.add(path.stem)
+            try:
+                names |= _names_in_yaml_text(path.read_text(encoding="utf-8", errors="replace"))
+            except OSError:
+                continue  # an unreadable YAML is lmms-eval's to report
+    return names
+
+
+def check_task_names(names: list[str], include_paths: list[str | Path] = ()) -> None:
+    """Fail in a fraction of a second on a ``--tasks`` name no task folder holds (lmms-eval itself
+    would index every task for half a minute, then end in a traceback), suggesting egotask's nearest."""
+    import difflib
+
+    wanted = [n for n in names if n and not n.startswith("list") and not Path(n).is_file()]
+    if not wanted:
+        return
+    known = known_task_names(include_paths)
+    unknown = [n for n in wanted if n not in known]
+    if not unknown:
+        return
+    ours = sorted(set(task_files()) | set(members()))
+    lines = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, ours, n=3, cutoff=0.6) or difflib.get_close_matches(
+            name, sorted(known), n=3, cutoff=0.75)
+        lines.append(f"unknown task {name!r}" + (f"; did you mean {' or '.join(close)}?" if close else "."))
+    raise UnknownTaskError("\n".join(lines) + "\negotask's tasks: " + ", ".join(ours)
+                           + "\n(`lmms_eval --tasks list` lists every task, lmms-eval's own too, in about 30 s)")

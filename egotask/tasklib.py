@@ -15,7 +15,7 @@ from typing import Any
 
 from egotask import answers, protocols, scoring
 from egotask.answers import Outcome
-from egotask.data.sources import DataError, load_docs, missing_videos, resolve_video
+from egotask.data.sources import DataError, load_docs, missing_videos, missing_videos_hint, resolve_video
 from egotask.frames import VisibleVideo
 from egotask.judges import JudgeItem, JudgeNotReady, get_judge, judge_answers
 from egotask.records import NOT_JUDGED, SampleRecord, Verdict, read_record
@@ -90,8 +90,10 @@ def _check_videos(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int
     shown = "\n  ".join(str(p) for p in missing[:5])
     more = f"\n  ... and {len(missing) - 5} more" if len(missing) > 5 else ""
     if mode != "skip":
+        hint = missing_videos_hint(docs, missing)
         raise DataError(f"{len(missing)} video file(s) missing:\n  {shown}{more}\n"
-                        f"Fix the video folder, or set {MISSING_VIDEOS_VAR}=skip to leave those "
+                        + (f"{hint}\n" if hint else "")
+                        + f"Fix the video folder, or set {MISSING_VIDEOS_VAR}=skip to leave those "
                         "questions out (the count is reported in the results).")
     gone = {p.stem for p in missing}
     kept = [d for d in docs if d["video_id"] not in gone]

@@ -24,9 +24,10 @@ from typing import Any
 
 from egotask import scoring
 from egotask.data.sources import BENCHMARKS
-from egotask.records import RECORDS_SUFFIX, RecordError, SampleRecord, load_records
+from egotask.records import RECORDS_SUFFIX, RecordError, SampleRecord, load_records, read_record
 
-__all__ = ["RECORDS_SUFFIX", "PendingVerdicts", "Run", "assign_labels", "attach_samples", "collect_runs",
+__all__ = ["RECORDS_SUFFIX", "PendingVerdicts", "Run", "assign_labels", "attach_logged_samples", "attach_samples",
+           "collect_runs",
            "pending_count", "read_results_file", "refuse_pending", "runs_from_records", "runs_from_results",
            "samples_path", "setting_of_task", "source_tag"]
 
@@ -119,6 +120,20 @@ def attach_samples(run: Run) -> None:
     run.records = records
 
 
+def attach_logged_samples(runs: list[Run], samples: dict[str, list[dict[str, Any]]] | None) -> None:
+    """Give each run the records of lmms-eval's in-memory samples (what ``--log_samples`` writes, each
+    sample's ``details``), so a run's own table is read as ``egotask report`` reads its files: what the
+    model saw from ``seen``, and CIs. Without samples (no ``--log_samples``) the runs stay summaries."""
+    for run in runs:
+        rows = (samples or {}).get(run.task)
+        if not rows:
+            continue
+        records = [read_record(row.get("details", row) if isinstance(row, dict) else row,
+                               f"{run.task} sample {i}", run.task) for i, row in enumerate(rows, 1)]
+        if len(records) == run.summary.get("n"):
+            run.records = records
+
+
 def runs_from_records(path: Path) -> list[Run]:
     """One run per (model, task) in a records JSONL, summarised by :func:`egotask.scoring.summarize`
     (failures left out: a records file records no other choice)."""
@@ -166,6 +181,7 @@ def collect_runs(paths: list[str | Path], with_samples: bool = True) -> list[Run
     (``*_results.json`` and ``*.records.jsonl``). Runs whose verdicts are still pending are refused
     (:class:`PendingVerdicts`): they are not scored."""
     runs: list[Run] = []
+    seen: set[Path] = set()  # a file reached through two inputs (a folder and its subfolder) counts once
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -177,10 +193,13 @@ def collect_runs(paths: list[str | Path], with_samples: bool = True) -> list[Run
             results, record_files = ([], [path]) if path.suffix == ".jsonl" else ([path], [])
         else:
             raise ValueError(f"{path}: no such file or folder")
-        for file in results:
-            runs.extend(read_results_file(file, with_samples))
-        for file in record_files:
-            runs.extend(runs_from_records(file))
+        for file in [*results, *record_files]:
+            if file.resolve() in seen:
+                print(f"egotask report: {file} was already read through another input; counted once",
+                      file=sys.stderr)
+                continue
+            seen.add(file.resolve())
+            runs.extend(read_results_file(file, with_samples) if file in results else runs_from_records(file))
     refuse_pending(runs)
     assign_labels(runs)
     return runs

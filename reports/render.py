@@ -189,5 +189,6 @@ def console_footer(runs: list[Run]) -> str:
     if info["counted_wrong_runs"]:
         lines.append(f"{', '.join(info['counted_wrong_runs'])} chose to count failures as wrong when scored: "
                      "the accuracy in their own results is the (failures wrong) one")
-    lines.append(f"95% CIs: {info['ci_method']} (videos = clusters)")
+    if any(run.records is not None for run in runs):  # a table of summaries alone has no CI column
+        lines.append(f"95% CIs: {info['ci_method']} (videos = clusters)")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from egotask.commands.app import PAGE, streamlit_command
 from egotask.fixtures import EGOTEMPO_SAMPLE, INDOOR_SAMPLE, OUTDOOR_SAMPLE, app_server, free_port, write_clip
 from egotask.records import SampleRecord, Verdict
 from egotask.reports.paired import compare_records
+from egotask.reports.render import signed_ci
 from egotask.scoring import summarize
 
 APP_TIMEOUT = 180  # the first Video tab imports torch for the adapters' sampler; the machine is shared
@@ -319,6 +320,11 @@ def test_app_compares_two_runs_on_the_same_questions(outputs):
     paired = compare_records(base_records()[IN] + base_records()[OUT], finetuned_records())
     assert (m["Δ accuracy A − B (pp)"], m["Δ score A − B"], m["McNemar p"]) == ("-25.0", "-1.00", "1.000")
     assert (paired.overall.accuracy_diff, paired.overall.score_diff) == (-0.25, -1.0)
+    # The CIs are whole, in captions under their tiles, never cut off inside a tile.
+    captions = [c.value for c in at.caption]
+    assert f"95% CI {signed_ci(paired.overall.accuracy_diff_ci, 1, 100)}" in captions
+    assert f"95% CI {signed_ci(paired.overall.score_diff_ci)}" in captions
+    assert not any("CI" in label for label in m)
     per_type = [d.value for d in at.dataframe if "McNemar p" in d.value][0]
     assert list(per_type["question type"])[0] == "all" and list(per_type["only B right"])[0] == 2
     shown = [d.value for d in at.dataframe if "prediction B" in d.value][0]

@@ -49,7 +49,12 @@ def test_demo_evaluates_the_sample_end_to_end_prints_its_table_and_a_command_tha
     assert "judge: heuristic" in proc.stdout
     # One table: lmms_eval's own tables go to the log, not the console.
     assert table_rows(proc.stdout) == [task for task, _, _ in EXPECTED] and "|Filter|" not in proc.stdout
-    assert "|Filter|" in (workdir / "lmms_eval.log").read_text()
+    # Nothing of lmms_eval's reaches the terminal, its progress bars included: they are in the log.
+    assert "it/s]" not in proc.stdout + proc.stderr and "%|" not in proc.stdout + proc.stderr
+    log = (workdir / "lmms_eval.log").read_text()
+    assert "|Filter|" in log
+    # lmms_eval's own footer reads the samples' `seen`, as the report does (issue 24, friction 1).
+    assert "real time, only the video before each question's timestamp" in log and "not recorded" not in log
 
     (results_file,) = (workdir / "output").rglob("*_results.json")
     results = json.loads(results_file.read_text())["results"]
@@ -76,3 +81,18 @@ def test_demo_evaluates_the_sample_end_to_end_prints_its_table_and_a_command_tha
     again = run_demo(workdir, "--tasks", "egotempo_openqa")
     assert table_rows(again.stdout) == ["egotempo_openqa"]
     assert len(list((workdir / "output").rglob("*_results.json"))) == 3
+
+
+def test_demo_runs_the_served_model_path_offline_against_the_local_fake_server(tmp_path):
+    workdir = tmp_path / "demo"
+    proc = run_demo(workdir, "--model", "openai_vlm", "--tasks", "egotextvqa_indoor")
+    assert "a local fake OpenAI-compatible server answers at http://127.0.0.1:" in proc.stdout
+    assert "(the same command runs it while this demo's server is up)" in proc.stdout
+    (samples_file,) = (workdir / "output").rglob("*_samples_egotextvqa_indoor.jsonl")
+    records = [json.loads(line)["details"] for line in samples_file.read_text().splitlines()]
+    assert len(records) == len(INDOOR_SAMPLE)
+    for r in records:
+        # Every question was answered by the server, from frames sampled before its timestamp.
+        assert r["generation_error"] is None and r["prediction"].startswith("I was shown ")
+        assert r["seen"] is not None and r["seen"][1] < r["timestamp"]
+    assert "real time, only the video before each question's timestamp" in (workdir / "lmms_eval.log").read_text()

@@ -80,7 +80,7 @@ def test_a_folder_without_samples_or_records_names_both_kinds(tmp_path, capsys):
 
 
 def test_heuristic_agreement_with_the_predecessors_gemini_verdicts_is_the_readmes(shared_data, tmp_path, capsys):
-    """The README's figure: 85.1% agreement, kappa 0.24 over 5,462 items (Qwen3-VL-4B left out)."""
+    """docs/results.md's figure: 85.1% agreement, kappa 0.24 over 5,462 items (Qwen3-VL-4B left out)."""
     files = [p for p in sorted((shared_data / "seed_results").glob("*_results.json")) if "Qwen3-VL-4B" not in p.name]
     assert main(["import-legacy", *map(str, files), "--output", str(tmp_path / "legacy")]) == 0
     capsys.readouterr()

@@ -75,7 +75,7 @@ def egotask_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
 
 
 def test_plugins_command_lists_builtin_adapters_the_ocr_plugin_and_judges():
-    proc = egotask_cli("plugins")
+    proc = egotask_cli("plugins", env={"COLUMNS": "400"})  # wide enough that no cell wraps
     assert proc.returncode == 0, proc.stderr
     rows = {line.split()[1]: line for line in proc.stdout.splitlines()[2:] if line.strip()}
     assert rows["qwen3vl"].split()[0] == "model" and " egotask " in rows["qwen3vl"]

@@ -166,6 +166,22 @@ def test_compare_option_pairs_the_runs_of_two_inputs_on_their_common_questions(t
     assert "share no question" in capsys.readouterr().err
 
 
+def test_a_run_reached_through_a_folder_and_its_subfolder_counts_once(tmp_path, capsys):
+    a, b = paired_runs()
+    (tmp_path / "out" / "sub").mkdir(parents=True)
+    write(tmp_path / "out" / "a.records.jsonl", a)
+    write(tmp_path / "out" / "sub" / "b.records.jsonl", b)
+    out, sub = tmp_path / "out", tmp_path / "out" / "sub"
+    assert [run.model for run in collect_runs([out, sub])] == ["model-a", "model-b"]
+    assert "already read through another input; counted once" in capsys.readouterr().err
+    # --compare out out/sub: model-b is B's only, so A's model-a is compared with it, never model-b with itself.
+    assert main(["report", str(out), str(sub), "--compare", "--format", "console"]) == 0
+    captured = capsys.readouterr()
+    pairs = [x for x in captured.out.splitlines() if x.startswith("indoor ")]
+    assert len(pairs) == 1 and "model-a" in pairs[0] and "model-b" in pairs[0]
+    assert "it is compared as B only" in captured.err
+
+
 # --------------------------------------------------------------------------- pending verdicts
 
 def test_a_run_with_pending_verdicts_is_refused_not_scored(tmp_path, capsys):

@@ -453,3 +453,15 @@ def test_a_newline_or_pipe_in_a_model_name_stays_inside_its_table_cell(tmp_path)
     header = next(line for line in lines if line.startswith("| Model | Task |"))
     # as many cell separators as the header (escaped pipes do not count)
     assert row.replace("\\|", "").count("|") == header.count("|")
+
+
+def test_the_readme_template_writes_only_the_short_overall_table(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{START}\n{END}\n")
+    path = write_records(tmp_path / "small.records.jsonl", SMALL)
+    assert main(["report", str(path), "--readme", str(readme), "--template", "readme.md.j2", "--no-plots"]) == 0
+    block = readme.read_text().split(START)[1].split(END)[0]
+    assert "| model-a | egotextvqa_indoor | 66.7 | [" in block
+    assert "Judge: gemini (model gemini-2.5-flash), prompt version v1." in block
+    assert "by question type" not in block and "Paired" not in block and "Videos" not in block
+    assert len(block.strip().splitlines()) == 2 + 3 + 2  # header, 3 runs, a blank line and the judge

@@ -40,7 +40,7 @@ def test_manifest_is_identical_under_two_hash_seeds(shared_data, tmp_path):
     assert sizes["egotextvqa_indoor"] == {"train": 651, "val": 81, "test": 81}
     assert sizes["egotextvqa_outdoor"] == {"train": 556, "val": 69, "test": 69}
     assert sum(sizes["egotempo_openqa"].values()) == 367
-    # The packaged default is exactly this manifest (README says how it was made).
+    # The packaged default is exactly this manifest (docs/data-tools.md says how it was made).
     assert DEFAULT_MANIFEST.read_bytes() == (tmp_path / "m1.json").read_bytes()
 
 

@@ -339,13 +339,14 @@ def compare_tab(selection: list[SampleRecord], run: LoadedRun, runs: list[Loaded
     if not rows:
         st.warning("The two runs have no question in common in this selection.")
         return
-    cols = st.columns(5)
-    cols[0].metric("Δ accuracy A − B (pp)", signed(overall.accuracy_diff, 1, 100),
-                   help=f"95% CI {signed_ci(overall.accuracy_diff_ci, 1, 100)}")
-    cols[1].metric("95% CI, accuracy", signed_ci(overall.accuracy_diff_ci, 1, 100))
-    cols[2].metric("Δ score A − B", signed(overall.score_diff), help=f"95% CI {signed_ci(overall.score_diff_ci)}")
-    cols[3].metric("95% CI, score", signed_ci(overall.score_diff_ci))
-    cols[4].metric("McNemar p", pvalue(overall.mcnemar_p))
+    # A tile cuts a long value off ("[+100.0, …"): each CI goes in a caption under its difference, which wraps.
+    cols = st.columns(3)
+    tiles = [("Δ accuracy A − B (pp)", signed(overall.accuracy_diff, 1, 100), overall.accuracy_diff_ci, (1, 100)),
+             ("Δ score A − B", signed(overall.score_diff), overall.score_diff_ci, (2, 1))]
+    for col, (label, value, ci, scale) in zip(cols, tiles, strict=False):
+        col.metric(label, value)
+        col.caption(f"95% CI {signed_ci(ci, *scale)}")
+    cols[2].metric("McNemar p", pvalue(overall.mcnemar_p))
     st.caption(f"Over the {overall.n} questions both runs judged ({overall.n_left_out} left out: a failure or no "
                f"answer in either run), from {overall.n_clusters} videos. CIs: paired cluster bootstrap over "
                "videos (2000 resamples, seed 0), as in `egotask report`; McNemar: exact, on the questions only "

@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "play each video with its questions captioned at their timestamps; see the frames the "
                     "model saw; compare two runs on the same questions; summary per question type. Videos "
                     "come from the tasks' variables (EGOTEXTVQA_VIDEO_DIR, EGOTEMPO_VIDEO_DIR). "
-                    "Needs the `app` extra: pip install 'egotask[app]'.")
+                    "Needs the `app` extra: pip install -e \".[app]\" in the egotask clone (make install "
+                    "installs it).")
     p.add_argument("paths", nargs="*", metavar="OUTPUT",
                    help="lmms-eval output folders (run with --log_samples), results or samples files, or "
                         "JSONL files of sample records (from `egotask import-legacy`); more can be added or "
@@ -45,7 +46,9 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("streamlit") is None:
-        print("egotask app: Streamlit is not installed; install the app extra: pip install 'egotask[app]'",
+        print("egotask app: Streamlit is not installed; install the app extra: pip install -e \".[app]\" in the "
+              "egotask "
+              "clone (make install installs it)",
               file=sys.stderr)
         return 2
     for path in args.paths:

@@ -48,6 +48,20 @@ Unsloth's vision path is used for LoRA when unsloth is installed and a GPU is pr
 """
 
 
+ADAPTER_OF_MODEL_TYPE = {"qwen3_vl": "qwen3vl", "smolvlm": "smolvlm2"}  # transformers' model_type -> --model
+
+
+def adapter_of(model_id: str) -> str:
+    """The ``--model`` that loads a finetune of ``model_id``, from its config's ``model_type``."""
+    try:
+        from transformers import AutoConfig
+
+        model_type = AutoConfig.from_pretrained(model_id).model_type
+    except (OSError, ValueError):
+        model_type = ""
+    return ADAPTER_OF_MODEL_TYPE.get(model_type, "<qwen3vl|smolvlm2>")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from egotask.finetune.config import DEFAULT_LORA_TARGETS
 
@@ -176,6 +190,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"egotask finetune: {summary['steps']} steps"
           + (f", final train loss {final:.4f}" if final is not None else "")
           + (f", best val loss {best:.4f} (step {summary['best_step']})" if best is not None else ""))
-    print(f"egotask finetune: evaluate with  lmms_eval --model <qwen3vl|smolvlm2> --model_args "
+    print(f"egotask finetune: evaluate with  lmms_eval --model {adapter_of(config.model_id)} --model_args "
           f"pretrained={config.output_dir},max_frames={config.max_frames} --tasks ...")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 
 from tabulate import tabulate
 
@@ -23,9 +24,25 @@ def run(args: argparse.Namespace) -> int:
             for p in adapters]
     rows += [["judge", p.item.name, "", p.distribution, p.plugin,
               p.item.description + ("" if p.item.llm else " [rule-based]")] for p in provided_judges()]
-    print(tabulate(rows, headers=["kind", "name", "aliases", "package", "plugin", "description"]))
+    print(fitted(rows, ["kind", "name", "aliases", "package", "plugin", "description"]))
     args = [[p.item.name, ", ".join(f"{a} (required)" if a in p.item.required else a for a in p.item.model_args)
              or "(not declared)", p.item.example or "-"] for p in adapters]
     print("\nEach model adapter's --model_args (`lmms_eval --model NAME --model_args k=v,k=v`):\n")
-    print(tabulate(args, headers=["model", "--model_args", "example"]))
+    print(fitted(args, ["model", "--model_args", "example"]))
     return 0
+
+
+def fitted(rows: list[list[str]], headers: list[str], width: int | None = None) -> str:
+    """A table no wider than the terminal (``width``, default its columns): the widest columns' text
+    wraps onto more lines, keeping at least 24 characters of each per line."""
+    width = (width or shutil.get_terminal_size((100, 24)).columns) - 2  # tabulate may pad a wrapped cell
+    caps = [max(len(str(v)) for v in [h, *(r[i] for r in rows)]) for i, h in enumerate(headers)]
+    for _ in headers:
+        excess = sum(caps) + 2 * (len(caps) - 1) - width
+        widest = max(range(len(caps)), key=caps.__getitem__)
+        if excess <= 0 or caps[widest] <= 24:
+            break
+        caps[widest] = max(24, caps[widest] - excess)
+    # "pretrained (required)" stays on one line: a no-break space, which the wrapping does not split at.
+    kept = [[str(v).replace(" (", "\u00a0(") for v in row] for row in rows]
+    return tabulate(kept, headers=headers, maxcolwidths=caps).replace("\u00a0", " ")

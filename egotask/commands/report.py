@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             if len(args.inputs) != 2:
                 raise ValueError(f"--compare takes exactly two inputs (A and B), got {len(args.inputs)}")
             side_a, side_b = (collect_runs([path]) for path in args.inputs)
+            side_a = drop_shared(side_a, side_b, args.inputs)
             runs = [*side_a, *side_b]
             assign_labels(runs)
             pairs = compare_pairs(side_a, side_b, args.inputs)
@@ -121,6 +122,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"egotask report: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def drop_shared(side_a: list, side_b: list, inputs: list[Path]) -> list:
+    """A's runs less those B also holds (the same file, as when B is a subfolder of A): a run is never
+    compared with itself."""
+    in_b = {(run.source.resolve(), run.task) for run in side_b}
+    kept = [run for run in side_a if (run.source.resolve(), run.task) not in in_b]
+    for run in side_a:
+        if all(run is not k for k in kept):
+            print(f"egotask report: --compare: {run.source} ({run.task}) is under both {inputs[0]} and {inputs[1]}; "
+                  "it is compared as B only", file=sys.stderr)
+    return kept
 
 
 def compare_pairs(side_a: list, side_b: list, inputs: list[Path]) -> list:

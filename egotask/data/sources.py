@@ -612,6 +612,28 @@ def resolve_video(doc: dict[str, Any]) -> Path:
                         f"{bench.video_hub_repo} ({exc}); set {bench.video_dir_var} to a local folder") from exc
 
 
+def missing_videos_hint(docs: list[dict[str, Any]], missing: list[Path]) -> str:
+    """Which variable set the folder of the missing videos, and, when the files sit one folder deeper
+    than it says (``.../EgoTextVQA-Indoor/EgoTextVQA-Indoor/x.mp4``), the value that finds them."""
+    gone = set(missing)
+    lines = []
+    for name in dict.fromkeys(d["benchmark"] for d in docs):
+        bench = get_benchmark(name)
+        root = _env_path(bench.video_dir_var)
+        doc = next((d for d in docs if d["benchmark"] == name and local_video_path(d) in gone), None)
+        if root is None or doc is None:
+            continue
+        rel = bench.video_relpath(doc["video_id"])
+        lines.append(f"{bench.video_dir_var}={root} (the {bench.setting} videos are looked for as "
+                     f"{bench.video_dir_var}/{rel})")
+        deeper = sorted(child for child in (root.iterdir() if root.is_dir() else ()) if (child / rel).is_file())
+        if deeper:
+            lines.append(f"  the files are one folder deeper: set {bench.video_dir_var}={deeper[0]}")
+        elif not root.is_dir():
+            lines.append(f"  {root} is not a folder")
+    return "\n".join(lines)
+
+
 def missing_videos(docs: list[dict[str, Any]]) -> list[Path]:
     """Local video files the docs need but that do not exist (empty when videos come from the Hub)."""
     seen: dict[Path, bool] = {}

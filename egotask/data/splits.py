@@ -33,7 +33,7 @@ SPLIT_NAMES = ("train", "val", "test")
 DEFAULT_SEED = 42
 DEFAULT_RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}
 MANIFEST_VAR = "EGOTASK_SPLIT_MANIFEST"
-# Made from the real annotations with `egotask data splits` (see the README's "Data tools").
+# Made from the real annotations with `egotask data splits` (see docs/data-tools.md).
 DEFAULT_MANIFEST = Path(__file__).resolve().parent / "splits_default.json"
 
 

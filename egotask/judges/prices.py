@@ -19,6 +19,8 @@ def price_table() -> dict[str, Any]:
 def estimate_cost(backend: str, model: str, tokens_in: int, tokens_out: int, batch: bool = False) -> dict[str, Any]:
     """``{"usd": ..., "input_per_million": ..., "output_per_million": ..., "batch_discount": ..., "source": ...}``;
     ``usd`` is None (with a ``note``) for a model the table does not price."""
+    if tokens_in == 0 and tokens_out == 0:  # a rule-based judge, or every verdict from the cache
+        return {"usd": 0.0, "source": None, "note": "no tokens were sent or received"}
     table = price_table()
     price = table["per_million_tokens"].get(backend, {}).get(model)
     source = table["sources"].get(backend)
