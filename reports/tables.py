@@ -306,7 +306,7 @@ def describe_protocol(protocol: dict[str, Any] | None) -> str:
 
     judged = protocol.get("judge_protocol")
     judge = (f"judge prompt of {judged} (sha256 {short(protocol.get('judge_sha256') or '')})"
-             if judged and judged != NOT_RECORDED else "judge prompt not recorded (a rule-based judge has none)"
+             if judged and judged != NOT_RECORDED else "no judge prompt named (rule-based judges use none)"
              if judged == NOT_RECORDED else "not judged yet")
     return (f"{protocol['name']}: prompt {protocol.get('prompt_family')} (sha256 "
             f"{short(protocol.get('inference_sha256') or '')}), {judge}")
