@@ -72,6 +72,8 @@ def test_lmms_eval_help_argument_and_preflight_errors_import_no_torch(sample_env
         (["--tasks", "egotextvqa_indoor", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["--tasks", "egotextvqa_indoor", "--model", "qwen3vl"], "needs pretrained="),
         (["--tasks", "egotextvqa_indoor", "--model", "qwen3vI", "--model_args", "pretrained=x"], "unknown --model"),
+        (["--tasks", "egotextvqa_indoor", "--model", "qwen3vl", "--model_args", "pretrained=x,max_frames=abc"],
+         "--model_args max_frames='abc': expected a whole number from 1 to 256"),
         (["--tasks", "egotextvqa_indoor", "--model", "qwen3vl", "--model_args", "pretrained=x", "--judge", "gemini"],
          "pass --judge heuristic"),
     ]:
