@@ -24,7 +24,7 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
@@ -187,6 +187,10 @@ class FrameIndex:
     keyframe_of: np.ndarray  # for each frame, the position of the keyframe at or before it (-1: none)
     t0: int  # pts of the first frame
     duration: float
+    # H.264 whose every keyframe is an IDR picture: no frame references across a keyframe, so the
+    # packets of a GOP that holds no wanted frame can be left undecoded without seeking past them.
+    closed_gops: bool = False
+    position_of: dict[int, int] = field(default_factory=dict)  # pts -> position
 
 
 def _scan(container: av.container.InputContainer, stream, path: Path) -> FrameIndex | None:
@@ -194,6 +198,8 @@ def _scan(container: av.container.InputContainer, stream, path: Path) -> FrameIn
     pts: list[int] = []
     keys: list[bool] = []
     durs: list[int] = []
+    ref_filter = RefFilter(stream)
+    closed = ref_filter.enabled
     for packet in container.demux(stream):
         if packet.pts is None:
             if packet.size == 0:  # the demuxer's end-of-stream marker
@@ -202,6 +208,8 @@ def _scan(container: av.container.InputContainer, stream, path: Path) -> FrameIn
         pts.append(packet.pts)
         keys.append(bool(packet.is_keyframe))
         durs.append(packet.duration or 0)
+        if closed and keys[-1]:
+            closed = ref_filter.is_idr(packet)
     if not pts:
         raise VideoError(f"{path}: the video stream has no frames")
     order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
@@ -216,7 +224,8 @@ def _scan(container: av.container.InputContainer, stream, path: Path) -> FrameIn
     positions = np.arange(len(pts_sorted))
     keyframe_of = np.maximum.accumulate(np.where(key_sorted, positions, -1))
     duration = (int(pts_sorted[-1]) - t0 + int(last_dur)) * tb
-    return FrameIndex(pts_sorted, (pts_sorted - t0) * tb, keyframe_of, t0, duration)
+    return FrameIndex(pts_sorted, (pts_sorted - t0) * tb, keyframe_of, t0, duration, closed,
+                      dict(zip(pts_sorted.tolist(), range(len(pts_sorted)), strict=True)))
 
 
 def index_frames(path: str | Path) -> FrameIndex | None:
@@ -278,6 +287,10 @@ class RefFilter:
         # avcC extradata (mp4, mkv): NALs are length-prefixed; otherwise Annex B start codes (TS, raw).
         self.length_size = (extradata[4] & 3) + 1 if len(extradata) > 4 and extradata[0] == 1 else None
 
+    def is_idr(self, packet) -> bool:
+        """Whether a keyframe packet holds an IDR slice (after which nothing refers to earlier frames)."""
+        return self.enabled and any(b & 0x1F == 5 for b in self._nal_headers(bytes(packet)))
+
     def droppable(self, packet) -> bool:
         if not self.enabled or packet.size == 0:
             return False
@@ -299,14 +312,43 @@ class RefFilter:
                 i = data.find(b"\x00\x00\x01", i + 3)
 
 
-def decode_only(container, stream, wanted_pts: set[int] | None, ref_filter: RefFilter | None):
+def decode_only(container, stream, wanted_pts: set[int] | None, ref_filter: RefFilter | None,
+                gops: GopSkipper | None = None):
     """Decoded frames of ``stream`` from the container's position, leaving out the packets that no
-    frame references unless their own frame is wanted (``wanted_pts=None``: decode everything)."""
+    frame references unless their own frame is wanted (``wanted_pts=None``: decode everything), and
+    with ``gops`` those of closed GOPs no wanted frame needs."""
     for packet in container.demux(stream):
+        if gops is not None and gops.skip(packet):
+            continue
         if (wanted_pts is not None and ref_filter is not None and packet.pts not in wanted_pts
                 and ref_filter.droppable(packet)):
             continue
         yield from packet.decode()
+
+
+class GopSkipper:
+    """Leaves out, in a stream of closed GOPs (:attr:`FrameIndex.closed_gops`), every packet of a GOP
+    after the last of its wanted frames has gone to the decoder, and so whole GOPs with no wanted
+    frame: nothing after them refers to them. Reading on through them costs only demuxing, where a
+    seek would flush the decoder and waste the frames it decoded ahead to output the last one."""
+
+    def __init__(self, index: FrameIndex, wanted: list[int]) -> None:
+        self.index = index
+        self.wanted_pts = {int(index.pts[p]) for p in wanted}
+        self.left: dict[int, int] = {}  # GOP (its keyframe's position) -> wanted frames not yet fed
+        for p in set(wanted):
+            gop = int(index.keyframe_of[p])
+            self.left[gop] = self.left.get(gop, 0) + 1
+
+    def skip(self, packet) -> bool:
+        pos = self.index.position_of.get(packet.pts) if packet.pts is not None else None
+        if pos is None:
+            return False  # not in the index (the end-of-stream marker): the decoder gets it
+        gop = int(self.index.keyframe_of[pos])
+        if packet.pts in self.wanted_pts:
+            self.left[gop] = self.left.get(gop, 1) - 1
+            return False
+        return self.left.get(gop, 0) <= 0
 
 
 # --------------------------------------------------------------------------- open files, reused
@@ -519,12 +561,38 @@ def _choose(times: np.ndarray, plan, duration: float, path: Path):
     return [_nearest(times, t, lo, hi) for t in targets], start_t, stop
 
 
-def _assemble(decoded: dict[int, tuple[float, np.ndarray]], chosen, rate: float, duration: float) -> SampledFrames:
-    positions, start_t, stop = chosen
-    frames = np.stack([decoded[p][1] for p in positions])
-    stamps = [round(decoded[p][0], 6) for p in positions]
-    return SampledFrames(frames, stamps, rate, duration, stamps[0] if start_t is None else start_t,
-                         stamps[-1] if stop is None else stop)
+class _Outputs:
+    """Each plan's (N, H, W, 3) array, filled as each frame is converted, while it is still in the CPU's
+    cache: stacking the kept frames at the end copied them again from memory (a fifth of the time at
+    1280x720, 60 frames), and kept every frame's buffer alive until then."""
+
+    def __init__(self, chosen: list) -> None:
+        self.slots: dict[int, list[tuple[int, int]]] = {}
+        self.counts: dict[int, int] = {}
+        for k, c in enumerate(chosen):
+            if not isinstance(c, VideoError):
+                self.counts[k] = len(c[0])
+                for i, p in enumerate(c[0]):
+                    self.slots.setdefault(p, []).append((k, i))
+        self.arrays: dict[int, np.ndarray] = {}
+        self.times: dict[int, float] = {}
+
+    def wanted(self) -> list[int]:
+        return sorted(self.slots)
+
+    def put(self, pos: int, time_s: float, array: np.ndarray) -> None:
+        self.times[pos] = time_s
+        for k, i in self.slots[pos]:
+            out = self.arrays.get(k)
+            if out is None:
+                out = self.arrays[k] = np.empty((self.counts[k], *array.shape), np.uint8)
+            out[i] = array
+
+    def result(self, k: int, chosen, rate: float, duration: float) -> SampledFrames:
+        positions, start_t, stop = chosen
+        stamps = [round(self.times[p], 6) for p in positions]
+        return SampledFrames(self.arrays[k], stamps, rate, duration, stamps[0] if start_t is None else start_t,
+                             stamps[-1] if stop is None else stop)
 
 
 def _sample_plans(path: Path, plans: list, max_pixels: int | None) -> list[SampledFrames | VideoError]:
@@ -546,8 +614,9 @@ def _sample_plans(path: Path, plans: list, max_pixels: int | None) -> list[Sampl
         container, stream, index = opened
         rate = _avg_rate(stream)
         chosen = [_choose(index.times, plan, index.duration, path) for plan in plans]
-        wanted = sorted({p for c in chosen if not isinstance(c, VideoError) for p in c[0]})
-        decoded = _decode_positions(container, stream, index, wanted, path, Converter(max_pixels)) if wanted else {}
+        outputs = _Outputs(chosen)
+        if outputs.slots:
+            _decode_positions(container, stream, index, outputs.wanted(), path, Converter(max_pixels), outputs.put)
     except av.error.FFmpegError as exc:
         _close(opened)
         raise VideoError(f"{path}: cannot decode video, the file is truncated or corrupt ({exc})") from exc
@@ -555,7 +624,8 @@ def _sample_plans(path: Path, plans: list, max_pixels: int | None) -> list[Sampl
         _close(opened)
         raise
     _OPEN_VIDEOS.give(key, opened)
-    return [c if isinstance(c, VideoError) else _assemble(decoded, c, rate, index.duration) for c in chosen]
+    return [c if isinstance(c, VideoError) else outputs.result(k, c, rate, index.duration)
+            for k, c in enumerate(chosen)]
 
 
 def _nearest(times: np.ndarray, t: float, lo: int, hi: int) -> int:
@@ -607,16 +677,17 @@ def quarter_turns(frame: av.VideoFrame) -> int:
 # keyframe, when at most this many frames lie between: a seek flushes the decoder and re-reads the
 # container, which costs about as much as decoding a few small frames (benchmarks/frame_sampling.py).
 DECODE_ON_FRAMES = 4
+# With closed GOPs reading on costs only the demuxing of the packets left out: seek only this far ahead.
+SEEK_BEYOND_FRAMES = 300
 
 
-def _decode_positions(container, stream, index: FrameIndex, wanted: list[int], path: Path,
-                      convert: Converter) -> dict[int, tuple[float, np.ndarray]]:
+def _decode_positions(container, stream, index: FrameIndex, wanted: list[int], path: Path, convert: Converter,
+                      put) -> None:
     """Decode the frames at the (ascending) positions, seeking only when a keyframe lies well ahead.
 
     A seek that lands after the wanted frame, or on nothing (some MPEG-TS files), switches this file
     to decoding from the start without seeking: slower, never wrong.
     """
-    out: dict[int, tuple[float, np.ndarray]] = {}
     tb = float(stream.time_base)
     decoder = None
     last_pts: int | None = None  # pts of the last frame the decoder returned
@@ -624,21 +695,25 @@ def _decode_positions(container, stream, index: FrameIndex, wanted: list[int], p
     reopened: list = []
     keep = {int(index.pts[p]) for p in wanted}
     ref_filter = RefFilter(stream)
+    # Closed GOPs: read on, leaving out what no wanted frame needs, and seek only far ahead.
+    decode_on = SEEK_BEYOND_FRAMES if index.closed_gops else DECODE_ON_FRAMES
     try:
         for pos in wanted:
             want = int(index.pts[pos])
             key_pos = int(index.keyframe_of[pos])
             key_pts = int(index.pts[key_pos]) if key_pos >= 0 else index.t0
-            if decoder is None or (seekable and _should_seek(index, key_pos, key_pts, last_pts)):
+            if decoder is None or (seekable and _should_seek(index, key_pos, key_pts, last_pts, decode_on)):
                 decoder, last_pts = None, None
+                gops = GopSkipper(index, [p for p in wanted if p >= pos]) if index.closed_gops else None
                 if seekable:
-                    decoder = _seek_decoder(container, stream, key_pts, want, keep, ref_filter)
+                    decoder = _seek_decoder(container, stream, key_pts, want, keep, ref_filter, gops)
                     seekable = decoder is not None
                 if decoder is None:
                     reopened.append(av.open(str(path)))
                     fresh = reopened[-1].streams.video[0]
                     _one_thread(fresh)
-                    decoder = decode_only(reopened[-1], fresh, keep, RefFilter(fresh))
+                    gops = GopSkipper(index, [p for p in wanted if p >= pos]) if index.closed_gops else None
+                    decoder = decode_only(reopened[-1], fresh, keep, RefFilter(fresh), gops)
             got = None
             for frame in decoder:
                 if frame.pts is None:
@@ -651,28 +726,28 @@ def _decode_positions(container, stream, index: FrameIndex, wanted: list[int], p
                 reached = "nothing" if last_pts is None else f"{(last_pts - index.t0) * tb:.2f}s"
                 raise VideoError(f"{path}: truncated or corrupt: decoding stopped at {reached}, before the "
                                  f"frame at {index.times[pos]:.2f}s")
-            out[pos] = ((got.pts - index.t0) * tb, convert(got))
+            put(pos, (got.pts - index.t0) * tb, convert(got))
     finally:
         for extra in reopened:
             extra.close()
-    return out
 
 
-def _should_seek(index: FrameIndex, key_pos: int, key_pts: int, last_pts: int | None) -> bool:
-    """Seek when the wanted frame's keyframe lies more than :data:`DECODE_ON_FRAMES` frames ahead of
-    the last decoded frame (a keyframe behind it: the decoder is already in the right GOP)."""
+def _should_seek(index: FrameIndex, key_pos: int, key_pts: int, last_pts: int | None, decode_on: int) -> bool:
+    """Seek when the wanted frame's keyframe lies more than ``decode_on`` frames ahead of the last
+    decoded frame (a keyframe behind it: the decoder is already in the right GOP)."""
     if last_pts is None:
         return True
     if key_pts <= last_pts:
         return False
     last_pos = int(np.searchsorted(index.pts, last_pts, "left"))
-    return key_pos - last_pos > DECODE_ON_FRAMES
+    return key_pos - last_pos > decode_on
 
 
-def _seek_decoder(container, stream, key_pts: int, want: int, keep: set[int], ref_filter: RefFilter):
+def _seek_decoder(container, stream, key_pts: int, want: int, keep: set[int], ref_filter: RefFilter,
+                  gops: GopSkipper | None):
     """A decoder positioned at the keyframe before ``want``, or None when seeking missed."""
     container.seek(key_pts, stream=stream, backward=True, any_frame=False)
-    decoder = decode_only(container, stream, keep, ref_filter)
+    decoder = decode_only(container, stream, keep, ref_filter, gops)
     for frame in decoder:
         if frame.pts is None:
             continue
@@ -691,9 +766,10 @@ def _sample_sequential(container, stream, rate: float, plans: list, path: Path,
     duration = len(kept) / rate
     chosen = [_choose(times, plan, duration, path) for plan in plans]
     convert = Converter(max_pixels)
-    wanted = {p for c in chosen if not isinstance(c, VideoError) for p in c[0]}
-    decoded = {p: (float(times[p]), convert(kept[p])) for p in wanted}
-    return [c if isinstance(c, VideoError) else _assemble(decoded, c, rate, duration) for c in chosen]
+    outputs = _Outputs(chosen)
+    for p in outputs.wanted():
+        outputs.put(p, float(times[p]), convert(kept[p]))
+    return [c if isinstance(c, VideoError) else outputs.result(k, c, rate, duration) for k, c in enumerate(chosen)]
 
 
 class VisibleVideo(str):
