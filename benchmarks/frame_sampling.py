@@ -293,6 +293,7 @@ def table(rows, contenders: list[str]) -> str:
                                                          if c not in ("egotask", "decode_all")]
     head.append("egotask one pass / limit" if "decode_all" in contenders and "egotask_one_pass" in contenders
                 else "")
+    head.append("peak RSS MB (egotask, one pass)")
     lines = ["| " + " | ".join(h for h in head if h) + " |", "|" + " --- |" * len([h for h in head if h])]
     for cell, results in rows:
         ego = results.get("egotask", {}).get("cpu")
@@ -306,6 +307,8 @@ def table(rows, contenders: list[str]) -> str:
         if head[-1]:
             one, limit = results.get("egotask_one_pass", {}).get("cpu"), results.get("decode_all", {}).get("cpu")
             cells.append(f"{one / limit:.2f}" if one and limit else "-")
+        cells.append(" / ".join(f"{results[c]['peak_rss_mb']:.0f}" if "peak_rss_mb" in results.get(c, {}) else "-"
+                                for c in ("egotask", "egotask_one_pass")))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

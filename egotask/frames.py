@@ -7,10 +7,23 @@ How it reads: one pass over the container's packets (demuxing only, no decoding)
 presentation time and which frames are keyframes. That gives the exact duration (even when the
 container does not state one), exact times for variable-frame-rate video, and, for each wanted frame,
 the keyframe to seek to. Frames are then decoded only from that keyframe up to the wanted frame, and
-the decoder keeps going instead of seeking when the next wanted frame is in the same GOP.
+the decoder keeps going instead of seeking when the next wanted frame is in the same GOP or a few
+frames on. In H.264 whose keyframes are all IDR pictures (closed GOPs: x264's default, OpenCV-style
+writers) it reads on instead, leaving undecoded every packet no wanted frame needs: whole GOPs without
+one, and the rest of a GOP after its last (:class:`GopSkipper`). Packets no frame references are left
+out too (:class:`RefFilter`). Each decoded frame is converted to RGB through one reused swscale context,
+scaled to the caller's pixel cap in the same pass, turned upright by the stream's display matrix, and
+copied straight into the output array (:class:`Converter`).
 
-Open files are kept for the next question on the same video (:class:`OpenVideos`), and each file is
-decoded on one thread (:func:`_one_thread`): callers parallelise across items instead.
+Several questions of one video are answered from one such pass over the union of their frames
+(:func:`sample_many`, :func:`sample_visuals`), identical intervals sharing their frames. Open files are
+kept for the next question on the same video (:class:`OpenVideos`), and each file is decoded on one
+thread (:func:`_one_thread`): callers parallelise across items instead.
+
+A visible interval in which nothing is on screen (a question at 0 s) is :class:`NothingVisible`, and a
+file of one frame (an image renamed .mp4) is refused as a video. Frame settings are checked by
+:func:`check_frame_settings`: a usage error naming the argument and its range, with a frame count above
+:data:`MAX_FRAMES_CEILING` refused unless forced.
 
 Times are seconds from the first frame (a stream that starts at pts 1.4 s, as MPEG-TS often does, is
 shifted to start at 0, which is what players show and what annotations use).
