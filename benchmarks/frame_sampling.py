@@ -18,7 +18,10 @@ open between its questions as each library allows:
   * the limit: decoding every frame of the clip once, without colour conversion.
 It prints each contender's CPU seconds (process time of its own process, all threads, imports excluded)
 and the ratio contender / egotask (above 1: egotask is faster). torchcodec loads FFmpeg 7 from PyAV's
-wheel (the same FFmpeg both use), found through LD_LIBRARY_PATH in its process.
+wheel (the same FFmpeg both use), found through LD_LIBRARY_PATH in its process. It is optional
+(``pip install torchcodec``; 0.17 installs beside torch 2.14.1), not in the dev extra: lmms-eval's own
+models read videos with it whenever it is importable. Without it its column says failed, and --quick
+checks the rest.
 
 --quick runs two cells (640x360, keyframe every 12, 32 frames; keyframe every 250, 8 frames) on 20 s
 clips, and checks, gating the exit status: egotask's frames are inside [0, T), the nearest to each
