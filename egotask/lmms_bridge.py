@@ -98,11 +98,23 @@ def check_model(name: str, model_args: str | None = None) -> None:
 
     for adapter in model_adapters().values():
         if name in (adapter.name, *adapter.aliases):
-            problem = adapter.missing_args(parse_model_args(model_args))
+            given = parse_model_args(model_args)
+            problem = adapter.missing_args(given)
             if problem:
                 raise ModelArgsError(problem)
+            _check_frame_args(given)
             return
     check_model_name(name)
+
+
+def _check_frame_args(given: dict[str, str]) -> None:
+    """Frame settings out of range are usage errors before anything loads (egotask.frames)."""
+    from egotask.frames import FrameSettingsError, check_frame_args
+
+    try:
+        check_frame_args(given)
+    except FrameSettingsError as exc:
+        raise ModelArgsError(f"--model_args {exc}") from None
 
 
 def check_model_name(name: str) -> None:

@@ -26,7 +26,17 @@ from tqdm import tqdm
 
 from egotask import answers as answers_module
 from egotask.answers import AnswerStore, Outcome, answer_key, file_identity
-from egotask.frames import SampledFrames, VideoError, sample_visual
+from egotask.frames import (
+    SAMPLER_VERSION,
+    NothingVisible,
+    SampledFrames,
+    VideoError,
+    check_force_frames,
+    check_frame_count,
+    check_frame_settings,
+    sample_visual,
+    sample_visuals,
+)
 from egotask.presets import max_frames_for, parse_frames
 from egotask.reasoning import THINK_CLOSE, THINK_OPEN
 
@@ -180,8 +190,29 @@ NO_FRAMES = "no frame in the visible interval"
 
 
 def unreadable(exc: Exception) -> GenerationFailure:
-    """The failure of an item whose video could not be read (named in ``exc``)."""
+    """The failure of an item whose video could not be read (named in ``exc``), or in whose visible
+    interval nothing is visible (a question at 0 s)."""
+    if isinstance(exc, NothingVisible):
+        return GenerationFailure(f"{NO_FRAMES}: {exc}")
     return GenerationFailure(f"frames could not be read: {exc}")
+
+
+DEFAULT_FRAME_MEMORY = 2 << 30  # bytes of decoded frames held ahead of the model (``frame_memory=``)
+
+
+def parse_bytes(value: Any, name: str = "frame_memory") -> int:
+    """A size in bytes: a whole number, or one with a unit (``512MB``, ``2GiB``; K/M/G are powers of 1024)."""
+    text = str(value).strip().upper().replace(" ", "")
+    units = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10, "M": 1 << 20, "MB": 1 << 20,
+             "MIB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30}
+    number = text.rstrip("KMGIB")
+    try:
+        size = int(float(number) * units[text[len(number):]])
+    except (ValueError, KeyError):
+        size = -1
+    if size < 1 << 20:
+        raise ValueError(f"{name}={value!r}: expected a size of at least 1MB, in bytes or with a unit (512MB, 2GB)")
+    return size
 
 
 class FramesModel(lmms):
@@ -201,13 +232,22 @@ class FramesModel(lmms):
     def __new__(cls, *args: Any, **kwargs: Any) -> FramesModel:
         obj = super().__new__(cls)
         # Every --model_args value can change an answer, so all of them (but where it runs) key the cache.
-        obj._init_args = {k: str(v) for k, v in sorted(kwargs.items()) if k not in ("device", "batch_size")}
+        obj._init_args = {k: str(v) for k, v in sorted(kwargs.items())
+                          if k not in ("device", "batch_size", "frame_memory", "force_frames")}
         return obj
 
     def __init__(self, device: str | None = None, batch_size: int | str = 1, max_frames: int | str = 8,
                  fps: float | str | None = None, max_pixels: int | str | None = None,
-                 frames: int | str | None = None, **kwargs: Any) -> None:
+                 frames: int | str | None = None, force_frames: bool | str = False,
+                 frame_memory: int | str = DEFAULT_FRAME_MEMORY, **kwargs: Any) -> None:
         super().__init__()
+        # Usage errors first, before anything loads; each names the argument and its range.
+        force = check_force_frames(force_frames)
+        checked = check_frame_settings(max_frames, fps, max_pixels, force_frames=force)
+        self.frames = parse_frames(frames)  # "paper"/"paper-open": the paper's #F per setting (egotask.presets)
+        if isinstance(self.frames, int):
+            check_frame_count(self.frames, "frames", force=force)
+        self.frame_memory = parse_bytes(frame_memory)
         if kwargs:
             raise ValueError(f"{type(self).__name__}: unknown --model_args {sorted(kwargs)}; "
                              f"known: {', '.join(_known_args(type(self)))}")
@@ -220,12 +260,9 @@ class FramesModel(lmms):
             self._world_size = self.accelerator.num_processes
         self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.batch_size_per_gpu = int(batch_size)
-        self.max_frames = int(max_frames)
-        self.fps = float(fps) if fps not in (None, "", "None") else None
-        self.max_pixels = int(max_pixels) if max_pixels not in (None, "", "None") else None
+        self.max_frames, self.fps, self.max_pixels = checked.max_frames, checked.fps, checked.max_pixels
         self.answers = AnswerStore()
         self.stats: dict[str, float] = {"cached": 0, "generated": 0, "failed": 0, "frame_wait_s": 0.0}
-        self.frames = parse_frames(frames)  # "paper"/"paper-open": the paper's #F per setting (egotask.presets)
 
     # ----------------------------------------------------------------- lmms-eval API
 
@@ -266,7 +303,7 @@ class FramesModel(lmms):
         settings = self.frame_settings(doc)
         key = answer_key({
             "model": self.model_fingerprint(), "prompt": context, "gen": _cache_gen_kwargs(gen_kwargs),
-            "frames": settings, "thinking": self.thinking,
+            "frames": settings, "sampler": SAMPLER_VERSION, "thinking": self.thinking,
             "videos": [[file_identity(getattr(v, "source", None) or str(v)), getattr(v, "start", 0.0),
                         getattr(v, "end", None)] for v in visuals],
         })
@@ -285,19 +322,87 @@ class FramesModel(lmms):
 
     def prompts(self, items: list[PendingItem]) -> Iterator[tuple[PendingItem, VideoPrompt | GenerationFailure]]:
         """Each item with its sampled frames, in order, decoded ahead in a background pool so the model
-        never waits for frames it could have had (the time it does wait is counted in ``stats``)."""
+        never waits for frames it could have had (the time it does wait is counted in ``stats``).
+
+        Consecutive items of one video (:meth:`generate_until` puts them so) are decoded together, in
+        one pass over the union of their frames (:func:`egotask.frames.sample_visuals`). What is decoded
+        ahead is bounded by :meth:`decode_ahead` items and by ``frame_memory`` bytes of frames (a group
+        larger than that is decoded alone)."""
         if not items:
             return
+        groups = video_groups(items)
         with ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="frames") as pool:
             ahead = self.decode_ahead()
-            jobs = deque(self.submit_sample(pool, item) for item in items[:ahead])
-            for n, item in enumerate(items):
+            pending: deque[tuple[PendingItem, Future, int]] = deque()
+            held = 0  # estimated bytes of the frames submitted and not yet taken
+            next_group = 0
+            while pending or next_group < len(groups):
+                while next_group < len(groups):
+                    group = groups[next_group]
+                    size = sum(self.frame_bytes(item) for item in group)
+                    if pending and (len(pending) + len(group) > max(ahead, len(group))
+                                    or held + size > self.frame_memory):
+                        break
+                    for item, job in zip(group, self.submit_group(pool, group), strict=True):
+                        pending.append((item, job, self.frame_bytes(item)))
+                    held += size
+                    next_group += 1
+                item, job, size = pending.popleft()
                 began = time.perf_counter()
-                result = self.take_sample(item, jobs.popleft())
+                result = self.take_sample(item, job)
                 self.stats["frame_wait_s"] += time.perf_counter() - began
-                if n + ahead < len(items):
-                    jobs.append(self.submit_sample(pool, items[n + ahead]))
+                held -= size
                 yield item, result
+
+    def frame_bytes(self, item: PendingItem) -> int:
+        """An upper estimate of an item's decoded frames in bytes, for the ``frame_memory`` bound: its
+        frame count at ``max_pixels`` (unset: 1920x1080) RGB pixels, for each of its videos."""
+        return len(item.visuals) * int(item.frames["max_frames"]) * 3 * int(item.frames["max_pixels"] or 1920 * 1080)
+
+    def submit_group(self, pool: ThreadPoolExecutor, group: list[PendingItem]) -> list[Future]:
+        """Start decoding a group of items of one video: one job for all of them, one future each.
+        An adapter that samples its own way (:meth:`sample` or :meth:`submit_sample` overridden: frame
+        worker processes, JPEGs) gets its items one by one."""
+        kind = type(self)
+        own_way = kind.sample is not FramesModel.sample or kind.submit_sample is not FramesModel.submit_sample
+        if len(group) == 1 or own_way:
+            return [self.submit_sample(pool, item) for item in group]
+        futures = [Future() for _ in group]
+        for future in futures:
+            future.set_running_or_notify_cancel()
+
+        def settle(job: Future) -> None:
+            error = job.exception()
+            for n, future in enumerate(futures):
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(job.result()[n])
+
+        pool.submit(self.sample_group, group).add_done_callback(settle)
+        return futures
+
+    def sample_group(self, group: list[PendingItem]) -> list[VideoPrompt | GenerationFailure]:
+        """The prompts of items that share their frame settings, each video decoded once for all of them;
+        a bad video or interval fails only its items."""
+        settings = group[0].frames
+        visuals = [v for item in group for v in item.visuals]
+        try:
+            sampled = sample_visuals(visuals, max_frames=settings["max_frames"], fps=settings["fps"],
+                                     max_pixels=settings["max_pixels"])
+        except (VideoError, ValueError, OSError) as exc:
+            return [unreadable(exc)] * len(group)
+        out: list[VideoPrompt | GenerationFailure] = []
+        for item in group:
+            videos, sampled = sampled[:len(item.visuals)], sampled[len(item.visuals):]
+            failed = next((v for v in videos if isinstance(v, VideoError)), None)
+            if failed is not None:
+                out.append(unreadable(failed))
+            elif any(len(v.frames) == 0 for v in videos):
+                out.append(GenerationFailure(NO_FRAMES))
+            else:
+                out.append(VideoPrompt(item.text, videos, item.gen_kwargs, item.doc))
+        return out
 
     def decode_ahead(self) -> int:
         """How many items' frames are being decoded ahead of the one the model takes next."""
@@ -343,7 +448,7 @@ class FramesModel(lmms):
     def generate_until(self, requests: list[Instance]) -> list[str]:
         items = [self.prepare(r) for r in requests]
         answers: dict[int, str] = {}
-        todo = []
+        todo: list[PendingItem] = []
         for i, item in enumerate(items):
             cached = self.answers.get(item.key) if _greedy(item.gen_kwargs) else None
             if cached is not None:
@@ -352,6 +457,9 @@ class FramesModel(lmms):
                 self.stats["cached"] += 1
             else:
                 todo.append(item)
+        # A video's questions one after another, so that it is decoded once for all of them; the answers
+        # go back in lmms-eval's order all the same.
+        todo = [item for group in video_groups(todo) for item in group]
         index = {id(item): i for i, item in enumerate(items)}
         pbar = tqdm(total=len(items), initial=len(answers), disable=self.rank != 0,
                     desc=f"{self.family} answering" + (f" ({len(answers)} from the answer cache)" if answers else ""))
@@ -412,6 +520,17 @@ class PendingItem:
     visuals: list[str]
     frames: dict[str, Any]  # frame settings; ``n_frames`` is added once sampled
     key: str  # the answer cache key
+
+
+def video_groups(items: list[PendingItem]) -> list[list[PendingItem]]:
+    """Items with the same videos and frame settings, together, in the order each group first appears
+    (its items in their own order)."""
+    groups: dict[tuple, list[PendingItem]] = {}
+    for item in items:
+        sources = tuple(getattr(v, "source", None) or str(v) for v in item.visuals)
+        settings = (item.frames["max_frames"], item.frames["fps"], item.frames["max_pixels"])
+        groups.setdefault((sources, settings), []).append(item)
+    return list(groups.values())
 
 
 def _cache_gen_kwargs(gen_kwargs: dict[str, Any]) -> dict[str, Any]:

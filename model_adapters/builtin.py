@@ -9,7 +9,8 @@ from egotask.hookspecs import ModelAdapter, hookimpl
 
 # VideoQAModel's keywords, then FramesModel's (tests/test_model_adapters.py checks them against __init__).
 VIDEO_QA_ARGS = ("pretrained", "base", "merge", "device_map", "dtype", "thinking", "backend",
-                 "device", "batch_size", "max_frames", "fps", "max_pixels", "frames")
+                 "device", "batch_size", "max_frames", "fps", "max_pixels", "frames",
+                 "force_frames", "frame_memory")
 # What backend=vllm takes besides (egotask.model_adapters.vllm_backend.ENGINE_ARGS; a test compares).
 VLLM_ARGS = ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "max_num_seqs", "enforce_eager",
              "chunk_size")

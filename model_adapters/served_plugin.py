@@ -9,7 +9,8 @@ PACKAGE = "egotask.model_adapters"
 # ServedModel's keywords and FramesModel's, after each class's own (tests/test_model_adapters.py
 # checks them against the classes' __init__).
 SERVED_ARGS = ("concurrency", "timeout", "max_attempts", "backoff", "retry_after_cap", "give_up_after", "jpeg_quality",
-               "max_new_tokens", "frame_workers", "device", "batch_size", "max_frames", "fps", "max_pixels", "frames")
+               "max_new_tokens", "frame_workers", "device", "batch_size", "max_frames", "fps", "max_pixels", "frames",
+               "force_frames", "frame_memory")
 
 
 @hookimpl

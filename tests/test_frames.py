@@ -196,3 +196,125 @@ def test_a_forked_child_reads_its_own_copy_and_the_parent_reads_on(tmp_path):
     assert os.WEXITSTATUS(status) == 0
     assert (again.frames == before.frames).all()
     _assert_real_frames(clip, again)
+
+
+# --------------------------------------------------------------------------- issue 22: bad input
+
+def _rotate_in_header(clip, matrix: tuple[int, ...]) -> None:
+    """Write a display matrix into the mp4's track header (tkhd), as a phone does for a video recorded
+    upright: the pixels stay stored as they were, the player turns them."""
+    import struct
+
+    data = bytearray(clip.read_bytes())
+    at = data.index(b"tkhd")
+    version = data[at + 4]
+    matrix_at = at + 4 + 4 + (32 if version == 1 else 20) + 16
+    data[matrix_at:matrix_at + 36] = struct.pack(">9i", *matrix)
+    clip.write_bytes(bytes(data))
+
+
+# rotate=90 (what `ffprobe` shows as "displaymatrix: rotation of -90.00 degrees"): turn clockwise to show.
+ROTATE_90 = (0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+
+
+def test_a_rotated_video_is_shown_upright(tmp_path):
+    import numpy as np
+
+    stored = write_clip(tmp_path / "stored.mp4", ["A", "B"], seconds=2.0, fps=10, size=(160, 96))
+    rotated = tmp_path / "rotated.mp4"
+    rotated.write_bytes(stored.read_bytes())
+    _rotate_in_header(rotated, ROTATE_90)
+    plain, turned = sample_frames(stored, 4), sample_frames(rotated, 4)
+    assert plain.frames.shape == (4, 96, 160, 3) and turned.frames.shape == (4, 160, 96, 3)
+    assert turned.timestamps == plain.timestamps
+    for a, b in zip(plain.frames, turned.frames, strict=True):
+        assert np.array_equal(np.rot90(a, -1), b)  # the stored frame, turned a quarter clockwise
+    # The pixel cap scales the stored frame, then turns it: the same picture, upright.
+    capped = sample_frames(rotated, 2, max_pixels=40 * 24)
+    assert capped.frames.shape == (2, 40, 24, 3)
+
+
+def test_a_question_at_0s_sees_no_frame_and_says_so(tmp_path):
+    from egotask.frames import NothingVisible
+
+    clip = write_clip(tmp_path / "c.mp4", ["A"], seconds=2.0, fps=10)
+    with pytest.raises(NothingVisible, match=r"c.mp4: nothing is visible in \[0.00, 0.00\) s"):
+        sample_frames(clip, 4, 0.0, 0.0)
+    # Between two frames: the frame on screen since before the start, never the one at or after the end.
+    got = sample_frames(clip, 2, 0.32, 0.38)
+    assert got.timestamps == [0.3, 0.3]
+
+
+def test_an_image_renamed_mp4_is_refused_as_a_video(tmp_path):
+    from PIL import Image
+
+    from egotask.fixtures import text_frame
+
+    for fmt in ("PNG", "JPEG"):
+        fake = tmp_path / f"{fmt.lower()}.mp4"
+        Image.fromarray(text_frame("A", (160, 96))).save(fake, format=fmt)
+        with pytest.raises(VideoError, match=rf"{fmt.lower()}.mp4: holds a single frame, a still image"):
+            sample_frames(fake, 4)
+    one = write_clip(tmp_path / "one.mp4", ["A"], seconds=0.1, fps=10)  # a real mp4 of one frame
+    with pytest.raises(VideoError, match="one.mp4: holds a single frame"):
+        sample_frames(one, 4)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"max_frames": "0"}, r"max_frames='0': expected a whole number from 1 to 256 \(force_frames=true allows more\)"),
+    ({"max_frames": "-1"}, r"max_frames='-1': expected a whole number from 1 to 256"),
+    ({"max_frames": "abc"}, r"max_frames='abc': expected a whole number from 1 to 256"),
+    ({"max_frames": "100000"}, r"max_frames='100000': expected a whole number from 1 to 256 \(force_frames"),
+    ({"fps": "nan"}, r"fps='nan': expected a number of frames per second above 0"),
+    ({"fps": "-2"}, r"fps='-2': expected a number of frames per second above 0"),
+    ({"max_pixels": "-5"}, r"max_pixels='-5': expected a whole number of pixels per frame of at least 1024"),
+    ({"frames": "1000"}, r"frames='1000': expected a whole number from 1 to 256"),
+    ({"force_frames": "maybe"}, r"force_frames='maybe': expected true or false"),
+])
+def test_frame_settings_out_of_range_name_the_argument_and_its_range(args, message):
+    from egotask.frames import FrameSettingsError, check_frame_args
+
+    with pytest.raises(FrameSettingsError, match=message):
+        check_frame_args(args)
+
+
+def test_a_frame_count_above_the_ceiling_is_taken_when_forced():
+    from egotask.frames import MAX_FRAMES_CEILING, check_frame_args, check_frame_settings
+
+    check_frame_args({"max_frames": str(MAX_FRAMES_CEILING), "fps": "2", "max_pixels": "589824"})
+    assert check_frame_settings("100000", force_frames=True).max_frames == 100000
+    check_frame_args({"frames": "1000", "force_frames": "true"})
+
+
+# --------------------------------------------------------------------------- issue 26: one pass per video
+
+def test_many_questions_of_one_video_get_the_frames_each_would_get_alone(tmp_path):
+    import numpy as np
+
+    from egotask import frames
+    from egotask.frames import Ask, sample_many
+
+    clip = write_clip(tmp_path / "c.mp4", ["A", "B", "C", "D"], seconds=8.0, fps=10, gop=12)
+    asks = [Ask(8, 0.0, 5.0), Ask(32, 0.0, 7.9), Ask(8, 0.0, 5.0), Ask(None, 1.0, 3.0, fps=2.0, max_frames=8),
+            Ask(4, 0.0, 0.0), Ask(4, 9.0, 10.0)]
+    got = sample_many(clip, asks)
+    assert got[0] is got[2]  # an identical interval shares its frames
+    assert isinstance(got[4], frames.NothingVisible) and "starts at or after" in str(got[5])
+    for ask, sampled in zip(asks[:4], got[:4], strict=True):
+        frames.close_open_videos()
+        alone = sample_frames(clip, ask.num_frames, ask.start, ask.end, fps=ask.fps, max_frames=ask.max_frames)
+        assert sampled.timestamps == alone.timestamps and np.array_equal(sampled.frames, alone.frames)
+        assert max(sampled.timestamps) < ask.end
+        _assert_real_frames(clip, sampled)
+
+
+def test_frames_are_scaled_to_the_pixel_cap_while_decoding(tmp_path):
+    from egotask.frames import sample_visual
+
+    clip = write_clip(tmp_path / "c.mp4", ["A", "B"], seconds=2.0, fps=10, size=(320, 180))
+    got = sample_visual(str(clip), max_frames=4, max_pixels=160 * 90)
+    assert got.frames.shape == (4, 90, 160, 3)
+    full = sample_frames(clip, 4)
+    # The same picture, smaller: close to a 2x2 average of the full-size frame.
+    small = full.frames.reshape(4, 90, 2, 160, 2, 3).mean(axis=(2, 4))
+    assert abs(got.frames.astype(float) - small).mean() < 6

@@ -72,6 +72,8 @@ def test_lmms_eval_help_argument_and_preflight_errors_import_no_torch(sample_env
         (["--tasks", "egotextvqa_indoor", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
         (["--tasks", "egotextvqa_indoor", "--model", "qwen3vl"], "needs pretrained="),
         (["--tasks", "egotextvqa_indoor", "--model", "qwen3vI", "--model_args", "pretrained=x"], "unknown --model"),
+        (["--tasks", "egotextvqa_indoor", "--model", "qwen3vl", "--model_args", "pretrained=x,max_frames=abc"],
+         "--model_args max_frames='abc': expected a whole number from 1 to 256"),
         # pretrained=.: a folder that exists, so the weights check passes and the judge's is the one that fails
         (["--tasks", "egotextvqa_indoor", "--model", "qwen3vl", "--model_args", "pretrained=.", "--judge", "gemini"],
          "pass --judge heuristic"),

@@ -13,5 +13,5 @@ def egotask_model_adapters() -> list[ModelAdapter]:
                          aliases=("rapidocr",), reads_intervals=True,
                          # OCRBaseline's own keywords, then those of egotask's FramesModel it extends.
                          model_args=("min_confidence", "min_side", "device", "batch_size", "max_frames", "fps",
-                                     "max_pixels", "frames"),
+                                     "max_pixels", "frames", "force_frames", "frame_memory"),
                          example="max_frames=8,min_side=320")]
