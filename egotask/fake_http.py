@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any, TypeVar
+
+# typing.Self is Python 3.11+; the package supports 3.10.
+_Server_T = TypeVar("_Server_T", bound="LocalServer")
 
 
 class ReplyHandler(BaseHTTPRequestHandler):
@@ -55,7 +58,7 @@ class LocalServer:
         assert self._httpd is not None, "start() the server first"
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def start(self) -> Self:
+    def start(self: _Server_T) -> _Server_T:
         self._httpd = _Server(("127.0.0.1", 0), self.handler())
         threading.Thread(target=self._httpd.serve_forever, daemon=True, name=self.thread_name).start()
         return self
@@ -66,7 +69,7 @@ class LocalServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _Server_T) -> _Server_T:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -23,13 +23,6 @@ PAPER_FRAMES: dict[str, dict[str, int]] = {
     "paper": {"outdoor": 32, "indoor": 60},
     "paper-open": {"outdoor": 16, "indoor": 48},
 }
-# For the README and the paper rows (not presets): what the paper gave its other open models.
-OTHER_OPEN_MODELS: dict[str, dict[str, int]] = {
-    "InternVL2-8B": {"outdoor": 32},
-    "LLaVA-NeXT-Video": {"outdoor": 60, "indoor": 128},
-}
-# The closed models' outdoor frames were 768x768: max_pixels=589824 matches that resolution.
-PAPER_CLOSED_MAX_PIXELS = 768 * 768
 
 Frames = str | int | None
 

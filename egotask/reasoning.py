@@ -10,13 +10,3 @@ NO_FINAL_ANSWER = "no final answer: generation ended inside <think>"
 def unfinished_reasoning(text: str) -> bool:
     """True when generation stopped inside a reasoning block, so there is no final answer."""
     return THINK_OPEN in text and THINK_CLOSE not in text.split(THINK_OPEN, 1)[1]
-
-
-def split_answer(text: str) -> tuple[str | None, str]:
-    """(reasoning, answer) of a raw reply; reasoning is None when the reply has no block."""
-    if THINK_CLOSE in text:
-        head, _, answer = text.rpartition(THINK_CLOSE)
-        return head.replace(THINK_OPEN, "", 1).strip(), answer.strip()
-    if unfinished_reasoning(text):
-        return text.split(THINK_OPEN, 1)[1].strip(), ""
-    return None, text.strip()

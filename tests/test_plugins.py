@@ -87,6 +87,10 @@ def test_plugins_command_lists_builtin_adapters_the_ocr_plugin_and_judges():
     assert args["qwen3vl"].split()[1:3] == ["pretrained", "(required),"] and "max_frames" in args["qwen3vl"]
     assert "pretrained=Qwen/Qwen3-VL-2B-Instruct" in args["qwen3vl"]
     assert "min_side" in args["ocr_baseline"] and "required" not in args["ocr_baseline"]
+    # And the environment variables each judge reads, as its backend declares them.
+    env = {line.split()[0]: line for line in proc.stdout.split("Each judge's settings", 1)[1].splitlines()[3:] if line}
+    assert "GEMINI_API_KEY" in env["gemini"] and "GOOGLE_GEMINI_BASE_URL" in env["gemini"]
+    assert "OPENAI_BASE_URL" in env["openai"] and env["heuristic"].split()[1:] == ["(none", "declared)"]
 
 
 def test_lmms_eval_without_pretrained_says_what_to_pass_before_loading_anything(sample_env, lmms_eval):

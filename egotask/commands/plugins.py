@@ -29,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
              or "(not declared)", p.item.example or "-"] for p in adapters]
     print("\nEach model adapter's --model_args (`lmms_eval --model NAME --model_args k=v,k=v`):\n")
     print(fitted(args, ["model", "--model_args", "example"]))
+    judges = [[p.item.name, ", ".join(p.item.env_vars) or "(none declared)"] for p in provided_judges()]
+    print("\nEach judge's settings (environment variables; docs/reference/settings.md explains each):\n")
+    print(fitted(judges, ["judge", "environment variables"]))
     return 0
 
 

@@ -27,7 +27,6 @@ from egotask.sqlite_store import open_store
 
 CACHE_DIR_VAR = "EGOTASK_CACHE_DIR"
 CACHE_MODE_VAR = "EGOTASK_JUDGE_CACHE"
-CACHE_MODES = ("on", "off", "refresh")
 FILENAME = "judge_cache.sqlite3"
 
 _SCHEMA = """

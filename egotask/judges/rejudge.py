@@ -72,15 +72,6 @@ def find_samples(paths: Iterable[str | Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def load_samples_file(path: Path) -> SamplesFile:
-    """One lmms-eval samples file (one task), or a records file whose records are all of one task."""
-    files = load_inputs(path)
-    if len(files) != 1:
-        raise ValueError(f"{path}: records of {len(files)} tasks ({', '.join(f.task for f in files)}); "
-                         "read it with load_inputs")
-    return files[0]
-
-
 def load_inputs(path: Path) -> list[SamplesFile]:
     """The predictions of one input file, one :class:`SamplesFile` per task: an lmms-eval samples file
     holds one task; a records file (``egotask import-legacy`` writes one per predecessor file, indoor
