@@ -65,7 +65,7 @@ def build_judge(concurrency: int, cache_dir: Path):
     settings = JudgeSettings(model=MODEL, concurrency=concurrency, rpm=None, timeout=60.0, max_attempts=6,
                              backoff=1.0)
     cache = VerdictCache(cache_dir / "judge_cache.sqlite3", mode="on")
-    return GeminiJudge(settings, cache=cache)
+    return GeminiJudge(judge_settings=settings, cache=cache)
 
 
 def timed_run(name: str, items, concurrency: int, latency: float, cache_dir: Path) -> Run:

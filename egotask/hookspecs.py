@@ -18,6 +18,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from egotask.judges.base import Judge
+    from egotask.settings import Settings
 
 hookspec = pluggy.HookspecMarker("egotask")
 hookimpl = pluggy.HookimplMarker("egotask")
@@ -56,10 +57,11 @@ class ModelAdapter:
 
 @dataclass(frozen=True)
 class JudgeBackend:
-    """A judge: ``factory()`` builds the :class:`~egotask.judges.base.Judge` (called once per process)."""
+    """A judge: ``factory(settings)`` builds the :class:`~egotask.judges.base.Judge` from egotask's
+    settings (a Judge subclass is such a factory)."""
 
     name: str
-    factory: Callable[[], Judge]
+    factory: Callable[[Settings], Judge]
     description: str
     llm: bool = True  # False for rule-based judges, which reports label as such
     env_vars: tuple[str, ...] = field(default=())  # variables that configure it, for --help and errors

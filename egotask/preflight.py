@@ -52,7 +52,7 @@ def check_caches(judge: Judge | None) -> None:
     settings = get_settings()
     if settings.answer_cache != "off":
         check_writable(settings.cache_dir, f"the cache folder ({CACHE_DIR_VAR}; or set EGOTASK_ANSWER_CACHE=off)")
-    cache = getattr(judge, "cache", None)
+    cache = judge.cache if judge is not None else None
     try:
         # A damaged page would otherwise stop the run hours in, at the first read or write that meets it.
         if settings.answer_cache != "off":

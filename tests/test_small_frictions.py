@@ -7,8 +7,8 @@ from pathlib import Path
 
 from egotask.cli import main
 from egotask.commands.finetune import adapter_of
-from egotask.commands.judge import judging_line
 from egotask.judges.prices import estimate_cost
+from egotask.reports.judging import judging_line
 
 REPO = Path(__file__).resolve().parents[1]
 

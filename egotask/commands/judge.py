@@ -7,16 +7,20 @@ import argparse
 import contextlib
 import gc
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from tabulate import tabulate
-
-from egotask.judges import DEFAULT_JUDGE, JUDGE_VAR, JudgeNotReady, build_judge
-from egotask.judges.agreement import agreement
+from egotask.judges import DEFAULT_JUDGE, JUDGE_VAR, Judge, JudgeNotReady, build_judge
 from egotask.judges.cache import CACHE_DIR_VAR, CACHE_MODE_VAR
 from egotask.judges.llm import MODEL_VAR
 from egotask.protocols import ProtocolError, failures_counted_as_wrong
-from egotask.settings import SettingsError, configure, get_settings
+from egotask.settings import Settings, SettingsError, configure, get_settings
+
+if TYPE_CHECKING:  # imported when the command runs, not when `egotask --help` builds its parser
+    from egotask.judges.batch import BatchJudge
+    from egotask.judges.rejudge import SamplesFile
+    from egotask.records import SampleRecord
+    from egotask.reports.judging import Written
 
 COUNT_FAILED_VAR = "EGOTASK_COUNT_FAILED_AS_WRONG"
 EXIT_ITEMS_FAILED = 3  # the same status as lmms_eval's: written, but some items failed
@@ -106,37 +110,56 @@ def apply_options(args: argparse.Namespace):
     return configure(**{k: v for k, v in overrides.items() if v is not None})
 
 
+class _Stop(Exception):
+    """Ends the command with an exit status, and a message for stderr."""
+
+    def __init__(self, status: int, message: str = "") -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass
+class JudgePlan:
+    """What the command will judge, checked before anything is paid for."""
+
+    settings: Settings
+    files: list[SamplesFile]  # one per (input file, task)
+    records: list[SampleRecord]  # every file's records, in order
+    judge: Judge
+    batcher: BatchJudge | None  # with --batch
+
+
 def run(args: argparse.Namespace) -> int:
     if args.paths[0] == "agreement":  # `egotask judge agreement RUN --human LABELS...`: no judge is called
         from egotask.judges.human import run_command
 
         return run_command(args.paths[1:], args.human)
-    if args.human:
-        print("egotask judge: --human goes with `egotask judge agreement RUN --human LABELS.jsonl...`",
-              file=sys.stderr)
-        return 2
-    with contextlib.ExitStack() as held:  # the runs' locks, held until their files are written
-        return _run(args, held)
+    try:
+        if args.human:
+            raise _Stop(2, "--human goes with `egotask judge agreement RUN --human LABELS.jsonl...`")
+        if (args.wait or args.resend_failed) and not args.batch:
+            raise _Stop(2, "--wait and --resend-failed go with --batch")
+        with contextlib.ExitStack() as held:  # the runs' locks, held until their files are written
+            plan = plan_judging(args, held)
+            _announce(plan)
+            # What is loaded by now (the plugins import torch: some 400,000 objects) stays: a full garbage
+            # collection over it mid-run holds the GIL for about half a second, stalling every request thread.
+            gc.freeze()
+            judging = judge_plan(plan, args)
+            written = write_results(plan, judging)
+        return report(plan, written, judging, args)
+    except _Stop as stop:
+        if stop.message:
+            print(f"egotask judge: {stop.message}", file=sys.stderr)
+        return stop.status
 
 
-def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
-    from egotask.judges.batch import BatchError, BatchJudge, KnownVerdicts
-    from egotask.judges.rejudge import (
-        completes_in_place,
-        find_samples,
-        group_by_run,
-        items_to_judge,
-        load_inputs,
-        lock_runs,
-        rejudge_records,
-        write_in_place,
-        write_outputs,
-    )
+def plan_judging(args: argparse.Namespace, held: contextlib.ExitStack) -> JudgePlan:
+    """Read and lock the inputs, build the judge and check it, the outputs and the cache (exit 2 on a problem)."""
+    from egotask.judges.batch import BatchError, BatchJudge
+    from egotask.judges.rejudge import find_samples, items_to_judge, load_inputs, lock_runs
     from egotask.preflight import PreflightError, check_caches, check_outputs
 
-    if (args.wait or args.resend_failed) and not args.batch:
-        print("egotask judge: --wait and --resend-failed go with --batch", file=sys.stderr)
-        return 2
     try:
         settings = apply_options(args)
         found = find_samples(args.paths)
@@ -148,122 +171,123 @@ def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         records = [r for sf in files for r in sf.records]
         if args.protocol is None:
             settings = _deferred_protocol(records) or settings
-        judge = build_judge()
+        judge = build_judge(settings=settings)
         judge.check_ready()
         check_outputs([sf.path.parent for sf in files], "the folder of the input file (outputs go beside it)")
         check_caches(judge)
-        cached = getattr(judge, "cached", None)
         # A cache-only rerun needs no network, and a batch job's submission is itself the first request.
-        if not args.batch and (cached is None or not all(cached(item) for item in items_to_judge(records, judge))):
+        if not args.batch and not all(judge.cached(item) for item in items_to_judge(records, judge)):
             judge.check_endpoint()
         batcher = BatchJudge(judge, inline_limit=args.batch_inline_limit, poll_interval=args.poll_interval) \
             if args.batch else None
     except JudgeNotReady as exc:
-        print(f"egotask judge: {exc.explain('--judge')}", file=sys.stderr)
-        return 2
+        raise _Stop(2, exc.explain("--judge")) from exc
     except (PreflightError, SettingsError, ProtocolError, ValueError, OSError, BatchError) as exc:
-        print(f"egotask judge: {exc}", file=sys.stderr)
-        return 2
-    pending = sum(r.pending for r in records)
-    n_files = len({sf.path for sf in files})
-    print(f"egotask judge: {len(records)} predictions from {n_files} file(s)"
-          + (f", {pending} verdicts pending" if pending else "")
-          + f", judge {judge.name} ({judge.model}, prompt {judge.prompt_version})" + (", batch" if batcher else ""),
-          file=sys.stderr)
-    _note_other_judge(records, judge)
-    # What is loaded by now (the plugins import torch: some 400,000 objects) stays: a full garbage
-    # collection over it mid-run holds the GIL for about half a second, stalling every request thread.
-    gc.freeze()
-    source: Any = judge
-    resent = 0
-    outcome = None
-    if batcher is not None:
-        try:
-            outcome = batcher.run(items_to_judge(records, judge), wait=args.wait)
-        except (BatchError, JudgeNotReady, OSError) as exc:
-            print(f"egotask judge: {exc}", file=sys.stderr)
-            return 1
-        if not outcome.done:
-            for job in outcome.waiting:
-                print(f"batch job {job.name}: {job.state} ({len(job.items)} items, sent {job.created})")
-            print("The verdicts are not all in yet. Run the same command again to collect them (it polls the "
-                  "same job, never submits again), or add --wait to poll until they are.")
-            return 0
-        verdicts = dict(outcome.verdicts)
-        failed = outcome.failed
-        if failed and args.resend_failed:
-            items = {judge.item_key(i): i for i in items_to_judge(records, judge) if judge.item_key(i) in failed}
-            keys = list(items)
-            print(f"egotask judge: sending the {len(keys)} item(s) the batch failed on synchronously", file=sys.stderr)
-            for key, verdict in zip(keys, judge.judge_many([items[k] for k in keys]), strict=True):
-                verdicts[key] = verdict
-            resent = len(keys)
-        source = KnownVerdicts(judge, verdicts)
-    try:
-        judged = rejudge_records(records, source)
-    except OSError as exc:  # the verdict cache cannot be read or written (named): stop, paying for nothing more
-        print(f"egotask judge: {exc}", file=sys.stderr)
-        return 1
-    start = 0
-    for sf in files:
-        sf.new_records, start = judged[start:start + len(sf.records)], start + len(sf.records)
+        raise _Stop(2, str(exc)) from exc
+    return JudgePlan(settings, files, records, judge, batcher)
 
-    judging = judging_record(judge, outcome, resent)
-    rows, failed, no_answer, written = [], 0, 0, []
-    for group in group_by_run(files):
+
+def _announce(plan: JudgePlan) -> None:
+    pending = sum(r.pending for r in plan.records)
+    judge = plan.judge
+    print(f"egotask judge: {len(plan.records)} predictions from {len({sf.path for sf in plan.files})} file(s)"
+          + (f", {pending} verdicts pending" if pending else "")
+          + f", judge {judge.name} ({judge.model}, prompt {judge.prompt_version})"
+          + (", batch" if plan.batcher else ""), file=sys.stderr)
+    _note_other_judge(plan.records, judge)
+
+
+def judge_plan(plan: JudgePlan, args: argparse.Namespace) -> dict[str, Any]:
+    """Judge every record (synchronously, or from a batch), set each file's ``new_records``, and return
+    how the verdicts were got (:func:`judging_record`)."""
+    from egotask.judges.rejudge import rejudge_records
+
+    source: Judge = plan.judge
+    outcome, resent = None, 0
+    if plan.batcher is not None:
+        outcome, source, resent = _judge_batch(plan, args)
+    try:
+        judged = rejudge_records(plan.records, source)
+    except OSError as exc:  # the verdict cache cannot be read or written (named): stop, paying for nothing more
+        raise _Stop(1, str(exc)) from exc
+    start = 0
+    for sf in plan.files:
+        sf.new_records, start = judged[start:start + len(sf.records)], start + len(sf.records)
+    return judging_record(plan.judge, outcome, resent)
+
+
+def _judge_batch(plan: JudgePlan, args: argparse.Namespace) -> tuple[Any, Judge, int]:
+    """The batch's outcome, a judge answering from its verdicts, and how many items were resent
+    synchronously. A job still running ends the command (status 0) after saying how to collect it."""
+    from egotask.judges.batch import BatchError, KnownVerdicts
+    from egotask.judges.rejudge import items_to_judge
+
+    judge = plan.judge
+    assert plan.batcher is not None
+    try:
+        outcome = plan.batcher.run(items_to_judge(plan.records, judge), wait=args.wait)
+    except (BatchError, JudgeNotReady, OSError) as exc:
+        raise _Stop(1, str(exc)) from exc
+    if not outcome.done:
+        for job in outcome.waiting:
+            print(f"batch job {job.name}: {job.state} ({len(job.items)} items, sent {job.created})")
+        print("The verdicts are not all in yet. Run the same command again to collect them (it polls the "
+              "same job, never submits again), or add --wait to poll until they are.")
+        raise _Stop(0)
+    verdicts, resent = dict(outcome.verdicts), 0
+    if outcome.failed and args.resend_failed:
+        items = {key: i for i in items_to_judge(plan.records, judge) if (key := judge.item_key(i)) in outcome.failed}
+        print(f"egotask judge: sending the {len(items)} item(s) the batch failed on synchronously", file=sys.stderr)
+        verdicts.update(zip(items, judge.judge_many(list(items.values())), strict=True))
+        resent = len(items)
+    return outcome, KnownVerdicts(judge, verdicts), resent
+
+
+def write_results(plan: JudgePlan, judging: dict[str, Any]) -> list[Written]:
+    """Write each run's files: a deferred run in place, anything else as re-judged copies beside it."""
+    from egotask.judges.rejudge import completes_in_place, group_by_run, write_in_place, write_outputs
+    from egotask.reports.judging import Written
+
+    written = []
+    for group in group_by_run(plan.files):
         try:
-            if completes_in_place(group, judge):
-                out, data = write_in_place(group, judge, judging)
+            if completes_in_place(group, plan.judge):
+                out, data = write_in_place(group, plan.judge, judging)
                 print(f"egotask judge: judged the deferred run in place: {out}", file=sys.stderr)
-                agreements = {}
             else:
-                out, data = write_outputs(group, judge, failures_counted_as_wrong(settings), judging)
+                out, data = write_outputs(group, plan.judge, failures_counted_as_wrong(plan.settings), judging)
                 print(f"egotask judge: wrote {out}", file=sys.stderr)
-                agreements = data["egotask_rejudge"]["agreement"]
         except (OSError, ValueError) as exc:
-            print(f"egotask judge: {exc}", file=sys.stderr)
-            return 1
-        written.append(out)
-        for sf in group:
-            summary = data["results"][sf.task]["details,none"]
-            agree = agreements.get(sf.task)
-            failed += summary["n_failed"]
-            no_answer += summary.get("n_generation_failed", 0)
-            run = f"{data.get('model_name') or '?'} ({sf.prefix})"  # the run's model, and its date or file name
-            rows.append([run, sf.task, summary["n"], summary["n_judged"], summary["n_failed"],
-                         _pct(summary["accuracy"]), _num(summary["score"]),
-                         agree["saved_judge"]["judge"] if agree else "(pending)",
-                         agree["n_compared"] if agree else "-", _pct(agree["verdict_agreement"]) if agree else "-",
-                         *(_num(agree[k]) if agree else "-" for k in (
-                             "cohen_kappa", "score_weighted_kappa", "score_spearman"))])
-    if len(files) > 1:  # the same statistics over every input's items together
-        overall = agreement([r.verdict.to_dict() for sf in files for r in sf.records],
-                            [r.verdict.to_dict() for sf in files for r in sf.new_records])
-        n_judged = sum(r.judged and r.generation_error is None for sf in files for r in sf.new_records)
-        rows.append(["all inputs", "", len(records), n_judged, failed, "-", "-", "",
-                     overall["n_compared"], _pct(overall["verdict_agreement"]), _num(overall["cohen_kappa"]),
-                     _num(overall["score_weighted_kappa"]), _num(overall["score_spearman"])])
-    print(tabulate(rows, headers=["run", "task", "n", "judged", "failed", "acc %", "score", "saved judge",
-                                  "compared", "agree %", "kappa", "w-kappa (score)", "spearman (score)"],
-                   disable_numparse=True))
+            raise _Stop(1, str(exc)) from exc
+        written.append(Written(group, out, data))
+    return written
+
+
+def report(plan: JudgePlan, written: list[Written], judging: dict[str, Any], args: argparse.Namespace) -> int:
+    """The table and the judging line on stdout; the failures on stderr; the exit status."""
+    from egotask.reports.judging import judging_line, judging_table
+
+    print(judging_table(written, plan.files, plan.records))
     print(judging_line(judging))
+    failed = sum(w.summary(sf)["n_failed"] for w in written for sf in w.group)
+    no_answer = sum(w.summary(sf).get("n_generation_failed", 0) for w in written for sf in w.group)
     if failed:
-        _report_failures(judged, failed, args, batch=batcher is not None)
-    if failed or no_answer:
-        how = "counted as wrong" if failures_counted_as_wrong(settings) else "left out of accuracy and score"
-        print(f"egotask judge: exit status {EXIT_ITEMS_FAILED}: {failed} item(s) could not be judged and "
-              f"{no_answer} had no answer from the model; they are {how}. Everything else is written; they are "
-              f"listed under details, 'failed' and 'generation_failed', in {', '.join(map(str, written))}.",
-              file=sys.stderr)
-        return EXIT_ITEMS_FAILED
-    return 0
+        _report_failures([r for sf in plan.files for r in sf.new_records], failed, batch=plan.batcher is not None)
+    if not (failed or no_answer):
+        return 0
+    how = "counted as wrong" if failures_counted_as_wrong(plan.settings) else "left out of accuracy and score"
+    print(f"egotask judge: exit status {EXIT_ITEMS_FAILED}: {failed} item(s) could not be judged and "
+          f"{no_answer} had no answer from the model; they are {how}. Everything else is written; they are "
+          f"listed under details, 'failed' and 'generation_failed', in {', '.join(str(w.out) for w in written)}.",
+          file=sys.stderr)
+    return EXIT_ITEMS_FAILED
 
 
 def judging_record(judge: Any, outcome: Any, resent: int) -> dict[str, Any]:
     """How this command got its verdicts, for the results files."""
     from egotask.judges.prices import estimate_cost
 
-    stats = getattr(judge, "stats", None) or {}
+    stats = judge.stats
     if outcome is None:
         tokens_in, tokens_out = stats.get("tokens_in", 0), stats.get("tokens_out", 0)
         return {"mode": "synchronous", "requests": stats.get("requests", 0), "retries": stats.get("retries", 0),
@@ -284,22 +308,12 @@ def judging_record(judge: Any, outcome: Any, resent: int) -> dict[str, Any]:
             "tokens_in": batch_in + sync_in, "tokens_out": batch_out + sync_out, "estimated_cost": cost}
 
 
-def judging_line(judging: dict[str, Any]) -> str:
-    cost = judging.get("estimated_cost") or {}
-    usd = cost.get("usd")
-    shown = f"${usd:.4f}" if usd is not None else "unknown"
-    jobs = "".join(f", job {j['name']} ({j['mode']}, {j['items']} items)" for j in judging.get("batch_jobs", []))
-    return (f"{judging['mode']}: requests: {judging['requests']}, cached verdicts reused: {judging['cache_hits']}"
-            + (f", retries: {judging['retries']}" if "retries" in judging else "") + jobs
-            + f", tokens in/out: {judging['tokens_in']}/{judging['tokens_out']}, estimated cost: {shown}")
-
-
-def _report_failures(records: list, total: int, args: argparse.Namespace, batch: bool) -> None:
+def _report_failures(records: list, total: int, batch: bool) -> None:
     failed = [f"{r.video_id}/{r.question_id}: {r.verdict.error or ''}" for r in records
               if r.generation_error is None and r.verdict.failed]
     shown = "\n  ".join(failed[:SHOWN_FAILURES]) + (f"\n  ... and {len(failed) - SHOWN_FAILURES} more"
                                                      if len(failed) > SHOWN_FAILURES else "")
-    how = "counted as wrong" if failures_counted_as_wrong() else "left out of accuracy and score"
+    how = "counted as wrong" if failures_counted_as_wrong(get_settings()) else "left out of accuracy and score"
     again = ("Send them synchronously with the same command without --batch (or with --resend-failed): "
              "cached verdicts are reused, only these are asked." if batch else
              "Run the same command again to retry only those.")
@@ -326,11 +340,3 @@ def _note_other_judge(records: list, judge: Any) -> None:
     for other in sorted(asked - {mine}):
         print(f"egotask judge: note: the run deferred its verdicts to {other[0]} ({other[1]}, prompt {other[2]}); "
               f"they are given by {mine[0]} ({mine[1]}, prompt {mine[2]})", file=sys.stderr)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"

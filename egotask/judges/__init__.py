@@ -30,8 +30,9 @@ def selected_judge_name() -> str:
     return get_settings().judge or active_protocol().judge.backend or DEFAULT_JUDGE
 
 
-def build_judge(name: str | None = None) -> Judge:
-    """A new judge of that name (default: the ``judge`` setting), configured from the settings."""
+def build_judge(name: str | None = None, settings: Settings | None = None) -> Judge:
+    """A new judge of that name (default: the ``judge`` setting), built from ``settings`` (default: the
+    process's)."""
     from egotask.plugins import judge_backends
 
     name = name or selected_judge_name()
@@ -39,7 +40,7 @@ def build_judge(name: str | None = None) -> Judge:
     if name not in backends:
         raise JudgeNotReady(f"unknown judge {name!r} (from {JUDGE_VAR} or --judge); "
                             f"available: {', '.join(sorted(backends)) or 'none'}")
-    return backends[name].factory()
+    return backends[name].factory(settings or get_settings())
 
 
 def get_judge(name: str | None = None) -> Judge:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from egotask.records import Verdict
+
+if TYPE_CHECKING:
+    from egotask.judges.cache import VerdictCache
+    from egotask.protocols.spec import JudgeSpec
+    from egotask.settings import Settings
 
 OFFLINE_JUDGE = "heuristic"
 
@@ -40,12 +49,24 @@ class JudgeItem:
 
 
 class Judge(abc.ABC):
-    """A judge backend. Implementations must return one verdict per item and never raise for one
-    bad item: an item that cannot be judged gets ``Verdict.failure(...)``."""
+    """A judge backend: what every caller (lmms-eval's tasks, ``egotask judge``, the batch path, the
+    preflight) may use. Implementations must return one verdict per item and never raise for one bad
+    item: an item that cannot be judged gets ``Verdict.failure(...)``.
+
+    A backend's factory (:class:`egotask.hookspecs.JudgeBackend`) is called with egotask's settings;
+    rule-based judges ignore them."""
 
     name: str  # backend name, recorded with every verdict
     model: str  # the judging model, or the rule set for rule-based judges
     prompt_version: str
+    spec: JudgeSpec | None = None  # the protocol's judge part (prompt, shortcuts); LLM judges carry one
+    cache: VerdictCache | None = None  # where verdicts are kept between runs; rule-based judges have none
+    # What judging cost so far: requests, retries, cache_hits, judged, failed, tokens_in, tokens_out.
+    # Rule-based judges cost nothing and leave it empty.
+    stats: Mapping[str, int] = MappingProxyType({})
+
+    def __init__(self, settings: Settings | None = None) -> None:  # noqa: B027 - rule-based judges need nothing
+        """Build the judge from egotask's settings (``None``: the process's)."""
 
     def check_ready(self) -> None:  # noqa: B027 - optional hook: most judges are always ready
         """Raise :class:`JudgeNotReady` with a helpful message when the judge cannot run."""
@@ -60,6 +81,15 @@ class Judge(abc.ABC):
 
     def judge(self, item: JudgeItem) -> Verdict:
         return self.judge_many([item])[0]
+
+    def cached(self, item: JudgeItem) -> bool:
+        """Whether the item's verdict would come from a cache, with no request (never, without one)."""
+        return False
+
+    def item_key(self, item: JudgeItem) -> str:
+        """A key naming the item's verdict under this judge: the cache's key, and an item's key in a batch."""
+        fields = [self.name, self.model, self.prompt_version, item.question, item.answer, item.prediction]
+        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
     def describe(self) -> dict[str, str]:
         return {"judge": self.name, "judge_model": self.model, "prompt_version": self.prompt_version}

@@ -369,7 +369,7 @@ class KnownVerdicts(Judge):
 
     def __init__(self, judge: Judge, verdicts: Mapping[str, Verdict]):
         self.name, self.model, self.prompt_version = judge.name, judge.model, judge.prompt_version
-        self.spec = getattr(judge, "spec", None)  # the same protocol: its shortcuts settle the same items
+        self.spec = judge.spec  # the same protocol: its shortcuts settle the same items
         self._judge, self._verdicts = judge, verdicts
 
     def describe(self) -> dict[str, str]:

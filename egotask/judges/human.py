@@ -193,33 +193,10 @@ def judge_agreement(records: Sequence[SampleRecord], labels: Sequence[HumanLabel
 
 # --------------------------------------------------------------------------- the command
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _ci(interval: tuple[float, float] | None) -> str:
-    return "-" if interval is None else f"[{interval[0]:.3f}, {interval[1]:.3f}]"
-
-
-def table(rows: list[Agreement], first: str, second: str, a: str, b: str, left_out: bool = True) -> str:
-    """One row per pair of raters; the confusion table's cells are columns (``a``, ``b``: their initials)."""
-    from tabulate import tabulate
-
-    body = [[r.first, r.second, r.n, r.n_videos, _pct(r.agreement), _num(r.kappa), _ci(r.kappa_ci),
-             _pct(r.first_yes_rate), _pct(r.second_yes_rate), *(r.confusion.get(c, 0) for c in CELLS),
-             _num(r.score_weighted_kappa), *([r.n_left_out] if left_out else [])] for r in rows]
-    headers = [first, second, "n", "videos", "agree %", "kappa", "95% CI", f"{a} yes %", f"{b} yes %",
-               f"{a}yes {b}yes", f"{a}yes {b}no", f"{a}no {b}yes", f"{a}no {b}no", "w-kappa (score)"]
-    return tabulate(body, headers=headers + (["not judged"] if left_out else []), disable_numparse=True)
-
-
 def run_command(run_paths: Sequence[str], label_paths: Sequence[str] | None) -> int:
     """`egotask judge agreement RUN... --human LABELS.jsonl...`; exit 0, or 2 on bad input (named)."""
     from egotask.reports.collect import collect_runs
+    from egotask.reports.judging import agreement_table
 
     if not run_paths or not label_paths:
         print("egotask judge agreement: give the run and its labels: egotask judge agreement RUN --human "
@@ -244,10 +221,10 @@ def run_command(run_paths: Sequence[str], label_paths: Sequence[str] | None) -> 
     print("Judges (J) against people (H), on the items both judged. kappa: Cohen's, on right/wrong; 95% CI: "
           f"percentile cluster bootstrap over videos, {DEFAULT_RESAMPLES} resamples, seed {DEFAULT_SEED}; "
           "w-kappa: quadratic-weighted, on the 0-5 scores.")
-    print(table(judges, "judge", "human", "J", "H"))
+    print(agreement_table(judges, "judge", "human", "J", "H"))
     if people:
         print("\nPeople against each other (on the items both labelled):")
-        print(table(people, "labeller A", "labeller B", "A", "B", left_out=False))
+        print(agreement_table(people, "labeller A", "labeller B", "A", "B", left_out=False))
     else:
         print("\nNo two people labelled the same items: no inter-annotator kappa (label the same sample, same "
               "seed and size, under a second name to get one).")

@@ -39,12 +39,13 @@ from typing import Any
 from tqdm import tqdm
 
 from egotask.judges.base import Judge, JudgeItem, JudgeNotReady
+from egotask.judges.cache import FILENAME as CACHE_FILENAME
 from egotask.judges.cache import CacheStoreError, VerdictCache, cache_key
 from egotask.judges.deadline import request_deadline
 from egotask.judges.parse import UnreadableReply, parse_reply
 from egotask.judges.secrets import redact
 from egotask.judges.throttle import RateLimiter, backoff_delay
-from egotask.protocols import JudgeSpec, active_protocol
+from egotask.protocols import JudgeSpec, load_protocol
 from egotask.records import Verdict
 from egotask.settings import Settings, get_settings
 
@@ -123,15 +124,17 @@ class LLMJudge(Judge):
     default_model: str
     settings_hint: str = MODEL_VAR  # the variables that choose the endpoint, key and model
 
-    def __init__(self, settings: JudgeSettings | None = None, cache: VerdictCache | None = None,
-                 spec: JudgeSpec | None = None):
+    def __init__(self, settings: Settings | None = None, *, judge_settings: JudgeSettings | None = None,
+                 cache: VerdictCache | None = None, spec: JudgeSpec | None = None):
+        s = settings or get_settings()
         # The protocol's judge prompt; its model too, when the protocol names this backend.
-        self.spec = spec or active_protocol().judge
+        self.spec = spec or load_protocol(s.protocol).judge
         self.prompt_version = self.spec.prompt_version
         default_model = (self.spec.backend == self.name and self.spec.model) or self.default_model
-        self.settings = settings or JudgeSettings.from_settings(default_model)
+        self.settings = judge_settings or JudgeSettings.from_settings(default_model, s)
         self.model = self.settings.model
-        self.cache = cache if cache is not None else VerdictCache()  # an empty cache is falsy (len 0)
+        # An empty cache is falsy (len 0): hence `is not None`.
+        self.cache = cache if cache is not None else VerdictCache(s.cache_dir / CACHE_FILENAME, s.judge_cache)
         # requests, retries, cache_hits, judged, failed, tokens_in, tokens_out
         self.stats: Counter[str] = Counter()
         self._slots = threading.BoundedSemaphore(self.settings.concurrency)

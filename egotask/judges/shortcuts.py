@@ -30,7 +30,7 @@ def shortcut_rule(item: JudgeItem) -> tuple[str, str] | None:
 
 
 def uses_shortcuts(judge: Judge) -> bool:
-    spec = getattr(judge, "spec", None)  # LLM judges carry their protocol's judge spec
+    spec = judge.spec  # LLM judges carry their protocol's judge spec
     return bool(spec is not None and spec.shortcuts)
 
 
