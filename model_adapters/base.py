@@ -225,8 +225,8 @@ class GenerationFailure(Exception):
     other items go on."""
 
     replied = False  # a served endpoint's own reply said so (a refusal, a filter): the endpoint is up
-    started: float | None = None  # when the item's (last) request went in, Unix time, where it got that far
-    latency_s: float | None = None  # how long its request(s) took until they failed
+    started: float | None = None  # Unix time its first request (or its batch) went in, where it got that far
+    latency_s: float | None = None  # from then until it failed (retries included)
 
 
 NO_FRAMES = "no frame in the visible interval"

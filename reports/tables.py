@@ -251,7 +251,8 @@ def describe_frames(info: dict[str, Any] | None) -> str:
     return text + (f" ({', '.join(notes)})" if notes else "")
 
 
-GENERATION_NOT_MEASURED = "not measured (the run predates egotask's token and timing records)"
+GENERATION_NOT_MEASURED = ("not measured (no record of the run carries tokens or timings: made before egotask "
+                           "recorded them, or by a model that is not an egotask adapter)")
 
 
 def generation_info(run: Run) -> dict[str, Any] | None:
