@@ -112,8 +112,9 @@ class FakeVLMServer(LocalServer):
                                                     "type": "fake", "status": GEMINI_STATUS.get(code, "UNKNOWN")}},
                                    {"Retry-After": server.retry_after})
                         return
-                    text = server.reply_text.replace("{n}", str(len(encoded_images(body))))
-                    tokens = usage(body, text)
+                    n_images = len(encoded_images(body))
+                    text = server.reply_text.replace("{n}", str(n_images))
+                    tokens = usage(body, text, n_images)
                     if gemini:
                         self._send(200, gemini_reply(text, self.path.rsplit("/", 1)[-1].split(":", 1)[0], tokens))
                     else:
@@ -182,10 +183,12 @@ def texts(body: dict[str, Any]) -> list[str]:
     return out
 
 
-def usage(body: dict[str, Any], reply: str) -> tuple[int, int]:
+def usage(body: dict[str, Any], reply: str, n_images: int | None = None) -> tuple[int, int]:
     """The (prompt, completion) tokens the fake reports for a request and its reply: a token per word of
-    the request's text parts and IMAGE_TOKENS per image; a token per word of the reply."""
-    prompt = sum(len(t.split()) for t in texts(body)) + IMAGE_TOKENS * len(encoded_images(body))
+    the request's text parts and IMAGE_TOKENS per image (``n_images``, when already counted); a token per
+    word of the reply."""
+    n_images = len(encoded_images(body)) if n_images is None else n_images
+    prompt = sum(len(t.split()) for t in texts(body)) + IMAGE_TOKENS * n_images
     return prompt, len(reply.split())
 
 
