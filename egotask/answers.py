@@ -1,6 +1,6 @@
 """What a model answered, kept as it is made: the answer cache (resume without regenerating) and the
-per-item outcome (frames actually seen, frame settings, generation failures) that the task's
-``process_results`` writes into each record.
+per-item outcome (frames actually seen, frame settings, generation failures, tokens and timings) that
+the task's ``process_results`` writes into each record.
 
 The cache is a SQLite file beside the verdict cache (``EGOTASK_CACHE_DIR/answers.sqlite3``). An answer
 is keyed by everything that decides it: the model's identity (adapter, checkpoint, backend), the
@@ -17,6 +17,7 @@ key, and the task takes it back.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from egotask.records import Generation
 from egotask.settings import get_settings
 from egotask.sqlite_store import open_store
 
@@ -49,15 +51,24 @@ class Outcome:
     frames: dict[str, Any] | None = None  # frame settings, and how many frames were shown
     model: str | None = None
     error: str | None = None  # a generation failure: the model produced no answer
+    generation: Generation | None = None  # tokens and timings (None: not measured)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> Outcome:
+        """An outcome as the cache kept it (answers cached before timings were measured have none)."""
         data = json.loads(text)
         data["seen"] = tuple(data["seen"]) if data.get("seen") else None
-        return cls(**data)
+        generation = data.get("generation")
+        data["generation"] = None if generation is None else Generation.from_dict(generation, "the answer cache")
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def from_cache(self) -> Outcome:
+        """This outcome reused by a later run: its tokens and timings are the run's that made it, so it is
+        marked cached (and left out of the reusing run's throughput and latency)."""
+        return dataclasses.replace(self, generation=dataclasses.replace(self.generation or Generation(), cached=True))
 
 
 def item_key(doc: dict[str, Any]) -> tuple[str, str, str]:

@@ -27,6 +27,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future
 from typing import Any, BinaryIO
@@ -34,6 +35,7 @@ from typing import Any, BinaryIO
 from egotask.frames import SampledFrames, sample_visual
 
 Encoded = list[tuple[SampledFrames, list[bytes]]]  # per visual: its frames' times (no pixels), its JPEGs
+Timed = tuple[Encoded, float]  # and the seconds it took to decode and encode them
 READY = "ready"
 
 
@@ -59,6 +61,13 @@ def sample_encoded(visuals: list[str], frames: dict[str, Any], quality: int) -> 
         jpegs = [encode_jpeg(frame, quality) for frame in sampled.frames]
         out.append((dataclasses.replace(sampled, frames=sampled.frames[:0]), jpegs))
     return out
+
+
+def sample_encoded_timed(visuals: list[str], frames: dict[str, Any], quality: int) -> Timed:
+    """:func:`sample_encoded`, with the seconds it took (where it ran: a worker's queue is not counted)."""
+    began = time.perf_counter()
+    encoded = sample_encoded(visuals, frames, quality)
+    return encoded, time.perf_counter() - began
 
 
 def default_workers() -> int:
@@ -192,8 +201,8 @@ class FrameWorkers:
             worker.ready.result()
 
     def submit(self, visuals: list[str], frames: dict[str, Any], quality: int) -> Future:
-        """A future of :func:`sample_encoded`'s result, or of its error (``FrameWorkerCrashed`` if the
-        worker died on it)."""
+        """A future of :func:`sample_encoded_timed`'s result (the encoded frames and the seconds the worker
+        took), or of its error (``FrameWorkerCrashed`` if the worker died on it)."""
         self.start()
         future: Future = Future()
         self._jobs.put((future, (list(visuals), dict(frames), quality)))
@@ -245,7 +254,7 @@ def serve(jobs: BinaryIO, answers: BinaryIO) -> None:
         except EOFError:
             return
         try:
-            reply = pickle.dumps((True, sample_encoded(*args)))
+            reply = pickle.dumps((True, sample_encoded_timed(*args)))
         except Exception as exc:  # noqa: BLE001 - every error goes back to its item
             try:
                 reply = pickle.dumps((False, exc))

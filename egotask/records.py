@@ -12,7 +12,10 @@ reads every version written so far:
 - version 3: ``protocol`` names the protocol the question was asked under (its name, the prompt family
   and the inference prompt's sha256; see :mod:`egotask.protocols`), ``response`` keeps the model's whole
   reply when the protocol's answer extraction took a part of it, and the verdict names the protocol and
-  judge-prompt sha256 it was judged under. Older records read with these unset ("not recorded").
+  judge-prompt sha256 it was judged under. Older records read with these unset ("not recorded");
+- version 4: ``generation`` says what answering cost on the model's side (:class:`Generation`: prompt and
+  completion tokens where the backend reports them, the generation latency, the frames' decode time,
+  and whether the answer came from the answer cache). Older records read with it unset ("not measured").
 
 ``verdict.pred`` is ``"yes"``, ``"no"`` or ``None``; ``None`` means the item could not be judged and
 it is counted in ``n_failed``, never as a wrong answer. A ``generation_error`` means the model gave no
@@ -39,7 +42,7 @@ from typing import Any, Literal
 from egotask.atomic import write_text
 
 Pred = Literal["yes", "no"]
-RECORD_VERSION = 3
+RECORD_VERSION = 4
 SETTINGS = ("indoor", "outdoor", "egotempo")  # which benchmark setting a question belongs to
 BENCHMARK_OF_SETTING = {"indoor": "egotextvqa_indoor", "outdoor": "egotextvqa_outdoor",
                         "egotempo": "egotempo_openqa"}
@@ -127,6 +130,51 @@ class Verdict:
 NOT_JUDGED = {"judge": "none", "judge_model": "none", "prompt_version": "none"}
 
 
+def _measure(data: dict[str, Any], name: str, where: str, kind: type) -> Any:
+    """A non-negative finite number of ``data`` (None stays None: not reported)."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise RecordError(f"{where}: field generation.{name} must be a non-negative number or null, got {value!r}")
+    if kind is int and value != int(value):
+        raise RecordError(f"{where}: field generation.{name} must be a whole number, got {value!r}")
+    return kind(value)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What answering one item cost on the model's side (record version 4). None: the backend did not
+    report it (or, for timings, the item was not generated in this run)."""
+
+    prompt_tokens: int | None = None  # as the backend counted them (frames' tokens included)
+    completion_tokens: int | None = None  # generated tokens, the end-of-turn token included where generated
+    latency_s: float | None = None  # from the item's request (or batch) going in to its reply coming back
+    decode_s: float | None = None  # decoding (served: and JPEG-encoding) its frames; a shared decode apportioned
+    started: float | None = None  # Unix time its request (or batch) went in: spans a run for its throughput
+    cached: bool = False  # the answer came from the answer cache: its numbers are from the run that made it
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> Generation:
+        if not isinstance(data, dict):
+            raise RecordError(f"{where}: field generation must be an object, got {data!r}")
+        cached = data.get("cached", False)
+        if not isinstance(cached, bool):
+            raise RecordError(f"{where}: field generation.cached must be true or false, got {cached!r}")
+        return cls(prompt_tokens=_measure(data, "prompt_tokens", where, int),
+                   completion_tokens=_measure(data, "completion_tokens", where, int),
+                   latency_s=_measure(data, "latency_s", where, float),
+                   decode_s=_measure(data, "decode_s", where, float),
+                   started=_measure(data, "started", where, float), cached=cached)
+
+    @property
+    def finished(self) -> float | None:
+        return None if self.started is None or self.latency_s is None else self.started + self.latency_s
+
+
 @dataclass(frozen=True)
 class SampleRecord:
     """One question, what the model answered and how it was judged."""
@@ -152,6 +200,7 @@ class SampleRecord:
     missing_videos_skipped: int = 0  # questions of the run left out for a missing video file
     protocol: dict[str, Any] | None = None  # name, prompt_family, inference_sha256 (None: not recorded)
     response: str | None = None  # the whole reply, when the protocol's answer extraction took part of it
+    generation: Generation | None = None  # tokens, latency, decode time (None: not measured, before version 4)
     version: int = RECORD_VERSION
 
     def __post_init__(self) -> None:
@@ -182,6 +231,7 @@ class SampleRecord:
         out["verdict"] = self.verdict.to_dict()
         out["visible"] = list(self.visible)
         out["seen"] = None if self.seen is None else list(self.seen)
+        out["generation"] = None if self.generation is None else self.generation.to_dict()
         return out
 
 
@@ -220,7 +270,7 @@ def read_record(data: Any, where: str, task: str | None = None) -> SampleRecord:
     if not isinstance(data, dict):
         raise RecordError(f"{where}: expected a JSON object, got {type(data).__name__}")
     version = data.get("version", 1)
-    if version not in (1, 2, RECORD_VERSION):
+    if version not in (1, 2, 3, RECORD_VERSION):
         raise RecordError(f"{where}: record version {version!r} is newer than this egotask reads "
                           f"(up to {RECORD_VERSION}); upgrade egotask")
     for name in ("video_id", "question_id"):
@@ -243,6 +293,7 @@ def read_record(data: Any, where: str, task: str | None = None) -> SampleRecord:
             raise RecordError(f"{where}: missing field(s) {', '.join(missing)}")
         lmms_task, benchmark, setting = str(data["task"]), str(data["benchmark"]), str(data["setting"])
     timestamp = data.get("timestamp")
+    generation = None if data.get("generation") is None else Generation.from_dict(data["generation"], where)
     try:
         return SampleRecord(
             task=lmms_task, benchmark=benchmark, setting=setting,
@@ -261,6 +312,7 @@ def read_record(data: Any, where: str, task: str | None = None) -> SampleRecord:
             missing_videos_skipped=int(data.get("missing_videos_skipped") or 0),
             protocol=data.get("protocol") if isinstance(data.get("protocol"), dict) else None,
             response=data.get("response"),
+            generation=generation,
         )
     except (TypeError, ValueError) as exc:  # RecordError from __post_init__ included
         raise RecordError(f"{where}: {exc}") from None
@@ -307,5 +359,6 @@ def write_records(records: list[SampleRecord], path: Path) -> None:
 
 
 __all__ = ["ALTERNATIVES_SEPARATOR", "BENCHMARK_OF_SETTING", "NOT_JUDGED", "RECORDS_SUFFIX", "RECORD_VERSION",
-           "SETTINGS", "Pred", "RecordError", "SampleRecord", "Verdict", "answer_alternatives", "iter_records",
-           "iter_rows", "join_alternatives", "load_records", "read_record", "task_of_samples_file", "write_records"]
+           "SETTINGS", "Generation", "Pred", "RecordError", "SampleRecord", "Verdict", "answer_alternatives",
+           "iter_records", "iter_rows", "join_alternatives", "load_records", "read_record", "task_of_samples_file",
+           "write_records"]

@@ -19,9 +19,12 @@ any, accuracy and score are ``None``: a run is scored only once it is judged.
 from __future__ import annotations
 
 import json
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+import numpy as np
 
 from egotask.records import SampleRecord
 
@@ -122,6 +125,49 @@ def frames_summary(records: Sequence[SampleRecord]) -> dict[str, Any] | None:
     }
 
 
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def generation_summary(records: Sequence[SampleRecord]) -> dict[str, Any] | None:
+    """The model side of a run, from its records' ``generation`` (record version 4); None when no record
+    measured it (older runs: "not measured").
+
+    Only items generated in this run are timed: answers reused from the answer cache (``n_cached``) kept
+    the timings of the run that made them and are left out of throughput, latency and decode time.
+    ``items_per_s`` is the answers generated per second of the span from the first request (or batch)
+    going in to the last reply coming back, failed items' time included; ``latency_*`` are over those
+    answers (median and 95th percentile, linear interpolation). Tokens per item are means over the
+    answers whose backend reported them, cached ones included (a cached answer's tokens are its own).
+    """
+    measured = [r for r in records if r.generation is not None]
+    if not measured:
+        return None
+    fresh = [r for r in measured if not r.generation.cached]
+    timed = [r for r in fresh if r.generation.started is not None and r.generation.latency_s is not None]
+    answered = [r for r in timed if r.generation_error is None]
+    span = (max(r.generation.finished for r in timed) - min(r.generation.started for r in timed)) if timed else 0.0
+    latencies = sorted(r.generation.latency_s for r in answered)
+    with_tokens = [r.generation for r in measured if r.generation_error is None]
+    prompt = [float(g.prompt_tokens) for g in with_tokens if g.prompt_tokens is not None]
+    completion = [float(g.completion_tokens) for g in with_tokens if g.completion_tokens is not None]
+    decode = [r.generation.decode_s for r in fresh if r.generation.decode_s is not None]
+    return {
+        "n_measured": len(measured),
+        "n_cached": len(measured) - len(fresh),
+        "n_timed": len(answered),
+        "span_s": span if timed else None,
+        "items_per_s": len(answered) / span if answered and span > 0 else None,
+        "latency_median_s": statistics.median(latencies) if latencies else None,
+        "latency_p95_s": float(np.percentile(latencies, 95)) if latencies else None,
+        "n_tokens": len(prompt),
+        "prompt_tokens_per_item": _mean(prompt),
+        "completion_tokens_per_item": _mean(completion),
+        "n_decoded": len(decode),
+        "decode_s_per_item": _mean(decode),
+    }
+
+
 def summarize(records: Iterable[SampleRecord], count_failed_as_wrong: bool = False) -> dict[str, Any]:
     """Overall and per-type accuracy/score of records, with the judge provenance and failures."""
     records = list(records)
@@ -140,6 +186,7 @@ def summarize(records: Iterable[SampleRecord], count_failed_as_wrong: bool = Fal
         "generation_failed": [f"{r.video_id}/{r.question_id}: {r.generation_error}"
                               for r in records if r.generation_error is not None],
         "frames": frames_summary(records),
+        "generation": generation_summary(records),
         "protocol": protocol_summary(records),
     })
     return out

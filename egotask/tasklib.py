@@ -160,6 +160,7 @@ def build_record(doc: dict[str, Any], prediction: str, verdict: Verdict, outcome
         timestamp=doc.get("timestamp"), visible=(doc["visible_start"], doc["visible_end"]), seen=seen,
         frames=outcome.frames if outcome else None, model=outcome.model if outcome else None,
         generation_error=outcome.error if outcome else None,
+        generation=outcome.generation if outcome else None,
         missing_videos_skipped=doc.get("missing_videos_skipped", 0), protocol=protocol, response=response,
     )
 

@@ -39,6 +39,7 @@ from egotask.frames import (
 )
 from egotask.presets import max_frames_for, parse_frames
 from egotask.reasoning import THINK_CLOSE, THINK_OPEN
+from egotask.records import Generation
 
 
 def output_file(path: Path) -> bool:
@@ -58,6 +59,46 @@ class VideoPrompt:
     videos: list[SampledFrames]
     gen_kwargs: dict[str, Any]
     doc: dict[str, Any] | None = None  # the task's document, for adapters that read fields (e.g. question)
+    decode_s: float | None = None  # seconds its frames took to decode (a shared decode: this item's share)
+
+
+class Reply(str):
+    """A reply's text that also carries what the backend reported about making it: prompt and completion
+    tokens, and when its request (or batch) went in and how long it took. It is a ``str`` everywhere else,
+    so an adapter's :meth:`FramesModel.generate` may return either; a plain ``str`` is timed by its batch."""
+
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_s: float | None
+    started: float | None
+
+    def __new__(cls, text: str, *, prompt_tokens: int | None = None, completion_tokens: int | None = None,
+                latency_s: float | None = None, started: float | None = None) -> Reply:
+        obj = super().__new__(cls, text)
+        obj.prompt_tokens, obj.completion_tokens = prompt_tokens, completion_tokens
+        obj.latency_s, obj.started = latency_s, started
+        return obj
+
+    def timed(self, started: float, latency_s: float) -> Reply:
+        """This reply with the timing of its request, unless the backend timed it itself."""
+        if self.latency_s is not None:
+            return self
+        return Reply(self, prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
+                     latency_s=latency_s, started=started)
+
+
+def as_reply(text: str) -> Reply:
+    return text if isinstance(text, Reply) else Reply(text)
+
+
+def generated_lengths(new_ids: torch.Tensor, eos_ids: set[int]) -> list[int]:
+    """Tokens each row of a batch generated: up to and including its first end-of-sequence token (a
+    finished row is padded after it while the others go on), else all of them (it ran out of tokens)."""
+    lengths = []
+    for row in new_ids.tolist():
+        ends = [i for i, token in enumerate(row) if token in eos_ids]
+        lengths.append(ends[0] + 1 if ends else len(row))
+    return lengths
 
 
 def chat_messages(text: str, n_videos: int = 1) -> list[dict[str, Any]]:
@@ -184,6 +225,8 @@ class GenerationFailure(Exception):
     other items go on."""
 
     replied = False  # a served endpoint's own reply said so (a refusal, a filter): the endpoint is up
+    started: float | None = None  # Unix time its first request (or its batch) went in, where it got that far
+    latency_s: float | None = None  # from then until it failed (retries included)
 
 
 NO_FRAMES = "no frame in the visible interval"
@@ -311,6 +354,7 @@ class FramesModel(lmms):
 
     def sample(self, item: PendingItem) -> VideoPrompt:
         """Decode the item's frames (runs in the background pool); a bad video fails only this item."""
+        began = time.perf_counter()
         try:
             videos = [sample_visual(v, max_frames=item.frames["max_frames"], fps=item.frames["fps"],
                                     max_pixels=item.frames["max_pixels"]) for v in item.visuals]
@@ -318,7 +362,7 @@ class FramesModel(lmms):
             raise unreadable(exc) from exc
         if any(len(v.frames) == 0 for v in videos):
             raise GenerationFailure(NO_FRAMES)
-        return VideoPrompt(item.text, videos, item.gen_kwargs, item.doc)
+        return VideoPrompt(item.text, videos, item.gen_kwargs, item.doc, decode_s=time.perf_counter() - began)
 
     def prompts(self, items: list[PendingItem]) -> Iterator[tuple[PendingItem, VideoPrompt | GenerationFailure]]:
         """Each item with its sampled frames, in order, decoded ahead in a background pool so the model
@@ -387,11 +431,13 @@ class FramesModel(lmms):
         a bad video or interval fails only its items."""
         settings = group[0].frames
         visuals = [v for item in group for v in item.visuals]
+        began = time.perf_counter()
         try:
             sampled = sample_visuals(visuals, max_frames=settings["max_frames"], fps=settings["fps"],
                                      max_pixels=settings["max_pixels"])
         except (VideoError, ValueError, OSError) as exc:
             return [unreadable(exc)] * len(group)
+        elapsed = time.perf_counter() - began
         out: list[VideoPrompt | GenerationFailure] = []
         for item in group:
             videos, sampled = sampled[:len(item.visuals)], sampled[len(item.visuals):]
@@ -402,6 +448,7 @@ class FramesModel(lmms):
                 out.append(GenerationFailure(NO_FRAMES))
             else:
                 out.append(VideoPrompt(item.text, videos, item.gen_kwargs, item.doc))
+        share_decode_time(out, elapsed)
         return out
 
     def decode_ahead(self) -> int:
@@ -439,11 +486,20 @@ class FramesModel(lmms):
 
     def _generate_batch(self, batch: list[tuple[PendingItem, VideoPrompt]]
                         ) -> Iterator[tuple[PendingItem, str | GenerationFailure]]:
+        """One :meth:`generate` call; each item's latency is the call's (the batch's items come back together)."""
+        started, began = time.time(), time.perf_counter()
         try:
             replies = self.generate([p for _, p in batch])
         except GenerationFailure as exc:
             replies = [exc] * len(batch)
-        yield from ((item, reply) for (item, _), reply in zip(batch, replies, strict=True))
+        latency = time.perf_counter() - began
+        for (item, _), reply in zip(batch, replies, strict=True):
+            if isinstance(reply, GenerationFailure):
+                if reply.latency_s is None:
+                    reply.started, reply.latency_s = started, latency
+                yield item, reply
+            else:
+                yield item, as_reply(reply).timed(started, latency)
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
         items = [self.prepare(r) for r in requests]
@@ -453,7 +509,7 @@ class FramesModel(lmms):
             cached = self.answers.get(item.key) if _greedy(item.gen_kwargs) else None
             if cached is not None:
                 answers[i] = cached.text
-                answers_module.note(item.doc, cached)
+                answers_module.note(item.doc, cached.from_cache())
                 self.stats["cached"] += 1
             else:
                 todo.append(item)
@@ -487,20 +543,27 @@ class FramesModel(lmms):
                 times = [t for v in prompt.videos for t in v.timestamps]
                 seen_by[id(item)] = (min(times), max(times)) if times else None
                 item.frames["n_frames"] = sum(len(v.timestamps) for v in prompt.videos)
+                item.decode_s = prompt.decode_s
             yield item, prompt
 
     def _outcome(self, item: PendingItem, reply: str | GenerationFailure,
                  seen: tuple[float, float] | None) -> Outcome:
         if isinstance(reply, GenerationFailure):
             self.stats["failed"] += 1
-            return Outcome("", seen, item.frames, self.model_id(), error=str(reply) or type(reply).__name__)
+            generation = Generation(latency_s=reply.latency_s, decode_s=item.decode_s, started=reply.started)
+            return Outcome("", seen, item.frames, self.model_id(), error=str(reply) or type(reply).__name__,
+                           generation=generation)
         self.stats["generated"] += 1
+        reply = as_reply(reply)
+        generation = Generation(prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                                latency_s=reply.latency_s, decode_s=item.decode_s, started=reply.started)
         text = apply_stops(split_reasoning(reply, self.thinking), item.gen_kwargs.get("until"))
-        return Outcome(text, seen, item.frames, self.model_id())
+        return Outcome(text, seen, item.frames, self.model_id(), generation=generation)
 
     def generate(self, batch: list[VideoPrompt]) -> list[str | GenerationFailure]:
         """Return only the generated continuation for each prompt, never the prompt itself (or a
-        :class:`GenerationFailure` for an item that got no answer)."""
+        :class:`GenerationFailure` for an item that got no answer). A :class:`Reply` carries the tokens
+        the backend counted; the batch's call is timed either way."""
         raise NotImplementedError
 
     def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
@@ -520,6 +583,16 @@ class PendingItem:
     visuals: list[str]
     frames: dict[str, Any]  # frame settings; ``n_frames`` is added once sampled
     key: str  # the answer cache key
+    decode_s: float | None = None  # seconds its frames took to decode, once sampled
+
+
+def share_decode_time(prompts: list[VideoPrompt | GenerationFailure], seconds: float) -> None:
+    """Split the time of one decoding pass made for several items among those that got frames, in
+    proportion to the frames each was shown (the pass decodes the union of their frames once)."""
+    got = [p for p in prompts if isinstance(p, VideoPrompt)]
+    frames = [sum(len(v.timestamps) for v in p.videos) for p in got]
+    for prompt, n in zip(got, frames, strict=True):
+        prompt.decode_s = seconds * n / sum(frames) if sum(frames) else seconds / len(got)
 
 
 def video_groups(items: list[PendingItem]) -> list[list[PendingItem]]:
@@ -659,7 +732,22 @@ class VideoQAModel(FramesModel):
         with torch.inference_mode():
             output = self.model.generate(**inputs, **self.generation_kwargs(batch[0].gen_kwargs))
         # Only the new tokens: decoding the whole sequence would echo the prompt ("User: ... Assistant:").
-        return self.decode_new_tokens(inputs["input_ids"], output)
+        texts = self.decode_new_tokens(inputs["input_ids"], output)
+        input_ids = inputs["input_ids"]
+        mask = inputs.get("attention_mask")
+        # Left padding: a row's prompt is its unmasked tokens (frames' tokens included).
+        prompt_lengths = (mask.sum(dim=1).tolist() if mask is not None
+                          else [input_ids.shape[1]] * input_ids.shape[0])
+        new_lengths = generated_lengths(output[:, input_ids.shape[1]:], self.eos_token_ids())
+        return [Reply(text, prompt_tokens=int(p), completion_tokens=n)
+                for text, p, n in zip(texts, prompt_lengths, new_lengths, strict=True)]
+
+    def eos_token_ids(self) -> set[int]:
+        """The tokens generation stops at: the generation config's (else the tokenizer's)."""
+        ids = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        if ids is None:
+            ids = getattr(getattr(self.processor, "tokenizer", None), "eos_token_id", None)
+        return set(ids if isinstance(ids, list | tuple) else [] if ids is None else [ids])
 
     def decode_new_tokens(self, input_ids: torch.Tensor, output_ids: torch.Tensor) -> list[str]:
         new = output_ids[:, input_ids.shape[1]:]  # left padding: every prompt ends at the same column

@@ -9,7 +9,9 @@
 The real openai and google-genai clients reach it through their base URLs (``base_url=<url>/v1``,
 ``GOOGLE_GEMINI_BASE_URL=<url>``). It keeps every request body and decodes the images it was sent, so
 a test can check exactly which frames a model under test was shown. Its reply names how many images
-it received. ``latency`` delays every reply; ``faults(n)`` names a fault for the n-th request (1-based)
+it received, and its usage counts tokens as :func:`usage` says (each word of the request's text and
+of the reply one token, each image ``IMAGE_TOKENS``), where the real APIs put them (``usage``,
+``usageMetadata``). ``latency`` delays every reply; ``faults(n)`` names a fault for the n-th request (1-based)
 and ``item_faults(body)`` one for a request by its content (say, every request about one question).
 A fault is an HTTP status such as ``"429"`` or ``"500"`` (sent with ``Retry-After``), ``"hang"`` (the
 reply comes only after ``hang`` seconds, past a client's timeout), a bad 200 reply of the OpenAI API
@@ -34,6 +36,7 @@ from egotask.fake_http import LocalServer, ReplyHandler
 
 FaultPlan = Callable[[int], str | None]
 ItemFaultPlan = Callable[[dict[str, Any]], str | None]
+IMAGE_TOKENS = 64  # prompt tokens the fake counts for each image it is sent
 GEMINI_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                  429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 
@@ -109,11 +112,13 @@ class FakeVLMServer(LocalServer):
                                                     "type": "fake", "status": GEMINI_STATUS.get(code, "UNKNOWN")}},
                                    {"Retry-After": server.retry_after})
                         return
-                    text = server.reply_text.replace("{n}", str(len(encoded_images(body))))
+                    n_images = len(encoded_images(body))
+                    text = server.reply_text.replace("{n}", str(n_images))
+                    tokens = usage(body, text, n_images)
                     if gemini:
-                        self._send(200, gemini_reply(text, self.path.rsplit("/", 1)[-1].split(":", 1)[0]))
+                        self._send(200, gemini_reply(text, self.path.rsplit("/", 1)[-1].split(":", 1)[0], tokens))
                     else:
-                        self._send(200, completion(text, body.get("model", "fake")))
+                        self._send(200, completion(text, body.get("model", "fake"), tokens))
                 finally:
                     with server._lock:
                         server.in_flight -= 1
@@ -178,10 +183,19 @@ def texts(body: dict[str, Any]) -> list[str]:
     return out
 
 
-def completion(text: str, model: str) -> dict[str, Any]:
+def usage(body: dict[str, Any], reply: str, n_images: int | None = None) -> tuple[int, int]:
+    """The (prompt, completion) tokens the fake reports for a request and its reply: a token per word of
+    the request's text parts and IMAGE_TOKENS per image (``n_images``, when already counted); a token per
+    word of the reply."""
+    n_images = len(encoded_images(body)) if n_images is None else n_images
+    prompt = sum(len(t.split()) for t in texts(body)) + IMAGE_TOKENS * n_images
+    return prompt, len(reply.split())
+
+
+def completion(text: str, model: str, tokens: tuple[int, int] = (1, 1)) -> dict[str, Any]:
     return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+            "usage": {"prompt_tokens": tokens[0], "completion_tokens": tokens[1], "total_tokens": sum(tokens)}}
 
 
 def _message_reply(model: str, **message: Any) -> tuple[str, bytes]:
@@ -203,10 +217,11 @@ BAD_REPLIES: dict[str, Callable[[str], tuple[str, bytes]]] = {
 }
 
 
-def gemini_reply(text: str, model: str) -> dict[str, Any]:
+def gemini_reply(text: str, model: str, tokens: tuple[int, int] = (1, 1)) -> dict[str, Any]:
     return {"candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP",
                             "index": 0}],
-            "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2},
+            "usageMetadata": {"promptTokenCount": tokens[0], "candidatesTokenCount": tokens[1],
+                              "totalTokenCount": sum(tokens)},
             "modelVersion": model}
 
 

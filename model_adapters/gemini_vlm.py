@@ -24,6 +24,7 @@ from egotask.model_adapters.served import (
     frame_label,
     retry_after_of,
     status_error,
+    with_usage,
 )
 from egotask.settings import vendor_value
 
@@ -103,7 +104,11 @@ class GeminiVLM(ServedModel):
         if not text.strip():
             # No text is no answer, as openai_vlm's content null: counted apart, never judged or cached.
             raise GenerationFailure(f"{self.where}: the reply holds no text (finish_reason={finish_name})")
-        return text
+        usage = response.usage_metadata
+        # Gemini counts thinking tokens apart from the candidates': both were generated for this answer.
+        generated = [getattr(usage, "candidates_token_count", None), getattr(usage, "thoughts_token_count", None)]
+        completion = None if generated[0] is None else sum(n for n in generated if isinstance(n, int))
+        return with_usage(text, getattr(usage, "prompt_token_count", None), completion)
 
     def classify(self, exc: Exception) -> RequestError:
         from google.genai import errors

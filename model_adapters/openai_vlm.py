@@ -36,6 +36,7 @@ from egotask.model_adapters.served import (
     retry_after_of,
     status_error,
     video_metadata,
+    with_usage,
 )
 from egotask.settings import vendor_value
 
@@ -176,10 +177,12 @@ def completion_text(where: str, status: int, content_type: str, text: str) -> st
     # A reasoning parser on the server (vllm serve --reasoning-parser) returns the reasoning apart;
     # it goes back into the reply as <think>...</think> for the tasks' reasoning_tags.
     reasoning = message.get("reasoning_content") or message.get("reasoning")
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     if reasoning:
         # No answer after the reasoning (cut off): left unclosed, so it is recorded as "no final answer".
-        return f"<think>{reasoning}</think>{content}" if content and content.strip() else f"<think>{reasoning}"
-    if content is None:
+        content = f"<think>{reasoning}</think>{content}" if content and content.strip() else f"<think>{reasoning}"
+    elif content is None:
         raise GenerationFailure(f"{where}: no answer: the reply's content is null "
                                 f"(finish_reason={choice.get('finish_reason')})")
-    return content
+    # completion_tokens counts the reasoning tokens too (OpenAI's, vLLM's and SGLang's usage alike).
+    return with_usage(content, usage.get("prompt_tokens"), usage.get("completion_tokens"))

@@ -26,12 +26,13 @@ import asyncio
 import dataclasses
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from egotask import frame_workers as workers_module
-from egotask.frame_workers import Encoded, FrameWorkerCrashed, sample_encoded
+from egotask.frame_workers import FrameWorkerCrashed, Timed, sample_encoded_timed
 from egotask.frames import SampledFrames, VideoError
 from egotask.judges.throttle import backoff_delay, parse_retry_after
 from egotask.model_adapters.base import (
@@ -39,7 +40,9 @@ from egotask.model_adapters.base import (
     FramesModel,
     GenerationFailure,
     PendingItem,
+    Reply,
     VideoPrompt,
+    as_reply,
     parse_bool,
     unreadable,
 )
@@ -159,7 +162,7 @@ class ServedModel(FramesModel):
 
     def sample(self, item: PendingItem) -> EncodedPrompt:
         """The item's frames and their JPEGs, made in this thread."""
-        return self._encoded_prompt(item, lambda: sample_encoded(item.visuals, item.frames, self.jpeg_quality))
+        return self._encoded_prompt(item, lambda: sample_encoded_timed(item.visuals, item.frames, self.jpeg_quality))
 
     def decode_ahead(self) -> int:
         return self.concurrency + 2 * (self.frame_workers or self.decode_workers)  # a request waits for none
@@ -177,14 +180,14 @@ class ServedModel(FramesModel):
         except GenerationFailure as exc:
             return exc
 
-    def _encoded_prompt(self, item: PendingItem, encode: Callable[[], Encoded]) -> EncodedPrompt:
+    def _encoded_prompt(self, item: PendingItem, encode: Callable[[], Timed]) -> EncodedPrompt:
         try:
-            encoded = encode()
+            encoded, seconds = encode()
         except (VideoError, FrameWorkerCrashed, ValueError, OSError) as exc:
             raise unreadable(exc) from exc
         if any(not jpegs for _, jpegs in encoded):
             raise GenerationFailure(NO_FRAMES)
-        return EncodedPrompt(item.text, [video for video, _ in encoded], item.gen_kwargs, item.doc,
+        return EncodedPrompt(item.text, [video for video, _ in encoded], item.gen_kwargs, item.doc, decode_s=seconds,
                              jpegs=[jpegs for _, jpegs in encoded])
 
     # ----------------------------------------------------------------- generation settings
@@ -212,8 +215,9 @@ class ServedModel(FramesModel):
         pass
 
     async def send(self, client: Any, prompt: EncodedPrompt) -> str:
-        """One attempt: the reply's text. Raise :class:`GenerationFailure` when the reply itself says
-        there is no answer (blocked); any other exception goes to :meth:`classify`."""
+        """One attempt: the reply's text (a :class:`Reply` with the tokens the API reported). Raise
+        :class:`GenerationFailure` when the reply itself says there is no answer (blocked); any other
+        exception goes to :meth:`classify`."""
         raise NotImplementedError
 
     def classify(self, exc: Exception) -> RequestError:
@@ -284,6 +288,16 @@ class ServedModel(FramesModel):
                 "--model_args (base_url, model); the answers already made are kept for the rerun.")
 
     async def _answer_one(self, client: Any, prompt: EncodedPrompt) -> str | GenerationFailure:
+        """The item's reply, timed from its first request going out to its reply (retries included)."""
+        started, began = time.time(), time.perf_counter()
+        reply = await self._attempts(client, prompt)
+        latency = time.perf_counter() - began
+        if isinstance(reply, GenerationFailure):
+            reply.started, reply.latency_s = started, latency
+            return reply
+        return as_reply(reply).timed(started, latency)
+
+    async def _attempts(self, client: Any, prompt: EncodedPrompt) -> str | GenerationFailure:
         for attempt in range(1, self.max_attempts + 1):
             self.stats["requests"] += 1
             try:
@@ -304,6 +318,16 @@ class ServedModel(FramesModel):
             await asyncio.sleep(backoff_delay(attempt, self.backoff, max(self.retry_after_cap, self.backoff),
                                               retry_after))
         raise AssertionError("unreachable")
+
+
+def token_count(value: Any) -> int | None:
+    """A token count as an API reported it (None: not reported, or not a count)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def with_usage(text: str, prompt_tokens: Any, completion_tokens: Any) -> Reply:
+    """A reply's text with the token counts its API reported."""
+    return Reply(text, prompt_tokens=token_count(prompt_tokens), completion_tokens=token_count(completion_tokens))
 
 
 def frame_label(time_s: float) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ from egotask.frames import SampledFrames
 from egotask.model_adapters.base import (
     GenerationFailure,
     PendingItem,
+    Reply,
     VideoPrompt,
     is_lora_dir,
     lora_base,
@@ -197,6 +199,17 @@ def engine_kwargs(family: str, *, weights: str, lora: str | None, max_frames: in
     return kwargs
 
 
+def reply_of(output: Any, started: float, latency_s: float) -> Reply:
+    """A ``RequestOutput``'s text with its token counts (the prompt's, frames included, and the first
+    completion's, its end-of-sequence token included) and the timing of the ``LLM.generate`` call that
+    made it (vLLM schedules a call's requests together, so each is timed by the call)."""
+    prompt_ids = getattr(output, "prompt_token_ids", None)
+    completion = output.outputs[0]
+    ids = getattr(completion, "token_ids", None)
+    return Reply(completion.text, prompt_tokens=None if prompt_ids is None else len(prompt_ids),
+                 completion_tokens=None if ids is None else len(ids), latency_s=latency_s, started=started)
+
+
 def rank_devices(local_rank: int, tensor_parallel_size: int, visible: list[str]) -> list[str]:
     """The GPUs of one data-parallel rank: ``tensor_parallel_size`` consecutive ones of those visible."""
     start = local_rank * tensor_parallel_size
@@ -347,7 +360,9 @@ class VLLMEngine:
         except ValueError as exc:
             return [GenerationFailure(f"vLLM rejected the request: {exc}")]
 
-    def _generate(self, entries: list[tuple[dict[str, Any], Any]]) -> list[str]:
+    def _generate(self, entries: list[tuple[dict[str, Any], Any]]) -> list[Reply]:
+        started, began = time.time(), time.perf_counter()
         outputs = self.llm.generate([request for request, _ in entries], [params for _, params in entries],
                                     lora_request=self.lora_request, use_tqdm=False)
-        return [out.outputs[0].text for out in outputs]
+        latency = time.perf_counter() - began
+        return [reply_of(out, started, latency) for out in outputs]

@@ -184,6 +184,9 @@ def console_footer(runs: list[Run]) -> str:
                                                      else ""))
     for f in info["frames"]:
         lines.append(f"frames: {f['settings']}" + (f" for {', '.join(f['runs'])}" if len(info["frames"]) > 1 else ""))
+    for g in info["generation"]:
+        lines.append("model side" + (f", {', '.join(g['runs'])}" if len(info["generation"]) > 1 else "")
+                     + f": {g['line']}")
     lines.append("acc % and score are over judged items; acc % (failures wrong) counts items that failed to be "
                  "judged (or got no answer) as no")
     if info["counted_wrong_runs"]:

@@ -251,6 +251,47 @@ def describe_frames(info: dict[str, Any] | None) -> str:
     return text + (f" ({', '.join(notes)})" if notes else "")
 
 
+GENERATION_NOT_MEASURED = ("not measured (no record of the run carries tokens or timings: made before egotask "
+                           "recorded them, or by a model that is not an egotask adapter)")
+
+
+def generation_info(run: Run) -> dict[str, Any] | None:
+    """The run's model-side figures: from its records' ``generation``, else its results' summary."""
+    info = scoring.generation_summary(run.records) if run.records else None
+    summary_info = run.summary.get("generation")
+    return info or (summary_info if isinstance(summary_info, dict) else None)
+
+
+def seconds(value: float) -> str:
+    return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
+
+
+def describe_generation(info: dict[str, Any] | None) -> str:
+    """``3.20 items/s (8 answers in 2.5 s); latency median 0.215 s, p95 0.301 s; 812.0 prompt + 9.0
+    completion tokens per item; frames decoded in 0.052 s per item``, or "not measured"."""
+    if not info:
+        return GENERATION_NOT_MEASURED
+    parts = []
+    if info.get("items_per_s") is not None:
+        parts.append(f"{info['items_per_s']:.2f} items/s ({info['n_timed']} answers in {seconds(info['span_s'])})")
+    else:
+        parts.append("throughput not measured" + (" (every answer came from the answer cache)"
+                                                  if info.get("n_cached") == info.get("n_measured") else ""))
+    if info.get("latency_median_s") is not None:
+        parts.append(f"latency median {seconds(info['latency_median_s'])}, p95 {seconds(info['latency_p95_s'])}")
+    prompt, completion = info.get("prompt_tokens_per_item"), info.get("completion_tokens_per_item")
+    if prompt is None and completion is None:
+        parts.append("tokens not reported by the backend")
+    else:
+        tokens = " + ".join(f"{value:.1f} {name}" for value, name in ((prompt, "prompt"), (completion, "completion"))
+                            if value is not None)
+        parts.append(f"{tokens} tokens per item")
+    if info.get("decode_s_per_item") is not None:
+        parts.append(f"frames decoded in {seconds(info['decode_s_per_item'])} per item")
+    if info.get("n_cached"):
+        parts.append(f"{info['n_cached']} answer(s) from the answer cache not timed")
+    return "; ".join(parts)
+
 
 # --------------------------------------------------------------------------- paired comparisons
 
@@ -332,6 +373,9 @@ def footer(runs: list[Run]) -> dict[str, Any]:
     frames: dict[str, list[str]] = defaultdict(list)
     for run in ordered(runs):
         frames[describe_frames(frames_info(run))].append(f"{run.label} ({run.setting})")
+    generation: dict[str, list[str]] = defaultdict(list)
+    for run in ordered(runs):
+        generation[describe_generation(generation_info(run))].append(f"{run.label} ({run.setting})")
     eval_protocols: dict[str, list[str]] = defaultdict(list)
     for run in ordered(runs):
         eval_protocols[describe_protocol(run.summary.get("protocol"))].append(f"{run.label} ({run.setting})")
@@ -350,6 +394,9 @@ def footer(runs: list[Run]) -> dict[str, Any]:
         "without_samples": [f"{r.label} ({r.setting})" for r in ordered(runs) if r.records is None],
         # What the models were shown: one entry per distinct frame setting, with the runs that used it.
         "frames": [{"settings": desc, "runs": names} for desc, names in frames.items()],
+        # Each run's model side: throughput, latency, tokens and decode time per item (or "not measured"),
+        # runs with the same line sharing it.
+        "generation": [{"line": line, "runs": names} for line, names in generation.items()],
         # The prompt and judge prompt each run was measured under (egotask.protocols), by name and hash.
         "eval_protocols": [{"protocol": desc, "runs": names} for desc, names in eval_protocols.items()],
         "legacy_verdicts": any(LEGACY_JUDGE["judge"] in str(r.summary.get("judge")) for r in runs),

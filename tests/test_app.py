@@ -18,11 +18,20 @@ from streamlit.testing.v1 import AppTest  # streamlit is in the dev extra: these
 from egotask import settings
 from egotask.app import media
 from egotask.app.runs import load_paths
-from egotask.app.selection import compare_runs, filter_records, verdict_label, videos_of, webvtt
+from egotask.app.selection import (
+    GENERATION_NOT_MEASURED,
+    compare_runs,
+    filter_records,
+    generation_text,
+    question_rows,
+    verdict_label,
+    videos_of,
+    webvtt,
+)
 from egotask.cli import build_parser
 from egotask.commands.app import PAGE, streamlit_command
 from egotask.fixtures import EGOTEMPO_SAMPLE, INDOOR_SAMPLE, OUTDOOR_SAMPLE, app_server, free_port, write_clip
-from egotask.records import SampleRecord, Verdict
+from egotask.records import Generation, SampleRecord, Verdict
 from egotask.reports.paired import compare_records
 from egotask.reports.render import signed_ci
 from egotask.scoring import summarize
@@ -267,6 +276,35 @@ def test_summaries_follow_each_runs_recorded_choice_not_the_apps_environment(tmp
     at.sidebar.selectbox(key="run").set_value("records-run (plain.jsonl)").run()
     assert metrics(at)["accuracy"] == "60.0 %"  # 3 yes of 5 judged
     assert any("left out of accuracy and score" in c.value for c in at.caption)
+
+
+def test_app_shows_each_items_tokens_latency_and_decode_time_and_not_measured_for_older_records(tmp_path,
+                                                                                             sample_env):
+    timings = [Generation(prompt_tokens=812, completion_tokens=9, latency_s=0.25, decode_s=0.052, started=100.0),
+               Generation(prompt_tokens=790, completion_tokens=3, latency_s=0.75, decode_s=0.048, started=100.25)]
+    measured = [dataclasses.replace(r, model="served", generation=g) for r, g in
+                zip(base_records()[IN][:2], timings, strict=True)]
+    cached = dataclasses.replace(measured[0], question_id="9", generation=dataclasses.replace(timings[0], cached=True))
+    old = []
+    for r in base_records()[IN][:2]:
+        data = dataclasses.replace(r, model="older").to_dict()
+        data["version"] = 3
+        del data["generation"]
+        old.append(data)
+    assert generation_text(measured[0]) == ("812 prompt + 9 completion tokens; latency 0.250 s; "
+                                            "frames decoded in 0.052 s")
+    assert generation_text(cached).endswith("; from the answer cache: timed by the run that made it")
+    assert [row["model side"] for row in question_rows(load_paths([write_records(tmp_path / "old.jsonl", old)])
+                                                       .runs[0].records)] == [GENERATION_NOT_MEASURED] * 2
+
+    at = start_app([write_records(tmp_path / "served.jsonl", measured), tmp_path / "old.jsonl"])
+    captions = [c.value.replace("\\", "") for c in at.caption]
+    # Two answers in 100.0 to 101.0 s: 2 items/s; latency median 0.5 s and p95 0.725 s (interpolated).
+    assert ("Model side: 2.00 items/s (2 answers in 1.000 s); latency median 0.500 s, p95 0.725 s; 801.0 prompt "
+            "+ 6.0 completion tokens per item; frames decoded in 0.050 s per item.") in captions
+    at.sidebar.selectbox(key="run").set_value("older (old.jsonl)").run()
+    older = [c.value.replace("\\", "") for c in at.caption]
+    assert any(c.startswith("Model side: not measured (no record of the run carries tokens") for c in older)
 
 
 def test_app_filters_by_verdict_text_and_reports_an_empty_selection(outputs):

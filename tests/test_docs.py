@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from egotask import reference_docs
-from egotask.records import SampleRecord, Verdict
+from egotask.records import Generation, SampleRecord, Verdict
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -59,9 +59,9 @@ def test_the_cli_page_holds_every_subcommand_and_the_lmms_eval_additions():
     assert "--judge-mode MODE" in text and "--model openai_vlm" in text
 
 
-def test_the_record_page_names_every_field_of_the_record_and_the_verdict():
+def test_the_record_page_names_every_field_of_the_record_the_verdict_and_the_generation():
     text = (DOCS / "reference" / "records.md").read_text(encoding="utf-8")
-    for cls in (SampleRecord, Verdict):
+    for cls in (SampleRecord, Verdict, Generation):
         missing = [f.name for f in dataclasses.fields(cls) if f"| `{f.name}` |" not in text]
         assert not missing, f"docs/reference/records.md lacks {cls.__name__} field(s) {missing}"
 

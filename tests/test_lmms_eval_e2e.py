@@ -29,7 +29,7 @@ def test_indoor_run_writes_accuracy_score_and_judged_samples(sample_env, tiny_qw
     assert len(samples) == 4
     for sample in samples:
         record = sample["details"]
-        assert (record["setting"], record["task"], record["version"]) == ("indoor", "egotextvqa_indoor", 3)
+        assert (record["setting"], record["task"], record["version"]) == ("indoor", "egotextvqa_indoor", 4)
         assert record["verdict"]["pred"] in ("yes", "no")
         assert record["visible"] == [0.0, record["timestamp"]]
         # Only the continuation: never the prompt or chat roles.

@@ -361,7 +361,7 @@ def test_frame_workers_never_run_the_parents_main_script(clip, tmp_path):
         f"clip = {str(clip)!r}\n"
         "jobs = [frame_workers.shared(2).submit([VisibleVideo(clip, 0.0, 1.0 + i, source=clip)], "
         "{'max_frames': 3, 'fps': None, 'max_pixels': None}, 90) for i in range(4)]\n"
-        "print([len(job.result()[0][1]) for job in jobs])\n")
+        "print([len(job.result()[0][0][1]) for job in jobs])\n")  # (encoded, seconds): the first video's JPEGs
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[3, 3, 3, 3]"

@@ -256,6 +256,22 @@ def test_fewer_requests_than_a_chunk_go_in_one_call(tiny_qwen, docs):
     assert engine.llm.calls == [4]
 
 
+def test_a_vllm_output_gives_its_token_counts_and_the_timing_of_its_generate_call(tiny_qwen, docs):
+    from types import SimpleNamespace
+
+    # RequestOutput's fields as vLLM fills them: the prompt's ids (frames' tokens included), and each
+    # completion's generated ids (its end-of-sequence token included).
+    output = SimpleNamespace(prompt_token_ids=list(range(812)),
+                             outputs=[SimpleNamespace(text="grey", token_ids=[31, 32, 2])])
+    reply = vllm_backend.reply_of(output, 1_700_000_000.0, 0.75)
+    assert reply == "grey"
+    assert (reply.prompt_tokens, reply.completion_tokens, reply.started, reply.latency_s) == (812, 3, 1.7e9, 0.75)
+    # Through the engine, every reply of one generate call is timed by that call.
+    engine = engine_for(Qwen3VL(pretrained=str(tiny_qwen), max_frames=2), chunk_size=256)
+    replies = [r for _, r in engine.answer(iter([(i, prompt_for(docs[i], max_frames=2)) for i in range(3)]))]
+    assert len({(r.started, r.latency_s) for r in replies}) == 1 and replies[0].latency_s >= 0
+
+
 # --------------------------------------------------------------------------- with a running vLLM
 
 def require_vllm() -> None:

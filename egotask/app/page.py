@@ -29,6 +29,7 @@ from egotask.app.selection import (
     distinct,
     filter_records,
     format_time,
+    generation_text,
     paired_rows,
     question_label,
     question_rows,
@@ -49,6 +50,7 @@ from egotask.labels import HumanLabel, LabelError, append_label, is_labels_file,
 from egotask.records import SampleRecord
 from egotask.reports.paired import compare_records
 from egotask.reports.render import pvalue, signed, signed_ci
+from egotask.reports.tables import describe_generation
 from egotask.scoring import summarize
 
 TITLE = "egotask · error analysis"
@@ -203,6 +205,7 @@ def summary_tab(selection: list[SampleRecord], run: LoadedRun) -> None:
                   "was scored (EGOTASK_COUNT_FAILED_AS_WRONG)."
                   if summary["failed_counted_as_wrong"] else
                   "Items that failed to be judged (or got no answer) are left out of accuracy and score."))
+    st.caption(f"Model side: {md(describe_generation(summary['generation']))}.")
     st.subheader("By question type")
     table(summary_rows(summary))
     if len({task_of(r) for r in selection}) > 1:
@@ -278,7 +281,7 @@ def video_tab(selection: list[SampleRecord], run: LoadedRun) -> None:
         st.markdown(f"**Q{md(short_qid(record))}** ({md(record.question_type)}, {format_time(record.timestamp)})")
         literal([("question", record.question), ("reference", record.answer), ("prediction", record.prediction),
                  ("verdict", f"{verdict_label(record)}, score {'–' if score is None else score}"),
-                 (why, reason_of(record))])
+                 (why, reason_of(record)), ("model side", generation_text(record))])
         if record.reasoning:
             with st.expander("model's reasoning"):
                 st.text(record.reasoning)
