@@ -144,28 +144,33 @@ def generation_summary(records: Sequence[SampleRecord]) -> dict[str, Any] | None
     if not measured:
         return None
     fresh = [r for r in measured if not r.generation.cached]
+    decode = [r.generation.decode_s for r in fresh if r.generation.decode_s is not None]
+    return {"n_measured": len(measured), "n_cached": len(measured) - len(fresh), **_timing(fresh),
+            **_tokens(measured), "n_decoded": len(decode), "decode_s_per_item": _mean(decode)}
+
+
+def _timing(fresh: list[SampleRecord]) -> dict[str, Any]:
+    """Throughput and latency of the answers generated in this run (see :func:`generation_summary`)."""
     timed = [r for r in fresh if r.generation.started is not None and r.generation.latency_s is not None]
     answered = [r for r in timed if r.generation_error is None]
     span = (max(r.generation.finished for r in timed) - min(r.generation.started for r in timed)) if timed else 0.0
     latencies = sorted(r.generation.latency_s for r in answered)
-    with_tokens = [r.generation for r in measured if r.generation_error is None]
-    prompt = [float(g.prompt_tokens) for g in with_tokens if g.prompt_tokens is not None]
-    completion = [float(g.completion_tokens) for g in with_tokens if g.completion_tokens is not None]
-    decode = [r.generation.decode_s for r in fresh if r.generation.decode_s is not None]
     return {
-        "n_measured": len(measured),
-        "n_cached": len(measured) - len(fresh),
         "n_timed": len(answered),
         "span_s": span if timed else None,
         "items_per_s": len(answered) / span if answered and span > 0 else None,
         "latency_median_s": statistics.median(latencies) if latencies else None,
         "latency_p95_s": float(np.percentile(latencies, 95)) if latencies else None,
-        "n_tokens": len(prompt),
-        "prompt_tokens_per_item": _mean(prompt),
-        "completion_tokens_per_item": _mean(completion),
-        "n_decoded": len(decode),
-        "decode_s_per_item": _mean(decode),
     }
+
+
+def _tokens(measured: list[SampleRecord]) -> dict[str, Any]:
+    """Tokens per answer, over the answers whose backend reported them (cached ones included)."""
+    with_tokens = [r.generation for r in measured if r.generation_error is None]
+    prompt = [float(g.prompt_tokens) for g in with_tokens if g.prompt_tokens is not None]
+    completion = [float(g.completion_tokens) for g in with_tokens if g.completion_tokens is not None]
+    return {"n_tokens": len(prompt), "prompt_tokens_per_item": _mean(prompt),
+            "completion_tokens_per_item": _mean(completion)}
 
 
 def summarize(records: Iterable[SampleRecord], count_failed_as_wrong: bool = False) -> dict[str, Any]:

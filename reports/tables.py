@@ -13,7 +13,7 @@ wherever it is rendered.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from egotask import scoring
@@ -353,6 +353,14 @@ def describe_protocol(protocol: dict[str, Any] | None) -> str:
             f"{short(protocol.get('inference_sha256') or '')}), {judge}")
 
 
+def _runs_by(runs: list[Run], describe: Callable[[Run], str]) -> dict[str, list[str]]:
+    """Runs (as "label (setting)") grouped by what ``describe`` says of them, in report order."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for run in ordered(runs):
+        groups[describe(run)].append(f"{run.label} ({run.setting})")
+    return groups
+
+
 def footer(runs: list[Run]) -> dict[str, Any]:
     """Who judged, with which prompt, what the models saw, and what the CIs are over."""
     judges: dict[tuple[str, str, str], list[str]] = defaultdict(list)
@@ -370,15 +378,9 @@ def footer(runs: list[Run]) -> dict[str, Any]:
         key = tuple((kind, tuple(names) if len(kinds) > 1 else ()) for kind, names in kinds.items())
         protocols[key].append(SETTING_TITLES.get(setting, setting))
     counted = [f"{r.label} ({r.setting})" for r in ordered(runs) if r.failed_counted_as_wrong]
-    frames: dict[str, list[str]] = defaultdict(list)
-    for run in ordered(runs):
-        frames[describe_frames(frames_info(run))].append(f"{run.label} ({run.setting})")
-    generation: dict[str, list[str]] = defaultdict(list)
-    for run in ordered(runs):
-        generation[describe_generation(generation_info(run))].append(f"{run.label} ({run.setting})")
-    eval_protocols: dict[str, list[str]] = defaultdict(list)
-    for run in ordered(runs):
-        eval_protocols[describe_protocol(run.summary.get("protocol"))].append(f"{run.label} ({run.setting})")
+    frames = _runs_by(runs, lambda run: describe_frames(frames_info(run)))
+    generation = _runs_by(runs, lambda run: describe_generation(generation_info(run)))
+    eval_protocols = _runs_by(runs, lambda run: describe_protocol(run.summary.get("protocol")))
     return {
         "judges": [{"judge": j, "judge_model": m, "prompt_version": p, "runs": names}
                    for (j, m, p), names in judges.items()],

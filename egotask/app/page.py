@@ -410,12 +410,8 @@ def _forward() -> None:
     st.session_state.label_pred = None
 
 
-def label_tab(run: LoadedRun) -> None:
-    st.caption("Label a random sample of this run's answers yourself, stratified by setting and question type: "
-               "the judge's verdict is not shown. Each label is written to a file next to the run as you make "
-               "it, so closing the browser loses nothing and reopening resumes; a second person, under their "
-               "own name, writes a second file. `egotask judge agreement RUN --human LABELS.jsonl...` then "
-               "measures each judge against the labels. The sidebar filters do not apply here.")
+def _label_settings() -> tuple[str, int, int]:
+    """The labeller's name, the sample size and the seed (all kept in the URL)."""
     cols = st.columns([2, 1, 1])
     labeller = (cols[0].text_input("Your name (once; it names your labels file)", key="labeller",
                                    bind="query-params") or "").strip()
@@ -424,6 +420,33 @@ def label_tab(run: LoadedRun) -> None:
                                     help="A larger size extends the same sample; labelled items stay labelled."))
     seed = int(cols[2].number_input("Seed", 0, 2**31 - 1, DEFAULT_SEED, key="label_seed", bind="query-params",
                                     help="The same seed and size give the same items (to everyone)."))
+    return labeller, size, seed
+
+
+def _label_buttons(record: Any, mark: str | None, args: tuple, earlier: list[str], back: str | None) -> None:
+    """Right/wrong, the six scores, back and forward, each with its keyboard key; the chosen mark is highlighted."""
+    key = item_key(record)
+    buttons = st.columns(10)
+    buttons[0].button("right", key="label_yes", shortcut="Y", on_click=_mark, args=(key, "yes"),
+                      type="primary" if mark == "yes" else "secondary")
+    buttons[1].button("wrong", key="label_no", shortcut="N", on_click=_mark, args=(key, "no"),
+                      type="primary" if mark == "no" else "secondary")
+    for score in range(6):
+        buttons[2 + score].button(f"score {score}", key=f"label_score_{score}", shortcut=str(score),
+                                  on_click=_score, args=(record, score, *args))
+    buttons[8].button("back", key="label_back_button", shortcut="B", on_click=_back, args=(earlier,),
+                      disabled=not earlier)
+    buttons[9].button("to the first unlabelled", key="label_forward", shortcut="F", on_click=_forward,
+                      disabled=back is None)
+
+
+def label_tab(run: LoadedRun) -> None:
+    st.caption("Label a random sample of this run's answers yourself, stratified by setting and question type: "
+               "the judge's verdict is not shown. Each label is written to a file next to the run as you make "
+               "it, so closing the browser loses nothing and reopening resumes; a second person, under their "
+               "own name, writes a second file. `egotask judge agreement RUN --human LABELS.jsonl...` then "
+               "measures each judge against the labels. The sidebar filters do not apply here.")
+    labeller, size, seed = _label_settings()
     if not labeller:
         st.info("Type your name, then Enter, to start labelling.")
         return
@@ -455,18 +478,7 @@ def label_tab(run: LoadedRun) -> None:
     args = (path, labeller, run.name, seed)
     marked = st.session_state.get("label_pred")
     mark = marked[1] if marked and marked[0] == key else None
-    buttons = st.columns(10)  # each button shows its key; the chosen mark is highlighted
-    buttons[0].button("right", key="label_yes", shortcut="Y", on_click=_mark, args=(key, "yes"),
-                      type="primary" if mark == "yes" else "secondary")
-    buttons[1].button("wrong", key="label_no", shortcut="N", on_click=_mark, args=(key, "no"),
-                      type="primary" if mark == "no" else "secondary")
-    for score in range(6):
-        buttons[2 + score].button(f"score {score}", key=f"label_score_{score}", shortcut=str(score),
-                                  on_click=_score, args=(record, score, *args))
-    buttons[8].button("back", key="label_back_button", shortcut="B", on_click=_back, args=(earlier,),
-                      disabled=not earlier)
-    buttons[9].button("to the first unlabelled", key="label_forward", shortcut="F", on_click=_forward,
-                      disabled=back is None)
+    _label_buttons(record, mark, args, earlier, back)
     note = st.session_state.get("label_note")
     if note:
         st.warning(note)
