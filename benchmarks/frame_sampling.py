@@ -267,8 +267,9 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     env = dict(os.environ)
     env["LD_LIBRARY_PATH"] = ffmpeg_dir_for_torchcodec(workdir) + (
         ":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-    print(f"{len(cells)} cells, 2 clips of {seconds:g} s at {FPS} fps each, questions at "
-          f"{', '.join(f'{q:.0%}' for q in QUESTIONS_AT)} of each clip; CPU seconds per cell\n", flush=True)
+    if cells:
+        print(f"{len(cells)} cells, 2 clips of {seconds:g} s at {FPS} fps each, questions at "
+              f"{', '.join(f'{q:.0%}' for q in QUESTIONS_AT)} of each clip; CPU seconds per cell\n", flush=True)
     checks = Checks("frame_sampling --quick" if quick else "frame_sampling")
     rows = []
     for cell in cells:
