@@ -254,3 +254,23 @@ def test_cut_visible_records_how_each_cut_was_made_and_reuses_cuts_made_before_c
     made = fast.path.stat().st_mtime_ns
     again = cut_visible([(src, 0.0, 4.0)])[(str(src), 0.0, 4.0)]
     assert (again.method, again.path.stat().st_mtime_ns) == ("reencode", made)
+
+
+def test_a_cut_that_starts_later_copies_from_a_keyframe_there_and_re_encodes_when_it_starts_between(tmp_path):
+    from egotask.data.splice import cut_interval
+    from egotask.data.transcode import TranscodeSpec
+    from egotask.fixtures import write_clip
+    from egotask.frames import index_frames
+
+    src = write_clip(tmp_path / "src.mp4", ["A", "B", "C", "D"], seconds=8.0, fps=10, gop=10)
+    theirs = _decoded(src)
+    for start, method in ((2.0, "copy+tail"), (2.5, "reencode")):
+        dst = tmp_path / f"cut_{start}.mp4"
+        result = cut_interval(src, dst, TranscodeSpec(start=start, end=6.55, crf=18))
+        assert result.method == method
+        assert index_frames(dst).times.tolist() == pytest.approx(_planned(src, start, 6.55), abs=1e-6)
+        if method == "copy+tail":  # frames 20-59 copied, bit for bit; 60-65 re-encoded
+            ours = _decoded(dst)
+            assert len(ours) == 46 and all(np.array_equal(ours[i][1], theirs[20 + i][1]) for i in range(40))
+        else:
+            assert result.message == "the interval starts between keyframes"
