@@ -353,7 +353,7 @@ def memory_section(workdir: Path, quick: bool, checks: Checks) -> list[str]:
     """Peak RSS of generate_until at frames=paper on 1080p clips, 5 questions a video, per frame_memory."""
     size, seconds, videos = ((320, 180), 10.0, 2) if quick else ((1920, 1080), 60.0, 3)
     print(f"\n## Peak RSS at frames=paper ({videos} videos of {size[0]}x{size[1]}, 5 indoor questions each, "
-          "60 frames a question, no pixel cap)", flush=True)
+          f"60 frames a question, {'capped at the clip size' if quick else 'no pixel cap'})", flush=True)
     questions = []
     for k in range(videos):
         path = write_motion_clip(workdir / f"memory_{size[0]}x{size[1]}_{seconds:g}s_{k}.mp4", seconds, 6, size,
