@@ -152,8 +152,9 @@ def plan_splice(src: Path, index: FrameIndex, stream, start: float, end: float) 
 
 
 def splice_cut(src: Path, dst: Path, start: float, end: float, *, crf: int = 18, preset: str = "veryfast",
-               threads: int = 0) -> None:
-    """Write the copy+tail cut of ``[start, end)`` of ``src`` to ``dst`` (see the module's docstring)."""
+               threads: int = 0) -> FrameIndex:
+    """Write the copy+tail cut of ``[start, end)`` of ``src`` to ``dst`` (see the module's docstring);
+    returns the cut's frame index."""
     index = index_frames(src)
     if index is None:
         raise NotSpliceable("the video stream has no timestamps")
@@ -242,11 +243,11 @@ def splice_cut(src: Path, dst: Path, start: float, end: float, *, crf: int = 18,
             if written != len(tail_pts):
                 raise VideoError(f"{src}: truncated or corrupt: {len(tail_pts) - written} of {len(tail_pts)} "
                                  "frames of the tail could not be decoded")
-    check_splice(dst, index, plan)
+    return check_splice(dst, plan)
 
 
-def check_splice(path: Path, source: FrameIndex, plan: SplicePlan) -> None:
-    """The cut's frames are the plan's, at the plan's times, and the junction decodes."""
+def check_splice(path: Path, plan: SplicePlan) -> FrameIndex:
+    """The cut's frames are the plan's, at the plan's times, and the junction decodes; the cut's index."""
     got = index_frames(path)
     want = [plan.times[p] for p in sorted(plan.times)]
     if got is None or len(got.times) != len(want):
@@ -266,6 +267,7 @@ def check_splice(path: Path, source: FrameIndex, plan: SplicePlan) -> None:
     if seen != [int(p) for p in got.pts[from_pos:]]:
         raise VideoError(f"{path}: the frames after the junction do not decode in order "
                          f"({len(seen)} of {len(got.pts) - from_pos})")
+    return got
 
 
 def cut_interval(src: Path, dst: Path, spec: TranscodeSpec, *, force: bool = False, threads: int = 0) -> JobResult:
@@ -281,10 +283,10 @@ def cut_interval(src: Path, dst: Path, spec: TranscodeSpec, *, force: bool = Fal
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = tmp_path_for(dst)
         try:
-            splice_cut(src, tmp, start, end, crf=spec.crf, preset=spec.preset, threads=threads)
+            made = splice_cut(src, tmp, start, end, crf=spec.crf, preset=spec.preset, threads=threads)
             os.replace(tmp, dst)
-            seconds = float(index_frames(dst).duration)
-            return JobResult(str(src), str(dst), "done", "", seconds, time.perf_counter() - began, COPY_TAIL)
+            return JobResult(str(src), str(dst), "done", "", float(made.duration), time.perf_counter() - began,
+                             COPY_TAIL)
         except NotSpliceable as exc:
             reason = str(exc)
         except (VideoError, av.error.FFmpegError, OSError) as exc:  # a damaged splice: the full path decides
