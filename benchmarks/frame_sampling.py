@@ -29,6 +29,12 @@ slot's centre and pixel-identical to a plain front-to-back PyAV decode; the one-
 per-question ones; torchcodec and decord (when importable) return the same frame times; lmms-eval's
 ``read_video`` and egotask's ``read_frames_at`` agree at read_video's frames. Its ratios are noise.
 
+Two more sections (``--sections``, both in the full run and, on small clips, in --quick; see
+benchmarks/_paper_scale.py): ``paper`` extrapolates the CPU-hours of frame sampling for the whole benchmark
+at the paper's frame counts from the real annotations (``--annotations``), against decoding every frame
+once; ``memory`` measures peak RSS of ``generate_until`` at ``frames=paper`` for several ``frame_memory``.
+
+    .venv/bin/python benchmarks/frame_sampling.py --sections paper,memory --annotations /path/to/data
     .venv/bin/python benchmarks/frame_sampling.py                  # the full matrix (tens of minutes)
     .venv/bin/python benchmarks/frame_sampling.py --quick          # a minute; what CI runs
     .venv/bin/python benchmarks/frame_sampling.py --baseline-src /tmp/old   # + egotask from another tree
