@@ -29,6 +29,12 @@ slot's centre and pixel-identical to a plain front-to-back PyAV decode; the one-
 per-question ones; torchcodec and decord (when importable) return the same frame times; lmms-eval's
 ``read_video`` and egotask's ``read_frames_at`` agree at read_video's frames. Its ratios are noise.
 
+Two more sections (``--sections``, both in the full run and, on small clips, in --quick; see
+benchmarks/_paper_scale.py): ``paper`` extrapolates the CPU-hours of frame sampling for the whole benchmark
+at the paper's frame counts from the real annotations (``--annotations``), against decoding every frame
+once; ``memory`` measures peak RSS of ``generate_until`` at ``frames=paper`` for several ``frame_memory``.
+
+    .venv/bin/python benchmarks/frame_sampling.py --sections paper,memory --annotations /path/to/data
     .venv/bin/python benchmarks/frame_sampling.py                  # the full matrix (tens of minutes)
     .venv/bin/python benchmarks/frame_sampling.py --quick          # a minute; what CI runs
     .venv/bin/python benchmarks/frame_sampling.py --baseline-src /tmp/old   # + egotask from another tree
@@ -51,6 +57,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _checks import Checks  # noqa: E402
 from _clips import bench_workdir, write_motion_clip  # noqa: E402
+from _paper_scale import memory_section, paper_section  # noqa: E402
 
 FPS = 6
 QUESTIONS_AT = (0.35, 0.55, 0.75, 0.95)  # of the clip's length
@@ -73,6 +80,10 @@ def _means(frames: np.ndarray) -> list[float]:
 
 def run_child(job: dict) -> dict:
     """Time one contender over a cell's clips; imports happen before the clock starts."""
+    if "section" in job:  # the paper-scale sections (_paper_scale.py)
+        from _paper_scale import run_child as paper_child
+
+        return paper_child(job)
     contender = job["contender"]
     import resource
 
@@ -223,6 +234,14 @@ def main() -> int:
                              "--quick: all)")
     parser.add_argument("--baseline-src", type=Path, default=None,
                         help="also time egotask from this source tree (an older checkout), in the same run")
+    parser.add_argument("--sections", default="matrix,paper,memory",
+                        help="which parts to run, comma-separated: matrix (the table above), paper (CPU-hours "
+                             "for the whole benchmark at the paper's frame counts, from the real annotations), "
+                             "memory (peak RSS of generate_until at frames=paper per frame_memory)")
+    parser.add_argument("--annotations", type=Path, default=None,
+                        help="for the paper section: a folder holding egotextvqa/*.jsonl and "
+                             "egotempo/egotempo_openQA.json (default: EGOTEXTVQA_ANNOTATIONS and "
+                             "EGOTEMPO_ANNOTATIONS; --quick without them: the demo data set)")
     args = parser.parse_args()
     if args.child:
         result = run_child(json.loads(sys.stdin.read()))
@@ -245,12 +264,19 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         cells = [(s, g, n) for s in sizes for g in (12, 250) for n in (8, 32, 60)]
     if args.only:
         cells = [c for c in cells if args.only in cell_name(c)]
+    sections = set(args.sections.split(","))
+    unknown = sections - {"matrix", "paper", "memory"}
+    if unknown:
+        raise SystemExit(f"--sections: unknown {sorted(unknown)}; choose from matrix, paper, memory")
+    if "matrix" not in sections:
+        cells = []
     env = dict(os.environ)
     env["LD_LIBRARY_PATH"] = ffmpeg_dir_for_torchcodec(workdir) + (
         ":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-    print(f"{len(cells)} cells, 2 clips of {seconds:g} s at {FPS} fps each, questions at "
-          f"{', '.join(f'{q:.0%}' for q in QUESTIONS_AT)} of each clip; CPU seconds per cell\n", flush=True)
-    checks = Checks("frame_sampling --quick")
+    if cells:
+        print(f"{len(cells)} cells, 2 clips of {seconds:g} s at {FPS} fps each, questions at "
+              f"{', '.join(f'{q:.0%}' for q in QUESTIONS_AT)} of each clip; CPU seconds per cell\n", flush=True)
+    checks = Checks("frame_sampling --quick" if quick else "frame_sampling")
     rows = []
     for cell in cells:
         size, gop, n = cell
@@ -270,11 +296,15 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         print(format_row(cell, results, contenders), flush=True)
         if quick:
             check_cell(checks, cell, questions, results)
-    print("\n" + table(rows, contenders))
-    if quick:
+    if cells:
+        print("\n" + table(rows, contenders))
+    if quick and cells:
         check_read_video(checks, workdir)
-        return checks.exit_code()
-    return 0
+    if "paper" in sections:
+        paper_section(workdir, args.annotations, quick, checks)
+    if "memory" in sections:
+        memory_section(workdir, quick, checks)
+    return checks.exit_code()
 
 
 def cell_name(cell) -> str:

@@ -4,9 +4,16 @@ before its timestamp.
 egotask's adapters read the original file and sample inside the visible interval (the interval travels
 with the path, :class:`egotask.frames.VisibleVideo`). Any other lmms-eval model opens the path it is
 given and decodes all of it, so for those the path is an exact cut of the visible interval: made once
-per (video, interval) under ``EGOTASK_CACHE_DIR/visible_clips``, frame-accurately (the whole interval is
-re-encoded, so no frame at or after the end survives), in parallel with a progress bar, and reused on
-reruns. Each cut records the span it really holds, which becomes the record's ``seen``.
+per (video, interval) under ``EGOTASK_CACHE_DIR/visible_clips``, frame-accurately (no frame at or after
+the end survives), in parallel with a progress bar, and reused on reruns. Where the source allows
+(H.264, closed GOPs, yuv420p), the cut copies the source's packets up to the last keyframe before the
+end and re-encodes only the tail from it (:mod:`egotask.data.splice`); otherwise it re-encodes the whole
+interval. Each cut records the span it really holds, which becomes the record's ``seen``, and how it
+was made (``method``: ``copy+tail`` or ``reencode``, with ``why`` the fast path was not taken).
+
+Cuts made before copy+tail existed (whole re-encodes, their sidecar has no ``method``) stay valid and
+are reused: they hold the same source frames at the same times, and only the copied part's pixels
+differ (the source's own bits now, a CRF 18 re-encode then). The cache path is unchanged for that reason.
 
 Whether the model in this process reads intervals itself is declared by egotask's ``lmms_eval`` entry
 (:func:`declare_model_reads_intervals`), from the adapter's manifest. Without that declaration (plain
@@ -43,6 +50,7 @@ def clips_needed() -> bool:
 class Cut:
     path: Path
     seen: tuple[float, float]  # first and last frame of the source that the cut holds, in source time
+    method: str = "reencode"  # copy+tail or reencode (egotask.data.splice)
 
 
 def clip_path(src: Path, start: float, end: float) -> Path:
@@ -76,6 +84,7 @@ def _seen_in_source(src: Path, start: float, end: float) -> tuple[float, float]:
 def cut_visible(jobs: list[tuple[Path, float, float]], workers: int | None = None) -> dict[tuple[str, float, float],
                                                                                            Cut | str]:
     """Make (or reuse) a cut of each ``(video, start, end)``; the value is the Cut, or why it failed."""
+    from egotask.data.splice import cut_interval
     from egotask.data.transcode import TranscodeSpec, transcode_all
 
     out: dict[tuple[str, float, float], Cut | str] = {}
@@ -89,14 +98,15 @@ def cut_visible(jobs: list[tuple[Path, float, float]], workers: int | None = Non
             continue
         sidecar = _sidecar(clip)
         if clip.is_file() and sidecar.is_file():
-            out[key] = Cut(clip, tuple(json.loads(sidecar.read_text())["seen"]))
+            recorded = json.loads(sidecar.read_text())
+            out[key] = Cut(clip, tuple(recorded["seen"]), recorded.get("method", "reencode"))
             continue
         todo.append((key, src, clip, start, end))
     if todo:
         workers = workers or max(1, min(4, os.cpu_count() or 1))
         results = transcode_all([(src, clip, TranscodeSpec(start=start, end=end, crf=18))
                                  for _, src, clip, start, end in todo],
-                                workers=min(workers, len(todo)), desc="cutting visible intervals")
+                                workers=min(workers, len(todo)), desc="cutting visible intervals", work=cut_interval)
         by_dst = {r.dst: r for r in results}
         for key, src, clip, start, end in todo:
             result = by_dst[str(clip)]
@@ -108,8 +118,10 @@ def cut_visible(jobs: list[tuple[Path, float, float]], workers: int | None = Non
             except Exception as exc:  # noqa: BLE001 - reported per item
                 out[key] = str(exc)
                 continue
-            write_text(_sidecar(clip), json.dumps({"source": str(src), "start": start, "end": end, "seen": seen}))
-            out[key] = Cut(clip, seen)
+            method = result.method or "reencode"
+            write_text(_sidecar(clip), json.dumps({"source": str(src), "start": start, "end": end, "seen": seen,
+                                                   "method": method, "why": result.message}))
+            out[key] = Cut(clip, seen, method)
     return out
 
 

@@ -370,11 +370,12 @@ class FramesModel(lmms):
 
         Consecutive items of one video (:meth:`generate_until` puts them so) are decoded together, in
         one pass over the union of their frames (:func:`egotask.frames.sample_visuals`). What is decoded
-        ahead is bounded by :meth:`decode_ahead` items and by ``frame_memory`` bytes of frames (a group
-        larger than that is decoded alone)."""
+        ahead is bounded by :meth:`decode_ahead` items and by ``frame_memory`` bytes of frames: a group
+        larger than that is split into runs of items that fit (:meth:`fit_memory`), so only an item that
+        is larger by itself can exceed it, decoded alone."""
         if not items:
             return
-        groups = video_groups(items)
+        groups = [run for group in video_groups(items) for run in self.fit_memory(group)]
         with ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="frames") as pool:
             ahead = self.decode_ahead()
             pending: deque[tuple[PendingItem, Future, int]] = deque()
@@ -397,6 +398,20 @@ class FramesModel(lmms):
                 self.stats["frame_wait_s"] += time.perf_counter() - began
                 held -= size
                 yield item, result
+
+    def fit_memory(self, group: list[PendingItem]) -> list[list[PendingItem]]:
+        """``group`` as consecutive runs whose frames fit in ``frame_memory`` (one item at least each).
+        Each run is one pass over the video; the file stays open between runs (``OpenVideos``)."""
+        runs: list[list[PendingItem]] = [[]]
+        held = 0
+        for item in group:
+            size = self.frame_bytes(item)
+            if runs[-1] and held + size > self.frame_memory:
+                runs.append([])
+                held = 0
+            runs[-1].append(item)
+            held += size
+        return runs
 
     def frame_bytes(self, item: PendingItem) -> int:
         """An upper estimate of an item's decoded frames in bytes, for the ``frame_memory`` bound: its

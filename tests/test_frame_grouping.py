@@ -98,6 +98,44 @@ def test_frames_decoded_ahead_are_bounded_in_bytes(clips):
     assert unbounded.most_ahead >= 6  # without the bound: all three groups at once
 
 
+class HeldFrames(FrameTimes):
+    """Notes, at every group submitted, the estimated bytes of frames then decoded ahead (submitted,
+    not yet answered) and the size of the group."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.groups: list[int] = []
+        self.held_after: list[int] = []
+
+    def submit_group(self, pool, group):
+        self.groups.append(len(group))
+        out = super().submit_group(pool, group)
+        self.held_after.append(sum(self.item_bytes for _ in range(self.submitted - self.answered)))
+        return out
+
+    @property
+    def item_bytes(self) -> int:
+        return int(self.max_frames) * 3 * int(self.max_pixels)
+
+
+def test_a_video_group_larger_than_frame_memory_is_split_into_runs_that_fit(clips, opens):
+    a, b = (str(p) for p in clips[:2])
+    # 8 frames of 160x96: 368,640 bytes an item. Five questions of a (1.8 MB) and two of b; 1 MB holds two items.
+    visuals = [VisibleVideo(a, 0, 1.0 + 0.9 * i) for i in range(5)] + [VisibleVideo(b, 0, 2.0), VisibleVideo(b, 0, 3.0)]
+    close_open_videos()
+    model = HeldFrames(max_frames=8, max_pixels=160 * 96, frame_memory="1MB")
+    answers = ask(model, visuals)
+    assert model.groups == [2, 2, 1, 2]  # a's five questions in runs of 2, 2 and 1, then b's two
+    assert max(model.held_after) <= 2 * model.item_bytes <= model.frame_memory == 1 << 20
+    assert opens == {a: 1, b: 1}  # the runs of one video share its open file
+    for visual, answer in zip(visuals, answers, strict=True):
+        assert answer == " ".join(f"{t:.2f}" for t in sample_visual(visual, max_frames=8).timestamps)
+    # An item larger than the bound by itself is decoded alone, with nothing else held.
+    alone = HeldFrames(max_frames=32, max_pixels=160 * 96, frame_memory="1MB")  # 1.47 MB an item
+    assert all(ask(alone, [VisibleVideo(a, 0, 5.0), VisibleVideo(a, 0, 5.5)], "big "))
+    assert alone.groups == [1, 1] and alone.held_after == [alone.item_bytes] * 2
+
+
 def test_a_question_at_0s_is_a_generation_failure_that_says_nothing_is_visible(clips):
     from egotask import answers as answers_module
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from egotask.fixtures import time_code_of, write_egotextvqa_annotations, write_time_coded_clip
@@ -161,3 +162,115 @@ def test_ctrl_c_during_the_interval_cuts_stops_them_promptly_and_leaves_no_tempo
     assert "KeyboardInterrupt" in proc.stderr.read()
     assert len(made()) < 10  # of 40: the queue was dropped
     assert not [p.name for p in clips.iterdir() if ".tmp-" in p.name]
+
+
+# --------------------------------------------------------------------------- copy+tail cuts (issue 26)
+
+def _decoded(path: Path) -> list[tuple[float, np.ndarray]]:
+    import av
+
+    with av.open(str(path)) as container:
+        return sorted(((float(f.time), f.to_ndarray(format="rgb24")) for f in container.decode(video=0)),
+                      key=lambda pair: pair[0])
+
+
+def _planned(src: Path, start: float, end: float) -> list[float]:
+    """The source frames the cut must hold, at their times in the cut (the first at 0)."""
+    from egotask.data.transcode import plan_frames
+    from egotask.frames import index_frames
+
+    plan = plan_frames(index_frames(src).times, start, end - start, None)
+    return [plan[p] for p in sorted(plan)]
+
+
+def _cut(src: Path, dst: Path, end: float):
+    from egotask.data.splice import cut_interval
+    from egotask.data.transcode import TranscodeSpec
+
+    return cut_interval(src, dst, TranscodeSpec(start=0.0, end=end, crf=18))
+
+
+@pytest.mark.parametrize("vfr", [False, True], ids=["cfr", "vfr"])
+def test_copy_tail_cut_holds_the_planned_frames_and_copies_the_head_bit_for_bit(tmp_path, vfr):
+    from egotask.fixtures import write_clip
+    from egotask.frames import index_frames
+
+    times = None
+    if vfr:  # gaps of 80, 100 and 150 ms in turn
+        times = np.cumsum([0.0] + [(0.08, 0.1, 0.15)[i % 3] for i in range(79)]).tolist()
+    src = write_clip(tmp_path / "src.mp4", ["EXIT 9", "BAKERY", "ELM ST", "PARKING"], seconds=8.0, fps=10, gop=10,
+                     frame_times=times)
+    source = index_frames(src)
+    end = 5.55
+    result = _cut(src, tmp_path / "cut.mp4", end)
+    assert (result.status, result.method, result.message) == ("done", "copy+tail", "")
+    planned = _planned(src, 0.0, end)
+    cut = index_frames(tmp_path / "cut.mp4")
+    assert cut.times.tolist() == pytest.approx(planned, abs=1e-6)
+    assert cut.times[-1] < end and len(cut.times) == int((source.times < end - 1e-6).sum())
+    # The copy ends at the keyframe of the GOP holding the last frame; every frame before it is the
+    # source's own decode, and the re-encoded tail is close to it.
+    key = int(source.keyframe_of[len(planned) - 1])
+    assert 0 < key < len(planned)
+    ours, theirs = _decoded(tmp_path / "cut.mp4"), _decoded(src)
+    assert [t for t, _ in ours] == pytest.approx(planned, abs=1e-6)
+    assert all(np.array_equal(ours[i][1], theirs[i][1]) for i in range(key))
+    tail_gap = max(float(np.abs(ours[i][1].astype(int) - theirs[i][1]).mean()) for i in range(key, len(planned)))
+    assert tail_gap < 3.0
+
+
+def test_a_cut_the_fast_path_cannot_make_is_re_encoded_whole_and_says_why(tmp_path):
+    from egotask.fixtures import write_clip
+    from egotask.frames import index_frames
+
+    one_gop = write_clip(tmp_path / "one_gop.mp4", ["A", "B"], seconds=4.0, fps=10)  # the next keyframe at 2 s
+    mpeg4 = write_clip(tmp_path / "mpeg4.mp4", ["A", "B"], seconds=4.0, fps=10, codec="mpeg4", gop=10)
+    for src, end, why in ((one_gop, 1.55, "in one GOP"), (mpeg4, 2.55, "the codec is mpeg4, not H.264")):
+        dst = tmp_path / f"cut_{src.stem}.mp4"
+        result = _cut(src, dst, end)
+        assert (result.status, result.method) == ("done", "reencode") and why in result.message
+        assert index_frames(dst).times.tolist() == pytest.approx(_planned(src, 0.0, end), abs=1e-6)
+        assert index_frames(dst).times[-1] < end
+
+
+def test_cut_visible_records_how_each_cut_was_made_and_reuses_cuts_made_before_copy_tail(tmp_path, monkeypatch):
+    from egotask import settings
+    from egotask.fixtures import write_clip
+    from egotask.visible_clips import cut_visible
+
+    monkeypatch.setenv("EGOTASK_CACHE_DIR", str(tmp_path / "cache"))
+    settings.reset()
+    src = write_clip(tmp_path / "v.mp4", ["A", "B", "C"], seconds=6.0, fps=10, gop=10)
+    cuts = cut_visible([(src, 0.0, 4.0), (src, 0.0, 0.55)], workers=1)
+    fast, short = cuts[(str(src), 0.0, 4.0)], cuts[(str(src), 0.0, 0.55)]
+    assert (fast.method, fast.seen) == ("copy+tail", (0.0, pytest.approx(3.9)))
+    assert (short.method, short.seen) == ("reencode", (0.0, pytest.approx(0.5)))
+    sidecar = json.loads(fast.path.with_suffix(".json").read_text())
+    assert (sidecar["method"], sidecar["why"]) == ("copy+tail", "")
+    assert "in one GOP" in json.loads(short.path.with_suffix(".json").read_text())["why"]
+    # A sidecar written before copy+tail (no method) still stands for its cut: same frames, same times.
+    old = {k: v for k, v in sidecar.items() if k not in ("method", "why")}
+    fast.path.with_suffix(".json").write_text(json.dumps(old))
+    made = fast.path.stat().st_mtime_ns
+    again = cut_visible([(src, 0.0, 4.0)])[(str(src), 0.0, 4.0)]
+    assert (again.method, again.path.stat().st_mtime_ns) == ("reencode", made)
+
+
+def test_a_cut_that_starts_later_copies_from_a_keyframe_there_and_re_encodes_when_it_starts_between(tmp_path):
+    from egotask.data.splice import cut_interval
+    from egotask.data.transcode import TranscodeSpec
+    from egotask.fixtures import write_clip
+    from egotask.frames import index_frames
+
+    src = write_clip(tmp_path / "src.mp4", ["A", "B", "C", "D"], seconds=8.0, fps=10, gop=10)
+    theirs = _decoded(src)
+    for start, method in ((2.0, "copy+tail"), (2.5, "reencode")):
+        dst = tmp_path / f"cut_{start}.mp4"
+        result = cut_interval(src, dst, TranscodeSpec(start=start, end=6.55, crf=18))
+        assert result.method == method
+        assert index_frames(dst).times.tolist() == pytest.approx(_planned(src, start, 6.55), abs=1e-6)
+        if method == "copy+tail":  # frames 20-59 copied, bit for bit; 60-65 re-encoded
+            ours = _decoded(dst)
+            assert len(ours) == 46 and all(np.array_equal(ours[i][1], theirs[20 + i][1]) for i in range(40))
+        else:
+            assert result.message == "the interval starts between keyframes"

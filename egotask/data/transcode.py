@@ -14,7 +14,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from fractions import Fraction
@@ -69,6 +69,7 @@ class JobResult:
     message: str = ""
     seconds: float = 0.0  # seconds of video in the output
     wall: float = 0.0
+    method: str = ""  # visible-interval cuts: copy+tail or reencode (egotask.data.splice)
 
 
 def even(x: float) -> int:
@@ -325,24 +326,26 @@ def in_background(items: Iterator[T], depth: int = 8) -> Iterator[T]:
 
 
 def transcode_all(jobs: Iterable[tuple[Path, Path, TranscodeSpec]], *, workers: int, force: bool = False,
-                  desc: str) -> list[JobResult]:
-    """:func:`transcode` every ``(src, dst, spec)``, ``workers`` files at a time, with a progress bar."""
+                  desc: str, work: Callable[..., JobResult] | None = None) -> list[JobResult]:
+    """:func:`transcode` (or ``work``, called the same way) every ``(src, dst, spec)``, ``workers`` files
+    at a time, with a progress bar."""
     from tqdm import tqdm
 
     jobs = list(jobs)
+    work = work or transcode
     threads = x264_threads(workers)
     results: list[JobResult] = []
     bar = tqdm(total=len(jobs), desc=desc, unit="file")
     try:
         if workers <= 1:
             for job in jobs:
-                results.append(transcode(*job, force=force, threads=threads))
+                results.append(work(*job, force=force, threads=threads))
                 bar.set_postfix_str(results[-1].status)
                 bar.update()
         else:
             pool = ProcessPoolExecutor(max_workers=workers, initializer=worker_init, initargs=(os.getpid(),))
             try:
-                futures = [pool.submit(transcode, *job, force=force, threads=threads) for job in jobs]
+                futures = [pool.submit(work, *job, force=force, threads=threads) for job in jobs]
                 for future in as_completed(futures):
                     results.append(future.result())
                     bar.set_postfix_str(results[-1].status)
