@@ -252,59 +252,70 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace, workdir: Path) -> int:
-    quick = args.quick
-    seconds = args.seconds or (20.0 if quick else 90.0)
-    contenders = (args.contenders.split(",") if args.contenders else list(CONTENDERS if quick else DEFAULT_FULL))
-    if args.baseline_src:
-        contenders.insert(1, "baseline")
-    if quick:
-        cells = [((640, 360), 12, 32), ((640, 360), 250, 8)]
-    else:
-        sizes = [(640, 360), (1280, 720)] + ([] if args.skip_1080p else [(1920, 1080)])
-        cells = [(s, g, n) for s in sizes for g in (12, 250) for n in (8, 32, 60)]
-    if args.only:
-        cells = [c for c in cells if args.only in cell_name(c)]
     sections = set(args.sections.split(","))
     unknown = sections - {"matrix", "paper", "memory"}
     if unknown:
         raise SystemExit(f"--sections: unknown {sorted(unknown)}; choose from matrix, paper, memory")
-    if "matrix" not in sections:
-        cells = []
+    checks = Checks("frame_sampling --quick" if args.quick else "frame_sampling")
+    if "matrix" in sections:
+        matrix_section(args, workdir, checks)
+    if "paper" in sections:
+        paper_section(workdir, args.annotations, args.quick, checks)
+    if "memory" in sections:
+        memory_section(workdir, args.quick, checks)
+    return checks.exit_code()
+
+
+def matrix_cells(args: argparse.Namespace) -> list:
+    """(size, keyframe interval, frames per question) of each cell: two in --quick, the full matrix else."""
+    if args.quick:
+        cells = [((640, 360), 12, 32), ((640, 360), 250, 8)]
+    else:
+        sizes = [(640, 360), (1280, 720)] + ([] if args.skip_1080p else [(1920, 1080)])
+        cells = [(s, g, n) for s in sizes for g in (12, 250) for n in (8, 32, 60)]
+    return [c for c in cells if args.only in cell_name(c)] if args.only else cells
+
+
+def matrix_section(args: argparse.Namespace, workdir: Path, checks: Checks) -> None:
+    """Every contender on every cell, CPU seconds and the ratio to egotask (--quick: checks too)."""
+    quick, cells = args.quick, matrix_cells(args)
+    if not cells:
+        return
+    seconds = args.seconds or (20.0 if quick else 90.0)
+    contenders = (args.contenders.split(",") if args.contenders else list(CONTENDERS if quick else DEFAULT_FULL))
+    if args.baseline_src:
+        contenders.insert(1, "baseline")
     env = dict(os.environ)
     env["LD_LIBRARY_PATH"] = ffmpeg_dir_for_torchcodec(workdir) + (
         ":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-    if cells:
-        print(f"{len(cells)} cells, 2 clips of {seconds:g} s at {FPS} fps each, questions at "
-              f"{', '.join(f'{q:.0%}' for q in QUESTIONS_AT)} of each clip; CPU seconds per cell\n", flush=True)
-    checks = Checks("frame_sampling --quick" if quick else "frame_sampling")
+    print(f"{len(cells)} cells, 2 clips of {seconds:g} s at {FPS} fps each, questions at "
+          f"{', '.join(f'{q:.0%}' for q in QUESTIONS_AT)} of each clip; CPU seconds per cell\n", flush=True)
     rows = []
     for cell in cells:
-        size, gop, n = cell
-        clips = make_cell_clips(workdir, size, gop, seconds)
-        questions = cell_questions(clips, n, seconds)
-        results: dict[str, dict] = {}
-        for repeat in range(args.repeats):
-            for contender in contenders:
-                if repeat and contender not in ("egotask", "torchcodec", "baseline"):
-                    continue  # repeats narrow the noise where the verdict is close; the rest run once
-                got = run_contender(contender if contender != "baseline" else "egotask", questions, env,
-                                    digests=quick, src=args.baseline_src if contender == "baseline" else None)
-                best = results.get(contender)
-                if best is None or ("cpu" in got and got["cpu"] < best.get("cpu", float("inf"))):
-                    results[contender] = got
+        questions = cell_questions(make_cell_clips(workdir, cell[0], cell[1], seconds), cell[2], seconds)
+        results = run_cell(args, questions, contenders, env)
         rows.append((cell, results))
         print(format_row(cell, results, contenders), flush=True)
         if quick:
             check_cell(checks, cell, questions, results)
-    if cells:
-        print("\n" + table(rows, contenders))
-    if quick and cells:
+    print("\n" + table(rows, contenders))
+    if quick:
         check_read_video(checks, workdir)
-    if "paper" in sections:
-        paper_section(workdir, args.annotations, quick, checks)
-    if "memory" in sections:
-        memory_section(workdir, quick, checks)
-    return checks.exit_code()
+
+
+def run_cell(args: argparse.Namespace, questions: list, contenders: list[str], env: dict[str, str]) -> dict[str, dict]:
+    """Each contender's lowest CPU over the repeats (only egotask, torchcodec and the baseline repeat)."""
+    results: dict[str, dict] = {}
+    for repeat in range(args.repeats):
+        for contender in contenders:
+            if repeat and contender not in ("egotask", "torchcodec", "baseline"):
+                continue  # repeats narrow the noise where the verdict is close; the rest run once
+            got = run_contender(contender if contender != "baseline" else "egotask", questions, env,
+                                digests=args.quick, src=args.baseline_src if contender == "baseline" else None)
+            best = results.get(contender)
+            if best is None or ("cpu" in got and got["cpu"] < best.get("cpu", float("inf"))):
+                results[contender] = got
+    return results
 
 
 def cell_name(cell) -> str:

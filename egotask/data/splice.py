@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -162,57 +163,15 @@ def splice_cut(src: Path, dst: Path, start: float, end: float, *, crf: int = 18,
         stream = inp.streams.video[0]
         plan = plan_splice(src, index, stream, start, end)
         config = AvcConfig.parse(bytes(stream.codec_context.extradata or b""))
-        profile = X264_PROFILES.get(config.profile)
-        if profile is None:
-            raise NotSpliceable(f"H.264 profile_idc {config.profile} (only Baseline, Main and High are re-encoded "
-                                "to match)")
-        taken = {sps_id(u) for u in config.sps} | {pps_id(u) for u in config.pps}
-        free = next((i for i in range(1, 32) if i not in taken), None)
-        if free is None:
-            raise NotSpliceable("the source uses every SPS id")
-        tb = stream.time_base
+        enc, merged = _tail_encoder(stream, config, crf, preset, threads)
         shift = int(index.pts[plan.first])
-        key_pts = int(index.pts[plan.key])
         tail_pts = [int(p) for p in index.pts[plan.key:plan.last + 1]]
         gaps = np.diff(index.pts[plan.key:min(plan.last + 2, len(index.pts))]).tolist()
         durations = dict(zip(tail_pts, gaps + [gaps[-1] if gaps else 0] * (len(tail_pts) - len(gaps)), strict=True))
-
-        enc = av.CodecContext.create("libx264", "w")
-        enc.width, enc.height, enc.pix_fmt = stream.codec_context.width, stream.codec_context.height, "yuv420p"
-        enc.time_base = tb
-        enc.framerate = stream.average_rate or stream.guessed_rate or Fraction(30)
-        enc.flags |= av.codec.context.Flags.global_header  # parameter sets in extradata, not in the packets
-        enc.options = {"crf": str(crf), "preset": preset, "profile": profile, "threads": str(threads),
-                       "x264-params": f"sps-id={free}:bframes=0:keyint=infinite:open-gop=0"}
-        enc.open()
-        tail_units = annexb_units(bytes(enc.extradata))
-        tail_sps = [u for u in tail_units if u[0] & 0x1F == 7]
-        tail_pps = [u for u in tail_units if u[0] & 0x1F == 8]
-        if len(tail_sps) != 1 or len(tail_pps) != 1 or sps_id(tail_sps[0]) != free:
-            raise NotSpliceable("x264 did not write one SPS/PPS pair under the id asked for")
-        merged = AvcConfig(config.profile, config.compat, max(config.level, tail_sps[0][3]), config.length_size,
-                           config.sps + (tail_sps[0],), config.pps + (tail_pps[0],), config.trailer)
-
         with av.open(str(dst), "w", format="mp4") as out:
             ostream = out.add_stream_from_template(stream)
             ostream.codec_context.extradata = merged.build()
-            # The copied part: every packet before K in decode order, from the first frame on.
-            for packet in inp.demux(stream):
-                if packet.pts is None:
-                    continue
-                if packet.pts == key_pts:
-                    break
-                if packet.pts < shift:
-                    continue
-                packet.pts -= shift
-                packet.dts = None if packet.dts is None else packet.dts - shift
-                packet.stream = ostream
-                out.mux(packet)
-            # The tail: K to the last frame before the end, decoded and re-encoded.
-            inp.seek(key_pts, stream=stream, backward=True, any_frame=False)
-            stream.codec_context.thread_count = 1
-            wanted = set(tail_pts)
-            written = 0
+            _copy_head(inp, stream, out, ostream, tail_pts[0], shift)
 
             def put(packets) -> None:
                 for packet in packets:
@@ -220,30 +179,83 @@ def splice_cut(src: Path, dst: Path, start: float, end: float, *, crf: int = 18,
                                            config.length_size)
                     copy = av.Packet(data)
                     copy.pts, copy.dts = packet.pts - shift, packet.dts - shift
-                    copy.duration, copy.time_base = durations[packet.pts], tb
+                    copy.duration, copy.time_base = durations[packet.pts], stream.time_base
                     copy.is_keyframe = packet.is_keyframe
                     copy.stream = ostream
                     out.mux(copy)
 
-            for frame in decode_only(inp, stream, wanted, RefFilter(stream)):
-                if frame.pts not in wanted:
-                    if frame.pts is not None and frame.pts > tail_pts[-1]:
-                        break
-                    continue
-                if frame.format.name != "yuv420p" or (frame.width, frame.height) != (enc.width, enc.height):
-                    raise NotSpliceable(f"a frame at pts {frame.pts} is {frame.format.name} "
-                                        f"{frame.width}x{frame.height}")
-                frame.pict_type = av.video.frame.PictureType.NONE  # x264 decides; only the first is an IDR
-                frame.time_base = tb
-                put(enc.encode(frame))
-                written += 1
-                if written == len(tail_pts):
-                    break
-            put(enc.encode(None))
+            written = _encode_tail(inp, stream, enc, tail_pts, put)
             if written != len(tail_pts):
                 raise VideoError(f"{src}: truncated or corrupt: {len(tail_pts) - written} of {len(tail_pts)} "
                                  "frames of the tail could not be decoded")
     return check_splice(dst, plan)
+
+
+def _tail_encoder(stream: Any, config: AvcConfig, crf: int, preset: str, threads: int) -> tuple[Any, AvcConfig]:
+    """An x264 encoder matching the source's profile, writing its parameter sets under an SPS id the source
+    does not use, and the source's avcC with the tail's SPS/PPS added (one record holds both)."""
+    profile = X264_PROFILES.get(config.profile)
+    if profile is None:
+        raise NotSpliceable(f"H.264 profile_idc {config.profile} (only Baseline, Main and High are re-encoded "
+                            "to match)")
+    taken = {sps_id(u) for u in config.sps} | {pps_id(u) for u in config.pps}
+    free = next((i for i in range(1, 32) if i not in taken), None)
+    if free is None:
+        raise NotSpliceable("the source uses every SPS id")
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = stream.codec_context.width, stream.codec_context.height, "yuv420p"
+    enc.time_base = stream.time_base
+    enc.framerate = stream.average_rate or stream.guessed_rate or Fraction(30)
+    enc.flags |= av.codec.context.Flags.global_header  # parameter sets in extradata, not in the packets
+    enc.options = {"crf": str(crf), "preset": preset, "profile": profile, "threads": str(threads),
+                   "x264-params": f"sps-id={free}:bframes=0:keyint=infinite:open-gop=0"}
+    enc.open()
+    tail_units = annexb_units(bytes(enc.extradata))
+    tail_sps = [u for u in tail_units if u[0] & 0x1F == 7]
+    tail_pps = [u for u in tail_units if u[0] & 0x1F == 8]
+    if len(tail_sps) != 1 or len(tail_pps) != 1 or sps_id(tail_sps[0]) != free:
+        raise NotSpliceable("x264 did not write one SPS/PPS pair under the id asked for")
+    merged = AvcConfig(config.profile, config.compat, max(config.level, tail_sps[0][3]), config.length_size,
+                       config.sps + (tail_sps[0],), config.pps + (tail_pps[0],), config.trailer)
+    return enc, merged
+
+
+def _copy_head(inp: Any, stream: Any, out: Any, ostream: Any, key_pts: int, shift: int) -> None:
+    """The copied part: every packet before the tail's keyframe K in decode order, from the first frame on."""
+    for packet in inp.demux(stream):
+        if packet.pts is None:
+            continue
+        if packet.pts == key_pts:
+            break
+        if packet.pts < shift:
+            continue
+        packet.pts -= shift
+        packet.dts = None if packet.dts is None else packet.dts - shift
+        packet.stream = ostream
+        out.mux(packet)
+
+
+def _encode_tail(inp: Any, stream: Any, enc: Any, tail_pts: list[int], put: Any) -> int:
+    """The tail, K to the last frame before the end, decoded and re-encoded; returns the frames written."""
+    inp.seek(tail_pts[0], stream=stream, backward=True, any_frame=False)
+    stream.codec_context.thread_count = 1
+    wanted = set(tail_pts)
+    written = 0
+    for frame in decode_only(inp, stream, wanted, RefFilter(stream)):
+        if frame.pts not in wanted:
+            if frame.pts is not None and frame.pts > tail_pts[-1]:
+                break
+            continue
+        if frame.format.name != "yuv420p" or (frame.width, frame.height) != (enc.width, enc.height):
+            raise NotSpliceable(f"a frame at pts {frame.pts} is {frame.format.name} {frame.width}x{frame.height}")
+        frame.pict_type = av.video.frame.PictureType.NONE  # x264 decides; only the first is an IDR
+        frame.time_base = stream.time_base
+        put(enc.encode(frame))
+        written += 1
+        if written == len(tail_pts):
+            break
+    put(enc.encode(None))
+    return written
 
 
 def check_splice(path: Path, plan: SplicePlan) -> FrameIndex:
