@@ -132,6 +132,12 @@ class Settings:
     judge_cache: str = _setting("EGOTASK_JUDGE_CACHE", "on", _choice("on", "off", "refresh"),
                                 "verdict cache: `on` reuses, `refresh` judges again and overwrites, `off` "
                                 "neither reads nor writes; `--judge-cache` overrides it")
+    plan_latency: float = _setting("EGOTASK_PLAN_LATENCY", 3.0, _positive_float,
+                                   "seconds one judge request is assumed to take, for `--plan`'s time estimate "
+                                   "(an assumption, not a measurement); `--plan-latency` overrides it")
+    plan_output_tokens: int = _setting("EGOTASK_PLAN_OUTPUT_TOKENS", 300, _positive_int,
+                                       "output tokens one verdict is assumed to cost (its JSON and any thinking "
+                                       "tokens), for `--plan`'s cost estimate")
     cache_dir: Path = _setting("EGOTASK_CACHE_DIR", Path.home() / ".cache" / "egotask", _path,
                                "folder of the verdict and answer caches (SQLite), of the visible-interval "
                                "clips made for lmms-eval's own models and of the Hub video repo's file listing")
