@@ -177,14 +177,16 @@ def main(argv: list[str] | None = None) -> int:
         declare_model(f"{args.model} {args.model_args or ''}")  # picks the protocol's prompt for its family
         active_prompt()  # a --prompt-family the protocol lacks stops here
         if plan_mode is not None:  # no preflight: it makes a judge request and the output folder
+            check_model_weights(args.model, args.model_args)
             return show_plan(args, latency, as_json=plan_mode == "json")
-        preflight(args.tasks.split(","), output_path=args.output_path)
-        check_model_weights(args.model, args.model_args)
-        if limit_usd is not None:
+        if limit_usd is not None:  # before the preflight: a refused run makes no request and no folder
+            check_model_weights(args.model, args.model_args)
             refusal = cost_refusal(args, latency, limit_usd)
             if refusal:
                 print(f"lmms_eval: {refusal}", file=sys.stderr)
                 return 2
+        preflight(args.tasks.split(","), output_path=args.output_path)
+        check_model_weights(args.model, args.model_args)
     except JudgeNotReady as exc:
         print(f"lmms_eval: {redact_secrets(exc.explain('--judge'))}", file=sys.stderr)
         return 1
