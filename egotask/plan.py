@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import tempfile
+import textwrap
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 CHARS_PER_TOKEN = 4  # "a token is about 4 characters" for Gemini models (ai.google.dev, tokens)
+WIDTH = 110  # the sentences under the table are wrapped to the table's width
 COST_DIGITS = 3  # significant figures the plan shows a cost with, and the rounding a test holds it to
 
 _active = False
@@ -71,10 +72,7 @@ def scratch_datasets_cache() -> Iterator[None]:
         try:
             yield
         finally:
-            if before:
-                set_vendor_value("HF_DATASETS_CACHE", before)
-            else:
-                os.environ.pop("HF_DATASETS_CACHE", None)
+            set_vendor_value("HF_DATASETS_CACHE", before or None)
 
 
 def tokens_of(text: str) -> int:
@@ -191,6 +189,10 @@ def build_plan(args: Any, latency: float | None = None, scratch: bool = True) ->
     except JudgeNotReady as exc:  # the plan still counts; the run would stop at its preflight
         plan.notes.append(f"note: the run would stop before the model loads: {exc.explain('--judge')}")
     with planning(), (scratch_datasets_cache() if scratch else contextlib.nullcontext()):
+        if scratch:  # a plan alone: the one-line stub's "Generating test split" bars say nothing
+            import datasets
+
+            datasets.disable_progress_bars()
         lm, tasks = _requests(args)
         for name, task, instances in tasks:
             plan.tasks.append(_task_plan(name, task, instances, lm, judge, plan))
@@ -405,8 +407,8 @@ def render_plan(plan: Plan) -> str:
                  n(sum(known_frames) if len(known_frames) == len(plan.tasks) else None),
                  plan.total("verdicts_cached"), plan.total("settled_by_rule"), plan.total("requests"),
                  plan.total("tokens_in"), plan.total("tokens_out")])
-    headers = ["task", "items", "answers cached", "to generate", "cuts to make", "frames to decode",
-               "verdicts cached", "settled by rule", "judge requests", "tokens in", "tokens out"]
+    headers = ["task", "items", "answers\ncached", "to\ngenerate", "cuts to\nmake", "frames to\ndecode",
+               "verdicts\ncached", "settled\nby rule", "judge\nrequests", "tokens\nin", "tokens\nout"]
     lines = [f"egotask plan (nothing was run or written): model {plan.model}, judge {plan.judge} "
              f"({plan.judge_model}), judge mode {plan.judge_mode}", "",
              tabulate(rows, headers=headers, tablefmt="simple"), ""]
@@ -416,12 +418,13 @@ def render_plan(plan: Plan) -> str:
     else:
         when = ("later, by `egotask judge OUTPUT [--batch]` (--judge-mode defer)" if plan.judge_mode == "defer"
                 else "during the run")
-        lines.append(f"judge requests: {plan.requests} at most, {when}: {plan.total('requests_known')} for answers "
-                     f"already cached, {unknown} for answers still to generate (a shortcut may settle some of "
-                     f"these without a request), {plan.preflight_requests} preflight test request; no retries "
-                     "assumed.")
+        may = " (a shortcut may settle some of these without a request)" if unknown else ""
+        lines.append(f"judge requests: {plan.requests}{' at most' if unknown else ''}, {when}: "
+                     f"{plan.total('requests_known')} for answers already cached, {unknown} for answers still to "
+                     f"generate{may}, {plan.preflight_requests} preflight test request; no retries assumed.")
+        stand_in = "; the reference stands in for answers not generated yet" if unknown else ""
         lines.append(f"tokens: {plan.tokens_in} in (the rendered judge prompts, {CHARS_PER_TOKEN} characters a token, "
-                     f"rounded up per request; the reference stands in for answers not generated yet), "
+                     f"rounded up per request{stand_in}), "
                      f"{plan.tokens_out} out ({plan.output_tokens_each} a verdict, EGOTASK_PLAN_OUTPUT_TOKENS).")
         lines.append(f"cost: {_usd(plan.cost_sync)} synchronous, {_usd(plan.cost_batch)} batch "
                      f"(`egotask judge --batch`), rounded to {COST_DIGITS} significant figures; prices from "
@@ -433,5 +436,10 @@ def render_plan(plan: Plan) -> str:
                      f"{plan.concurrency} at once (EGOTASK_JUDGE_CONCURRENCY){rpm}, {plan.latency:g} s each: "
                      f"assumed, {plan.latency_source}); generation: not estimated, it depends on the model "
                      f"and the machine ({plan.total('to_generate')} answers to generate).")
+    if plan.total("to_generate") and any(t.frames for t in plan.tasks):
+        lines.append(f"frames: what egotask's sampler picks for the answers to generate, from "
+                     f"{plan.total('videos')} video(s); a video's questions are decoded in one pass, so frames they "
+                     "share are decoded once.")
     lines.extend(dict.fromkeys(plan.notes))
-    return "\n".join(lines)
+    head, prose = lines[:4], lines[4:]  # the title and the table as they are; the sentences wrapped
+    return "\n".join(head + [textwrap.fill(line, width=WIDTH, subsequent_indent="  ") for line in prose])

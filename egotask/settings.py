@@ -274,10 +274,13 @@ def vendor_value(var: str) -> str:
     return os.environ.get(var, "").strip()
 
 
-def set_vendor_value(var: str, value: str) -> None:
+def set_vendor_value(var: str, value: str | None) -> None:
     """Set a vendor's variable for this process and the children it starts (the vLLM backend gives
-    each data-parallel rank's engine its own GPUs through ``CUDA_VISIBLE_DEVICES``)."""
-    os.environ[var] = value
+    each data-parallel rank's engine its own GPUs through ``CUDA_VISIBLE_DEVICES``); ``None`` unsets it."""
+    if value is None:
+        os.environ.pop(var, None)
+    else:
+        os.environ[var] = value
 
 
 def variables_markdown() -> str:

@@ -7,7 +7,8 @@ import argparse
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "plan", help="what an lmms_eval run would do and cost, before it runs (runs and writes nothing)",
+        "plan", usage="egotask plan [-h] LMMS_EVAL_ARGS ...",
+        help="what an lmms_eval run would do and cost, before it runs (runs and writes nothing)",
         description="Take the arguments of an `lmms_eval` run (--tasks, --model, --model_args, --limit, "
                     "--gen_kwargs, --judge, --judge-mode, --protocol, ...) and print, without running or writing "
                     "anything: the items per task, the answers and verdicts the caches already hold, the "
