@@ -24,6 +24,7 @@ What is exact and what is assumed:
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import tempfile
 import textwrap
@@ -251,7 +252,7 @@ def _task_plan(name: str, task: Any, instances: list[Any], lm: Any, judge: Any, 
     from egotask.judges import JudgeItem, settled_verdict
     from egotask.model_adapters.base import _greedy
     from egotask.settings import get_settings
-    from egotask.sqlite_store import keys_present
+    from egotask.sqlite_store import keys_present, values_for
 
     settings = get_settings()
     out = TaskPlan(name, items=len(instances))
@@ -263,8 +264,8 @@ def _task_plan(name: str, task: Any, instances: list[Any], lm: Any, judge: Any, 
         pending = [lm.prepare(inst) for inst in instances]
         reusable = settings.answer_cache == "on"
         keys = [p.key for p in pending if _greedy(p.gen_kwargs)] if reusable else []
-        held = keys_present(settings.cache_dir / ANSWERS_FILE, "answers", keys)
-        answers = _read_answers(settings.cache_dir / ANSWERS_FILE, held)
+        answers = {key: json.loads(outcome)["text"] for key, outcome in
+                   values_for(settings.cache_dir / ANSWERS_FILE, "answers", keys, "answer").items()}
         tags = parse_reasoning_tags_config(cli_value=None, task_value=getattr(task.config, "reasoning_tags", None))
         for i, p in enumerate(pending):
             if p.key in answers:
@@ -298,28 +299,6 @@ def _task_plan(name: str, task: Any, instances: list[Any], lm: Any, judge: Any, 
         out.tokens_in += tokens_of(system + user)
     out.tokens_out = out.requests * plan.output_tokens_each
     return out
-
-
-def _read_answers(path: Path, keys: set[str]) -> dict[str, str]:
-    """The cached answer texts of ``keys`` (read-only, as :func:`keys_present` reads)."""
-    import json
-    import sqlite3
-
-    if not keys:
-        return {}
-    wal = path.with_name(path.name + "-wal").exists()
-    conn = sqlite3.connect(f"file:{path}?{'mode=ro' if wal else 'immutable=1'}", uri=True, timeout=30)
-    try:
-        wanted = list(keys)
-        out = {}
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
-            for key, answer in conn.execute(
-                    f"SELECT key, answer FROM answers WHERE key IN ({','.join('?' * len(chunk))})", chunk):
-                out[key] = json.loads(answer)["text"]
-        return out
-    finally:
-        conn.close()
 
 
 def _cuts(docs: list[dict[str, Any]], resolve: Any, needed: bool) -> tuple[int, int]:
@@ -442,4 +421,5 @@ def render_plan(plan: Plan) -> str:
                      "share are decoded once.")
     lines.extend(dict.fromkeys(plan.notes))
     head, prose = lines[:4], lines[4:]  # the title and the table as they are; the sentences wrapped
-    return "\n".join(head + [textwrap.fill(line, width=WIDTH, subsequent_indent="  ") for line in prose])
+    return "\n".join(head + [textwrap.fill(line, width=WIDTH, subsequent_indent="  ",
+                                                   break_on_hyphens=False, break_long_words=False) for line in prose])

@@ -83,11 +83,15 @@ def test_plan_counts_what_the_runs_that_follow_it_do_and_writes_nothing(sample_e
     assert per_task(first, "cuts_to_make") == dict.fromkeys(SIZES, 0)  # egotask's adapters read the intervals
     assert (first["requests"], first["preflight_requests"]) == (N + 1, 1)
     assert first["cost_sync"]["usd"] == pytest.approx(2 * first["cost_batch"]["usd"])
-    for figure in ("items", "answers cached", "to generate", "cuts to make", "frames to decode", "verdicts cached",
-                   "settled by rule", "judge requests", "tokens in", "tokens out", "synchronous", "batch",
-                   "checked 2026-12-01", "time: judging about", "3 s each: assumed, EGOTASK_PLAN_LATENCY",
-                   "generation: not estimated"):
-        assert figure in " ".join(table.split()), table  # the sentences are wrapped
+    header = table.split("\n-")[0].splitlines()[-2:]  # the table's two header lines
+    assert all(word in " ".join(header) for word in ("items", "answers", "cached", "generate", "cuts", "frames",
+                                                      "decode", "verdicts", "settled", "rule", "requests", "tokens"))
+    assert re.search(rf"^total\s+{N}\s+0\s+{N}\s+0\s+{4 * N}\s+0\s+0\s+{N}\s+\d+\s+{20 * N}$", table, re.M), table
+    prose = " ".join(table.split())  # the sentences are wrapped
+    for figure in (f"judge requests: {N + 1} at most", "1 preflight test request", f"{20 * (N + 1)} out",
+                   "synchronous", "batch", "checked 2026-12-01", "time: judging about",
+                   "3 s each: assumed, EGOTASK_PLAN_LATENCY", "generation: not estimated"):
+        assert figure in prose, table
 
     # 2. A deferred run generates exactly the answers planned, and asks the judge nothing.
     run = run_lmms_eval([*args[:-2], "--judge-mode", "defer"], env, output / "defer")
@@ -150,3 +154,19 @@ def test_plan_and_max_cost_values_that_make_no_sense_are_usage_errors(flag, samp
     proc = plan(["--tasks", "egotextvqa_indoor", "--model", "ocr_baseline", flag], sample_env)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert flag.split("=")[0] in proc.stderr
+
+
+def test_reading_the_caches_for_a_plan_leaves_their_files_as_they_were(tmp_path):
+    from egotask.sqlite_store import keys_present, open_store, values_for
+
+    path = tmp_path / "answers.sqlite3"
+    writer = open_store(path, "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer TEXT)", "t", "h")
+    writer.execute("INSERT INTO answers VALUES ('a', 'one')")
+    # A writer still open: its -wal and -shm files exist, and are read through, read-only.
+    assert values_for(path, "answers", ["a", "b"], "answer") == {"a": "one"}
+    writer.close()  # every writer closed: the -wal is gone and must not come back
+    before = snapshot(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.sqlite3"]
+    assert keys_present(path, "answers", ["a", "b"]) == {"a"}
+    assert keys_present(tmp_path / "none.sqlite3", "answers", ["a"]) == set()
+    assert snapshot(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["answers.sqlite3"]
