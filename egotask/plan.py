@@ -171,7 +171,7 @@ def build_plan(args: Any, latency: float | None = None, scratch: bool = True) ->
     ``--model_args``, ``--limit``, ``--gen_kwargs``, ``--include_path``), under egotask's settings.
     ``scratch``: HF datasets' cache goes to a temporary folder (a plan alone; not for a run that
     follows in this process, whose ``datasets`` would keep the removed folder)."""
-    from egotask.judges import get_judge
+    from egotask.judges import JudgeNotReady, get_judge
     from egotask.judges.llm import LLMJudge
     from egotask.settings import get_settings
 
@@ -183,8 +183,6 @@ def build_plan(args: Any, latency: float | None = None, scratch: bool = True) ->
                 concurrency=settings.judge_concurrency, rpm=settings.judge_rpm if llm else None,
                 latency=latency if latency is not None else settings.plan_latency,
                 latency_source="--plan-latency" if latency is not None else "EGOTASK_PLAN_LATENCY")
-    from egotask.judges import JudgeNotReady
-
     try:
         judge.check_ready()
     except JudgeNotReady as exc:  # the plan still counts; the run would stop at its preflight
