@@ -13,6 +13,7 @@ from egotask import __version__
 SUBCOMMANDS = [
     "egotask.commands.tasks_path",
     "egotask.commands.demo",
+    "egotask.commands.plan",
     "egotask.commands.data",
     "egotask.commands.plugins",
     "egotask.commands.report",
@@ -40,7 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # A command that hands its arguments on (`egotask plan` to lmms_eval's parser) takes the ones it
+    # does not know; any other command rejects them as before.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not getattr(args, "pass_through", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.lmms_eval_args = [*getattr(args, "lmms_eval_args", []), *extra]
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

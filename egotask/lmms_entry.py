@@ -47,6 +47,14 @@ egotask additions:
   --judge-mode MODE     sync (default): judge each answer during the run; defer: write the samples
                         with verdicts pending and judge later with `egotask judge OUTPUT --batch`
                         (Gemini's Batch API, half price) or without --batch (same as $EGOTASK_JUDGE_MODE)
+  --plan                print what the run would do and exit 0, running and writing nothing: items per
+                        task, answers and verdicts already cached, visible-interval cuts and frames still
+                        to make, judge requests, tokens, cost (synchronous and batch, from prices.json and
+                        its date) and judging time; --plan=json prints it as JSON (`egotask plan` is the same)
+  --plan-latency S      seconds one judge request is assumed to take, for the plan's time estimate
+                        (default: $EGOTASK_PLAN_LATENCY, 3)
+  --max-cost USD        refuse to start (exit 2, before the model loads) when the plan's estimated
+                        synchronous judging cost is above USD
   egotask's tasks (egotextvqa_indoor, egotextvqa_outdoor, egotextvqa, egotempo_openqa, ...) are
   always included. Exit status: 0 all judged; 1 stopped (preflight check or crash) or an output file
   could not be written (named); 2 usage error;
@@ -72,6 +80,31 @@ def pop_option(argv: list[str], name: str) -> tuple[list[str], str | None]:
     return out, value
 
 
+def pop_flag(argv: list[str], name: str) -> tuple[list[str], str | None]:
+    """``argv`` without ``name`` / ``name=VALUE``, and None (absent), "" (the bare flag) or VALUE."""
+    out, value = [], None
+    for arg in argv:
+        if arg == name:
+            value = ""
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+        else:
+            out.append(arg)
+    return out, value
+
+
+def positive_number(flag: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number >= 0 or number == float("inf"):
+        raise SettingsError(f"{flag} {value!r}: expected a number >= 0")
+    return number
+
+
 def root_cause(exc: BaseException) -> BaseException:
     """lmms-eval wraps dataset errors in tenacity's RetryError; show the error underneath."""
     last = getattr(exc, "last_attempt", None)
@@ -86,7 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     argv, judge_mode = pop_option(argv, "--judge-mode")
     argv, protocol = pop_option(argv, "--protocol")
     argv, prompt_family = pop_option(argv, "--prompt-family")
+    argv, plan_mode = pop_flag(argv, "--plan")
+    argv, plan_latency = pop_option(argv, "--plan-latency")
+    argv, max_cost = pop_option(argv, "--max-cost")
     try:
+        if plan_mode not in (None, "", "json"):
+            raise SettingsError(f"--plan={plan_mode}: expected --plan or --plan=json")
+        latency, limit_usd = positive_number("--plan-latency", plan_latency), positive_number("--max-cost", max_cost)
+        if latency == 0:
+            raise SettingsError("--plan-latency 0: expected a number of seconds above 0")
         configure(**{k: v for k, v in (("judge", judge), ("judge_cache", judge_cache), ("judge_mode", judge_mode),
                                        ("protocol", protocol), ("prompt_family", prompt_family)) if v})
         active_protocol()  # a wrong name or file is a usage error, before anything loads
@@ -135,6 +176,15 @@ def main(argv: list[str] | None = None) -> int:
         declare_model_reads_intervals(model_reads_intervals(args.model))
         declare_model(f"{args.model} {args.model_args or ''}")  # picks the protocol's prompt for its family
         active_prompt()  # a --prompt-family the protocol lacks stops here
+        if plan_mode is not None:  # no preflight: it makes a judge request and the output folder
+            check_model_weights(args.model, args.model_args)
+            return show_plan(args, latency, as_json=plan_mode == "json")
+        if limit_usd is not None:  # before the preflight: a refused run makes no request and no folder
+            check_model_weights(args.model, args.model_args)
+            refusal = cost_refusal(args, latency, limit_usd)
+            if refusal:
+                print(f"lmms_eval: {refusal}", file=sys.stderr)
+                return 2
         preflight(args.tasks.split(","), output_path=args.output_path)
         check_model_weights(args.model, args.model_args)
     except JudgeNotReady as exc:
@@ -182,6 +232,37 @@ def main(argv: list[str] | None = None) -> int:
         print(failure_message(failures, args.output_path), file=sys.stderr)
         return EXIT_ITEMS_FAILED
     return 0
+
+
+def show_plan(args, latency: float | None, as_json: bool = False) -> int:
+    """Print the plan of this run (:mod:`egotask.plan`); nothing runs and nothing is written."""
+    import json
+
+    from egotask.plan import build_plan, render_plan
+
+    plan = build_plan(args, latency)
+    print(json.dumps(plan.to_dict(), indent=2) if as_json else render_plan(plan))
+    return 0
+
+
+def cost_refusal(args, latency: float | None, limit_usd: float) -> str | None:
+    """Why the run may not start under ``--max-cost``, or None when the plan's estimate is within it."""
+    from egotask.plan import COST_DIGITS, build_plan, round_cost
+
+    plan = build_plan(args, latency, scratch=False)
+    usd = plan.estimated_usd
+    if usd is None:
+        return (f"--max-cost {limit_usd:g}: the judging cost cannot be estimated ({plan.cost_sync.get('note')}); "
+                "add the judge model's price to egotask/judges/prices.json, or drop --max-cost")
+    if usd > limit_usd:
+        return (f"not started: the estimated judging cost ${round_cost(usd):.{COST_DIGITS}g} ({plan.requests} "
+                f"requests at most, {plan.tokens_in} tokens in, {plan.tokens_out} out, synchronous, prices checked "
+                f"{plan.prices_checked}) is above --max-cost {limit_usd:g}. Run the same command with --plan to see "
+                "where it comes from; raise --max-cost, judge later at half price with --judge-mode defer and "
+                "`egotask judge OUTPUT --batch`, or lower --limit.")
+    print(f"lmms_eval: estimated judging cost ${round_cost(usd):.{COST_DIGITS}g} is within --max-cost {limit_usd:g}",
+          file=sys.stderr)
+    return None
 
 
 def item_failures(results: dict) -> dict[str, tuple[int, int, bool]]:

@@ -132,6 +132,12 @@ class Settings:
     judge_cache: str = _setting("EGOTASK_JUDGE_CACHE", "on", _choice("on", "off", "refresh"),
                                 "verdict cache: `on` reuses, `refresh` judges again and overwrites, `off` "
                                 "neither reads nor writes; `--judge-cache` overrides it")
+    plan_latency: float = _setting("EGOTASK_PLAN_LATENCY", 3.0, _positive_float,
+                                   "seconds one judge request is assumed to take, for `--plan`'s time estimate "
+                                   "(an assumption, not a measurement); `--plan-latency` overrides it")
+    plan_output_tokens: int = _setting("EGOTASK_PLAN_OUTPUT_TOKENS", 300, _positive_int,
+                                       "output tokens one verdict is assumed to cost (its JSON and any thinking "
+                                       "tokens), for `--plan`'s cost estimate")
     cache_dir: Path = _setting("EGOTASK_CACHE_DIR", Path.home() / ".cache" / "egotask", _path,
                                "folder of the verdict and answer caches (SQLite), of the visible-interval "
                                "clips made for lmms-eval's own models and of the Hub video repo's file listing")
@@ -268,10 +274,13 @@ def vendor_value(var: str) -> str:
     return os.environ.get(var, "").strip()
 
 
-def set_vendor_value(var: str, value: str) -> None:
+def set_vendor_value(var: str, value: str | None) -> None:
     """Set a vendor's variable for this process and the children it starts (the vLLM backend gives
-    each data-parallel rank's engine its own GPUs through ``CUDA_VISIBLE_DEVICES``)."""
-    os.environ[var] = value
+    each data-parallel rank's engine its own GPUs through ``CUDA_VISIBLE_DEVICES``); ``None`` unsets it."""
+    if value is None:
+        os.environ.pop(var, None)
+    else:
+        os.environ[var] = value
 
 
 def variables_markdown() -> str:

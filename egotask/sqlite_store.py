@@ -40,3 +40,33 @@ def check_intact(path: Path, what: str) -> None:
     if problem:
         raise OSError(f"{what} {path} is damaged ({problem}). Move it aside (mv {path} {path}.damaged) and run "
                       "again: what it held is asked for again, nothing else is lost")
+
+
+
+def values_for(path: Path, table: str, keys: list[str], column: str = "key") -> dict[str, str]:
+    """``{key: column}`` for those of ``keys`` the store at ``path`` holds, read without writing anything
+    (for ``--plan``); a file not made yet holds none. A read-only open of a WAL database would create its
+    ``-wal`` and ``-shm`` files, so a file without a ``-wal`` beside it (every writer closed, all in the
+    main file) is read as immutable; one with it (a writer is open, or was killed) is read through it,
+    read-only."""
+    if not keys or not path.is_file():
+        return {}
+    found: dict[str, str] = {}
+    wal = path.with_name(path.name + "-wal").exists()
+    conn = sqlite3.connect(f"file:{path}?{'mode=ro' if wal else 'immutable=1'}", uri=True, timeout=30)
+    try:
+        for i in range(0, len(keys), 500):  # SQLite's limit on bound parameters
+            chunk = keys[i:i + 500]
+            found.update(conn.execute(f"SELECT key, {column} FROM {table} WHERE key IN "
+                                      f"({','.join('?' * len(chunk))})", chunk).fetchall())
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise OSError(f"cannot read {path} ({exc})") from exc
+    finally:
+        conn.close()
+    return found
+
+
+def keys_present(path: Path, table: str, keys: list[str]) -> set[str]:
+    """Which of ``keys`` the store at ``path`` holds (read as :func:`values_for` reads)."""
+    return set(values_for(path, table, keys))

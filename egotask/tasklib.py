@@ -41,7 +41,10 @@ def make_process_docs(benchmark: str, *, full_video: bool = False, split: str | 
     def process_docs(_stub_split: Any) -> Any:
         import datasets
 
-        if get_settings().judge_mode != "defer":  # a deferred run is judged later, maybe elsewhere
+        from egotask.plan import planning_active
+
+        planning = planning_active()  # --plan: read the docs, check and cut nothing
+        if get_settings().judge_mode != "defer" and not planning:  # a deferred run is judged later
             check_judge()  # fail before model inference, not after hours of it
         docs = load_docs(benchmark)
         if split is not None:
@@ -56,7 +59,7 @@ def make_process_docs(benchmark: str, *, full_video: bool = False, split: str | 
             for doc in docs:
                 doc["visible_end"] = None
         docs, skipped = _check_videos(docs)
-        docs, cut_skipped = _cut_visible_intervals(docs)
+        docs, cut_skipped = (docs, 0) if planning else _cut_visible_intervals(docs)
         for doc in docs:
             doc["missing_videos_skipped"] = skipped + cut_skipped
             doc["task"] = task
@@ -165,10 +168,16 @@ def build_record(doc: dict[str, Any], prediction: str, verdict: Verdict, outcome
     )
 
 
+def prediction_of(response: str) -> str:
+    """What the judge is shown of a reply (lmms-eval has stripped its reasoning): the answer the
+    protocol's prompt asks for ("Answer: X" -> "X" where it asks for that form)."""
+    return protocols.active_prompt().extract(response.strip())
+
+
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
     response = ((results[0] if results else "") or "").strip()
     protocol, prompt = protocols.active_protocol(), protocols.active_prompt()
-    prediction = prompt.extract(response)  # "Answer: X" -> "X" where the protocol's prompt asks for that form
+    prediction = prediction_of(response)
     outcome = answers.take(doc)
     judge = get_judge()
     if outcome is not None and outcome.error is not None:

@@ -657,7 +657,10 @@ class VideoQAModel(FramesModel):
         self.backend = backend
         self.pretrained = pretrained
         self.engine: Any = None
-        if backend == "vllm":  # vLLM loads the weights; here only the processor, for the chat template
+        from egotask.plan import planning_active
+
+        planning = planning_active()  # --plan names the answers (cache keys) without loading the weights
+        if backend == "vllm" or planning:  # vLLM loads the weights; here only the processor (chat template)
             self.model, self.processor = None, self.load_processor(pretrained, base)
         else:
             if self.world_size > 1:
@@ -665,7 +668,7 @@ class VideoQAModel(FramesModel):
             self.model, self.processor = self.load(pretrained, base=base, merge=parse_bool(merge),
                                                    device_map=device_map, dtype=dtype)
         self.thinking = self.detect_thinking() if thinking in (None, "", "auto") else parse_bool(thinking)
-        if backend == "vllm":
+        if backend == "vllm" and not planning:
             self.engine = vllm_backend.VLLMEngine(self, base=base, merge=parse_bool(merge), device_map=device_map,
                                                   dtype=dtype, **engine_args)
 

@@ -142,7 +142,11 @@ class ServedModel(FramesModel):
             self.default_max_new_tokens = _number("max_new_tokens", max_new_tokens, int, 1)
         self.frame_workers = (workers_module.default_workers() if frame_workers in (None, "", "None")
                               else _number("frame_workers", frame_workers, int, 0))
-        self._workers = workers_module.shared(self.frame_workers) if self.frame_workers else None
+        from egotask.plan import planning_active
+
+        # --plan builds the adapter only to name its answers: no worker processes for it.
+        self._workers = (workers_module.shared(self.frame_workers) if self.frame_workers and not planning_active()
+                         else None)
         if self._workers is not None:
             self._workers.start()  # they import while lmms-eval builds the tasks
         self.stats.update(requests=0, retries=0)

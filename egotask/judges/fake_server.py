@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import re
 import string
 import threading
@@ -74,8 +75,16 @@ class FakeJudgeServer(LocalServer):
 
     def __init__(self, latency: float = 0.0, faults: FaultPlan | None = None, hang: float = 5.0,
                  retry_after: str = "0", trickle: float = 0.2, batch_delay: float = 0.0, batch_hold: bool = False,
-                 batch_faults: BatchFaults | None = None, batch_fail_after: int | None = None):
+                 batch_faults: BatchFaults | None = None, batch_fail_after: int | None = None,
+                 usage: str = "fixed"):
         super().__init__()
+        if usage not in ("fixed", "chars"):
+            raise ValueError(f"usage={usage!r}: expected 'fixed' or 'chars'")
+        # The usage each reply reports: "fixed", 100 tokens in and 20 out; "chars", the request's system
+        # and user text at 4 characters a token, rounded up (the rule of thumb `--plan` estimates with;
+        # a real tokenizer differs), and 20 out.
+        self.usage = usage
+        self.tokens_in = self.tokens_out = 0  # totals reported in the synchronous replies
         self.latency, self.faults, self.hang, self.retry_after = latency, faults, hang, retry_after
         self.trickle = trickle
         self.batch = FakeBatchAPI(answer_request=self._batch_answer, item_of=_batch_item, delay=batch_delay,
@@ -172,7 +181,21 @@ class FakeJudgeServer(LocalServer):
             text = json.dumps(fake_verdict(item))
         model = path.rsplit("/", 1)[-1].split(":", 1)[0] if gemini else body.get("model", "")
         extra = {_TRICKLE: str(self.trickle)} if fault == "trickle" else {}
-        return 200, (_gemini_reply(text, model) if gemini else _openai_reply(text, model)), extra
+        tokens_in, tokens_out = self._usage(body, prompt, gemini)
+        with self._lock:
+            self.tokens_in += tokens_in
+            self.tokens_out += tokens_out
+        return 200, (_gemini_reply(text, model, tokens_in, tokens_out) if gemini
+                     else _openai_reply(text, model, tokens_in, tokens_out)), extra
+
+    def _usage(self, body: dict[str, Any], prompt: str, gemini: bool) -> tuple[int, int]:
+        if self.usage == "fixed":
+            return 100, 20
+        if gemini:
+            system = "".join(p.get("text", "") for p in (body.get("systemInstruction") or {}).get("parts", []))
+        else:
+            system = "".join(m["content"] for m in body["messages"][:-1] if m.get("role") == "system")
+        return math.ceil(len(system + prompt) / 4), 20
 
     def _batch_answer(self, request: dict[str, Any], model: str) -> dict[str, Any]:
         """A batch request's reply: what the synchronous endpoint would answer."""
@@ -209,17 +232,19 @@ def _batch_item(request: dict[str, Any]) -> dict[str, str]:
     return parse_item_block(request["contents"][-1]["parts"][0]["text"])
 
 
-def _gemini_reply(text: str, model: str) -> dict[str, Any]:
+def _gemini_reply(text: str, model: str, tokens_in: int = 100, tokens_out: int = 20) -> dict[str, Any]:
     return {"candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP",
                             "index": 0}],
-            "usageMetadata": {"promptTokenCount": 100, "candidatesTokenCount": 20, "totalTokenCount": 120},
+            "usageMetadata": {"promptTokenCount": tokens_in, "candidatesTokenCount": tokens_out,
+                              "totalTokenCount": tokens_in + tokens_out},
             "modelVersion": model}
 
 
-def _openai_reply(text: str, model: str) -> dict[str, Any]:
+def _openai_reply(text: str, model: str, tokens_in: int = 100, tokens_out: int = 20) -> dict[str, Any]:
     return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}}
+            "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
+                      "total_tokens": tokens_in + tokens_out}}
 
 
 def main(argv: list[str] | None = None) -> None:

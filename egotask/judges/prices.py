@@ -16,6 +16,14 @@ def price_table() -> dict[str, Any]:
     return json.loads(PRICES_FILE.read_text(encoding="utf-8"))
 
 
+def prices_checked() -> str:
+    """The date (YYYY-MM-DD) the prices in ``prices.json`` were copied from the vendors' pages."""
+    checked = price_table().get("checked")
+    if not checked:
+        raise ValueError(f"{PRICES_FILE}: no \"checked\" date; add the date the prices were copied")
+    return str(checked)
+
+
 def estimate_cost(backend: str, model: str, tokens_in: int, tokens_out: int, batch: bool = False) -> dict[str, Any]:
     """``{"usd": ..., "input_per_million": ..., "output_per_million": ..., "batch_discount": ..., "source": ...}``;
     ``usd`` is None (with a ``note``) for a model the table does not price."""
