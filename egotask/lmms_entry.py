@@ -17,8 +17,10 @@ It differs from upstream's ``lmms-eval`` in three ways:
 
 from __future__ import annotations
 
+import argparse
 import sys
 import traceback
+from dataclasses import dataclass
 
 from egotask.judges.base import JudgeNotReady
 from egotask.judges.secrets import redact_secrets
@@ -112,8 +114,18 @@ def root_cause(exc: BaseException) -> BaseException:
     return root_cause(inner) if inner is not None else exc
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+@dataclass(frozen=True)
+class EntryOptions:
+    """egotask's own flags that are not settings: the plan and the cost limit."""
+
+    plan_mode: str | None  # None: no plan; "": the table; "json"
+    latency: float | None  # --plan-latency, seconds
+    limit_usd: float | None  # --max-cost
+
+
+def egotask_options(argv: list[str]) -> tuple[list[str], EntryOptions]:
+    """Take egotask's flags out of ``argv`` (lmms-eval's parser would refuse them) and apply the ones that
+    are settings; raises SettingsError or ProtocolError for a bad value."""
     argv, judge = pop_option(argv, "--judge")
     argv, judge_cache = pop_option(argv, "--judge-cache")
     argv, judge_mode = pop_option(argv, "--judge-mode")
@@ -122,15 +134,20 @@ def main(argv: list[str] | None = None) -> int:
     argv, plan_mode = pop_flag(argv, "--plan")
     argv, plan_latency = pop_option(argv, "--plan-latency")
     argv, max_cost = pop_option(argv, "--max-cost")
+    if plan_mode not in (None, "", "json"):
+        raise SettingsError(f"--plan={plan_mode}: expected --plan or --plan=json")
+    latency, limit_usd = positive_number("--plan-latency", plan_latency), positive_number("--max-cost", max_cost)
+    if latency == 0:
+        raise SettingsError("--plan-latency 0: expected a number of seconds above 0")
+    configure(**{k: v for k, v in (("judge", judge), ("judge_cache", judge_cache), ("judge_mode", judge_mode),
+                                   ("protocol", protocol), ("prompt_family", prompt_family)) if v})
+    active_protocol()  # a wrong name or file is a usage error, before anything loads
+    return argv, EntryOptions(plan_mode, latency, limit_usd)
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
-        if plan_mode not in (None, "", "json"):
-            raise SettingsError(f"--plan={plan_mode}: expected --plan or --plan=json")
-        latency, limit_usd = positive_number("--plan-latency", plan_latency), positive_number("--max-cost", max_cost)
-        if latency == 0:
-            raise SettingsError("--plan-latency 0: expected a number of seconds above 0")
-        configure(**{k: v for k, v in (("judge", judge), ("judge_cache", judge_cache), ("judge_mode", judge_mode),
-                                       ("protocol", protocol), ("prompt_family", prompt_family)) if v})
-        active_protocol()  # a wrong name or file is a usage error, before anything loads
+        argv, opts = egotask_options(list(sys.argv[1:] if argv is None else argv))
     except (SettingsError, ProtocolError) as exc:
         print(f"lmms_eval: {exc}", file=sys.stderr)
         return 2
@@ -165,7 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.tasks:
         print("lmms_eval: give --tasks (for example --tasks egotextvqa_indoor) and --model", file=sys.stderr)
         return 2
+    status = before_the_model(args, opts)
+    return status if status is not None else evaluate(args)
 
+
+def before_the_model(args: argparse.Namespace, opts: EntryOptions) -> int | None:
+    """Everything checked before the model loads (tasks, model arguments, prompt, judge, caches, weights),
+    or the plan; an exit status to stop with, else None."""
     try:
         check_task_names(args.tasks.split(","), args.include_path)
     except UnknownTaskError as exc:
@@ -176,12 +199,12 @@ def main(argv: list[str] | None = None) -> int:
         declare_model_reads_intervals(model_reads_intervals(args.model))
         declare_model(f"{args.model} {args.model_args or ''}")  # picks the protocol's prompt for its family
         active_prompt()  # a --prompt-family the protocol lacks stops here
-        if plan_mode is not None:  # no preflight: it makes a judge request and the output folder
+        if opts.plan_mode is not None:  # no preflight: it makes a judge request and the output folder
             check_model_weights(args.model, args.model_args)
-            return show_plan(args, latency, as_json=plan_mode == "json")
-        if limit_usd is not None:  # before the preflight: a refused run makes no request and no folder
+            return show_plan(args, opts.latency, as_json=opts.plan_mode == "json")
+        if opts.limit_usd is not None:  # before the preflight: a refused run makes no request and no folder
             check_model_weights(args.model, args.model_args)
-            refusal = cost_refusal(args, latency, limit_usd)
+            refusal = cost_refusal(args, opts.latency, opts.limit_usd)
             if refusal:
                 print(f"lmms_eval: {refusal}", file=sys.stderr)
                 return 2
@@ -193,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         print(f"lmms_eval: {redact_secrets(str(exc))}", file=sys.stderr)
         return 1
+    return None
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Run lmms-eval's evaluation, print the results, and say what failed (exit 1 or 3) or 0."""
     from lmms_eval.__main__ import cli_evaluate_single
     from lmms_eval.utils import make_table
     from loguru import logger

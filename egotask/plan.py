@@ -242,61 +242,79 @@ def _requests(args: Any) -> tuple[Any, list[tuple[str, Any, list[Any]]]]:
 
 
 def _task_plan(name: str, task: Any, instances: list[Any], lm: Any, judge: Any, plan: Plan) -> TaskPlan:
-    from lmms_eval.api.reasoning import parse_reasoning_tags_config, strip_reasoning_tags
-
-    from egotask import tasklib
-    from egotask.answers import FILENAME as ANSWERS_FILE
     from egotask.data.sources import resolve_video
-    from egotask.judges import JudgeItem, settled_verdict
-    from egotask.model_adapters.base import _greedy
-    from egotask.settings import get_settings
-    from egotask.sqlite_store import keys_present, values_for
 
-    settings = get_settings()
     out = TaskPlan(name, items=len(instances))
     # Each request names its doc by (split, id) in the task's dataset, where the adapters look it up.
     docs = [task.dataset[inst.args[5]][inst.args[3]] for inst in instances]
     out.cuts_to_make, out.cuts_cached = _cuts(docs, resolve_video, lm is None)
-    predictions: list[str | None] = [None] * len(instances)
     if lm is not None:
-        pending = [lm.prepare(inst) for inst in instances]
-        reusable = settings.answer_cache == "on"
-        keys = [p.key for p in pending if _greedy(p.gen_kwargs)] if reusable else []
-        answers = {key: json.loads(outcome)["text"] for key, outcome in
-                   values_for(settings.cache_dir / ANSWERS_FILE, "answers", keys, "answer").items()}
-        tags = parse_reasoning_tags_config(cli_value=None, task_value=getattr(task.config, "reasoning_tags", None))
-        for i, p in enumerate(pending):
-            if p.key in answers:
-                text = answers[p.key]
-                predictions[i] = tasklib.prediction_of(strip_reasoning_tags(text, tags) if tags else text)
-        out.answers_cached = sum(p is not None for p in predictions)
-        todo = [p for p, pred in zip(pending, predictions, strict=True) if pred is None]
-        out.to_generate = len(todo)
-        out.frames, out.videos = _frames(todo)
+        predictions = _cached_predictions(task, instances, lm, out)
     else:
+        predictions = [None] * len(instances)
         out.to_generate = len(instances)
         plan.notes.append(f"{plan.model} is not an egotask adapter: it keeps no answer cache and samples its own "
                           "frames, so every item is generated and its frames are not counted")
-    if not plan.llm_judge:
-        return out
-    cache_reads = getattr(judge, "cache", None) is not None and judge.cache.reads
+    if plan.llm_judge:
+        _judging(docs, predictions, judge, plan, out)
+    return out
+
+
+def _cached_predictions(task: Any, instances: list[Any], lm: Any, out: TaskPlan) -> list[str | None]:
+    """Each item's prediction where the answer cache holds its answer (as the run would extract it), else
+    None; fills the task plan's answer and frame counts."""
+    from lmms_eval.api.reasoning import parse_reasoning_tags_config, strip_reasoning_tags
+
+    from egotask import tasklib
+    from egotask.answers import FILENAME as ANSWERS_FILE
+    from egotask.model_adapters.base import _greedy
+    from egotask.settings import get_settings
+    from egotask.sqlite_store import values_for
+
+    settings = get_settings()
+    predictions: list[str | None] = [None] * len(instances)
+    pending = [lm.prepare(inst) for inst in instances]
+    reusable = settings.answer_cache == "on"
+    keys = [p.key for p in pending if _greedy(p.gen_kwargs)] if reusable else []
+    answers = {key: json.loads(outcome)["text"] for key, outcome in
+               values_for(settings.cache_dir / ANSWERS_FILE, "answers", keys, "answer").items()}
+    tags = parse_reasoning_tags_config(cli_value=None, task_value=getattr(task.config, "reasoning_tags", None))
+    for i, p in enumerate(pending):
+        if p.key in answers:
+            text = answers[p.key]
+            predictions[i] = tasklib.prediction_of(strip_reasoning_tags(text, tags) if tags else text)
+    out.answers_cached = sum(p is not None for p in predictions)
+    todo = [p for p, pred in zip(pending, predictions, strict=True) if pred is None]
+    out.to_generate = len(todo)
+    out.frames, out.videos = _frames(todo)
+    return predictions
+
+
+def _judging(docs: list[dict[str, Any]], predictions: list[str | None], judge: Any, plan: Plan,
+             out: TaskPlan) -> None:
+    """The task plan's verdict counts, requests and tokens. A known prediction is settled by rule, found in
+    the verdict cache, or asked; an item still to generate is asked at most once (the reference stands in
+    for its prediction's text)."""
+    from egotask.judges import JudgeItem, settled_verdict
+    from egotask.sqlite_store import keys_present
+
+    cache_reads = judge.cache is not None and judge.cache.reads
     items = [JudgeItem(d["question"], d["answer"], pred if pred is not None else d["answer"], d["question_type"])
              for d, pred in zip(docs, predictions, strict=True)]
-    known = [(item, pred is not None) for item, pred in zip(items, predictions, strict=True)]
-    settled = [known_ and settled_verdict(judge, item) is not None for item, known_ in known]
-    ask = [i for i, (_, known_) in enumerate(known) if known_ and not settled[i]]
+    known = [pred is not None for pred in predictions]
+    settled = [k and settled_verdict(judge, item) is not None for item, k in zip(items, known, strict=True)]
+    ask = [i for i, k in enumerate(known) if k and not settled[i]]
     keys = [judge.item_key(items[i]) for i in ask]
     cached = keys_present(judge.cache.path, "verdicts", keys) if cache_reads else set()
     out.settled_by_rule = sum(settled)
     out.verdicts_cached = sum(k in cached for k in keys)
     requests = [i for i, k in zip(ask, keys, strict=True) if k not in cached]
-    unknown = [i for i, (_, known_) in enumerate(known) if not known_]
+    unknown = [i for i, k in enumerate(known) if not k]
     out.requests_known, out.requests_unknown = len(requests), len(unknown)
     for i in requests + unknown:
         system, user = judge.prompts(items[i])
         out.tokens_in += tokens_of(system + user)
     out.tokens_out = out.requests * plan.output_tokens_each
-    return out
 
 
 def _cuts(docs: list[dict[str, Any]], resolve: Any, needed: bool) -> tuple[int, int]:
