@@ -47,6 +47,14 @@ def split_samples_name(name: str) -> tuple[str, str] | None:
     return (prefix, task) if prefix and task else None
 
 
+def file_tag(path: Path) -> str:
+    """A run file's name less what says its kind (``_results.json``, ``.records.jsonl``, ``.jsonl``, ``.json``)."""
+    name = path.name
+    for suffix in (RESULTS_SUFFIX, RECORDS_SUFFIX, ".jsonl", ".json"):
+        name = name.removesuffix(suffix)
+    return name
+
+
 def records_prefix(name: str) -> str:
     """A records file's prefix: its name less ``.records.jsonl`` (or ``.jsonl``)."""
     return name.removesuffix(RECORDS_SUFFIX).removesuffix(".jsonl")

@@ -22,8 +22,8 @@ from typing import Any
 
 from egotask import scoring
 from egotask.data.sources import BENCHMARKS
-from egotask.records import RECORDS_SUFFIX, RecordError, SampleRecord, read_record
-from egotask.runs import Run, find_runs, read_file
+from egotask.records import RecordError, SampleRecord, read_record
+from egotask.runs import Run, file_tag, find_runs, read_file
 
 __all__ = ["PendingVerdicts", "TaskResult", "assign_labels", "attach_logged_samples", "attach_samples", "collect_runs",
            "pending_count", "read_results", "refuse_pending", "runs_from_records", "runs_from_results",
@@ -192,10 +192,7 @@ def collect_runs(paths: list[str | Path], with_samples: bool = True) -> list[Tas
 
 
 def source_tag(run: TaskResult) -> str:
-    name = run.source.name
-    for suffix in ("_results.json", RECORDS_SUFFIX, ".jsonl", ".json"):
-        name = name.removesuffix(suffix)
-    return name
+    return file_tag(run.source)
 
 
 def assign_labels(runs: list[TaskResult]) -> None:

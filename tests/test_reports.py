@@ -405,7 +405,8 @@ def test_files_written_by_todays_main_load_in_the_report_and_the_app(tmp_path):
     loaded = load_paths([output, imported])
     assert loaded.problems == []
     lmms, legacy_run = loaded.runs
-    assert lmms.label == f"base-qwen · {STAMP}" and legacy_run.label == "Qwen3-VL-2B (Qwen3-VL-2B_results.records.jsonl)"
+    assert lmms.label == f"base-qwen · {STAMP}"
+    assert legacy_run.label == "Qwen3-VL-2B (Qwen3-VL-2B_results.records.jsonl)"
     assert sorted((r.task, r.benchmark, r.setting) for r in lmms.records) == [
         ("egotextvqa_indoor", "egotextvqa_indoor", "indoor"), ("egotextvqa_indoor", "egotextvqa_indoor", "indoor"),
         ("egotextvqa_outdoor_fullvideo", "egotextvqa_outdoor", "outdoor")]

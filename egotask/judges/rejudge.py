@@ -1,12 +1,11 @@
 """Scoring saved predictions again, with another judge or prompt version, without the model, and
 judging runs whose verdicts were deferred.
 
-Input: lmms-eval samples files (``<date>_samples_<task>.jsonl``), records files (``<name>.records.jsonl``,
-what ``egotask import-legacy`` writes), or folders holding either. Output, beside each input:
-``<prefix>_rejudged-<judge>_samples_<task>.jsonl`` (the records with the new verdicts) and one
-``<prefix>_rejudged-<judge>_results.json`` per lmms-eval run or records file, in lmms-eval's results
-shape, so report tools read it like any run; the prefix is the run's ``<date>`` or the records file's
-``<name>``. Each task's entry also carries the agreement between the saved and the new verdicts.
+Input: runs, found and read by :mod:`egotask.runs` (lmms-eval runs with their samples files, records
+files that ``egotask import-legacy`` writes, or folders holding either). Output: each run's re-judged copy
+beside it (:meth:`egotask.runs.Run.write_copy`: the records with the new verdicts and a results file in
+lmms-eval's shape, so report tools read it like any run). Each task's entry also carries the agreement
+between the saved and the new verdicts.
 
 A run made with ``lmms_eval --judge-mode defer`` holds pending verdicts: it is judged *in place*, its
 own samples and results files rewritten with what a synchronous run would have written (the sample
