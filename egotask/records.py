@@ -47,7 +47,6 @@ SETTINGS = ("indoor", "outdoor", "egotempo")  # which benchmark setting a questi
 BENCHMARK_OF_SETTING = {"indoor": "egotextvqa_indoor", "outdoor": "egotextvqa_outdoor",
                         "egotempo": "egotempo_openqa"}
 SETTING_OF_BENCHMARK = {b: s for s, b in BENCHMARK_OF_SETTING.items()}
-RECORDS_SUFFIX = ".records.jsonl"
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -351,7 +350,7 @@ def write_records(records: list[SampleRecord], path: Path) -> None:
     write_text(path, "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records))
 
 
-__all__ = ["ALTERNATIVES_SEPARATOR", "BENCHMARK_OF_SETTING", "NOT_JUDGED", "RECORDS_SUFFIX", "RECORD_VERSION",
+__all__ = ["ALTERNATIVES_SEPARATOR", "BENCHMARK_OF_SETTING", "NOT_JUDGED", "RECORD_VERSION",
            "SETTINGS", "Generation", "Pred", "RecordError", "SampleRecord", "Verdict", "answer_alternatives",
            "iter_records", "iter_rows", "join_alternatives", "load_records", "read_record",
            "write_records"]

@@ -25,9 +25,10 @@ from typing import Any
 
 from egotask.atomic import atomic_open, write_text
 from egotask.labels import is_labels_file
-from egotask.records import RECORDS_SUFFIX, RecordError, SampleRecord, iter_rows, read_record
+from egotask.records import RecordError, SampleRecord, iter_rows, read_record
 
 RESULTS_SUFFIX = "_results.json"
+RECORDS_SUFFIX = ".records.jsonl"  # what `egotask import-legacy` writes
 DEFAULT_MAX_FRAMES = 8  # the model adapters' default when a run does not say
 SAMPLES_MARK = "_samples_"
 REJUDGED_MARK = "_rejudged-"  # what `egotask judge` puts in the prefix of the copies it writes
@@ -292,6 +293,18 @@ class _Found:
 
     def records(self, path: Path) -> None:
         self.run(path.parent, records_prefix(path.name), True).records_file = path
+
+
+def runs_stamp(path: Path) -> tuple:
+    """What changes when the runs under a path do (lets a cache notice new or rewritten files). Labels
+    files are left out: labelling appends to one on every key press, and the run is the same."""
+    try:
+        if path.is_dir():
+            return tuple((str(p), p.stat().st_mtime_ns) for p in sorted(path.rglob("*.json*"))
+                         if not is_labels_file(p))
+        return (path.stat().st_mtime_ns,) if path.exists() else ()
+    except OSError:
+        return ()
 
 
 def _find_in(folder: Path, found: _Found, *, rejudged: bool, bare_jsonl: bool) -> list[Run]:

@@ -46,12 +46,12 @@ from egotask.app.selection import (
 from egotask.atomic import write_bytes
 from egotask.data.sources import DataError
 from egotask.frames import VideoError
-from egotask.labels import HumanLabel, LabelError, append_label, is_labels_file, now
+from egotask.labels import HumanLabel, LabelError, append_label, now
 from egotask.records import SampleRecord
 from egotask.reports.paired import compare_records
 from egotask.reports.render import pvalue, signed, signed_ci
 from egotask.reports.tables import describe_generation
-from egotask.runs import Run
+from egotask.runs import Run, runs_stamp
 from egotask.scoring import summarize
 
 TITLE = "egotask · error analysis"
@@ -95,25 +95,13 @@ def table(rows: list[dict[str, Any]], **kwargs: Any) -> None:
 
 # --------------------------------------------------------------------------- loading
 
-def _stamp(path: Path) -> tuple:
-    """What changes when a path's content does: lets the cache notice new or rewritten files."""
-    try:
-        if path.is_dir():
-            # Labels files are left out: labelling appends to one on every key press, and the run is the same.
-            return tuple((str(p), p.stat().st_mtime_ns) for p in sorted(path.rglob("*.json*"))
-                         if not is_labels_file(p))
-        return (path.stat().st_mtime_ns,) if path.exists() else ()
-    except OSError:
-        return ()
-
-
 @st.cache_data(show_spinner="Reading runs…", max_entries=64)
 def _load_cached(path: str, _stamp_value: tuple) -> Loaded:
     return load_paths([path])
 
 
 def _load(path: str) -> Loaded:
-    return _load_cached(path, _stamp(Path(path)))
+    return _load_cached(path, runs_stamp(Path(path)))
 
 
 def _upload_path(upload: Any) -> Path:
