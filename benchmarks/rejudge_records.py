@@ -39,6 +39,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from egotask.runs import REJUDGED_MARK, find_runs
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _checks import Checks  # noqa: E402
 from _servers import fake_server  # noqa: E402
@@ -73,7 +75,7 @@ def imported_records(source: Path, folder: Path) -> list[Path]:
         code = egotask_main(["import-legacy", str(source), "--output", str(folder)])
     if code != 0:
         raise SystemExit(f"egotask import-legacy {source} failed (exit {code})")
-    return sorted(folder.glob("*.records.jsonl"))
+    return [run.records_file for run in find_runs([folder]) if run.records_file]
 
 
 def run_judge(folder: Path, concurrency: int) -> tuple[int, float, str]:
@@ -98,7 +100,9 @@ def check_outputs(checks: Checks, folder: Path, inputs: list[Path], run: str) ->
     from egotask.records import load_records
 
     expected = sum(len(load_records(p)) for p in inputs)
-    outputs = sorted(folder.glob("*_rejudged-gemini-*_samples_*.jsonl"))
+    copies = [run for run in find_runs([folder]) if run.prefix.split(REJUDGED_MARK, 1)[-1].startswith("gemini-")
+              and run.rejudged]
+    outputs = [path for run in copies for path in run.files]
     records = [r for p in outputs for r in load_records(p)]
     checks.expect(len(records) == expected, f"{run}: {len(records)} re-judged records in {len(outputs)} file(s), "
                                             f"expected {expected}")
@@ -108,7 +112,7 @@ def check_outputs(checks: Checks, folder: Path, inputs: list[Path], run: str) ->
                  for k in ("pred", "score"))]
     checks.expect(not wrong, f"{run}: {len(wrong)} records without the fake server's verdict, first: "
                              f"{wrong[0].video_id}/{wrong[0].question_id} {wrong[0].verdict}" if wrong else "")
-    results = sorted(folder.glob("*_rejudged-gemini-*_results.json"))
+    results = [run.results_path for run in copies if run.has_results]
     n = sum(m["details,none"]["n"] for p in results for m in json.loads(p.read_text())["results"].values())
     checks.expect(n == expected, f"{run}: results files count {n} items, expected {expected}")
 

@@ -36,6 +36,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from egotask.runs import find_runs
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _checks import Checks  # noqa: E402
 
@@ -162,7 +164,7 @@ def main() -> int:
             checks.expect(not m.torch, f"{cmd.label}: imported torch")
             for text in cmd.expect:
                 checks.expect(text in m.output, f"{cmd.label}: output lacks {text!r}\n{m.output[-2000:]}")
-        rejudged = sorted(run_dir.glob(f"{RUN_ID}_rejudged-*_results.json"))
+        rejudged = [run.results_path for run in find_runs([run_dir]) if run.rejudged and run.has_results]
         checks.expect(len(rejudged) == 1, f"egotask judge wrote {len(rejudged)} results files, expected 1")
         if rejudged:
             data = json.loads(rejudged[0].read_text())

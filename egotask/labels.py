@@ -130,11 +130,13 @@ def labels_path(source: Path, labeller: str, model: str | None = None) -> Path:
     """Where a labeller's labels of a run go: next to the run's first file. An lmms-eval run
     (``<stamp>_samples_<task>.jsonl``) gives ``<stamp>_<labeller>.labels.jsonl``; a records file
     ``x.jsonl`` gives ``x_<model>_<labeller>.labels.jsonl`` (one file may hold several models' runs)."""
-    match = re.match(r"^(?P<stamp>.+)_samples_.+\.jsonl$", source.name)
-    if match:
-        base = match["stamp"]
+    from egotask.runs import records_prefix, split_samples_name  # here: egotask.runs imports this module
+
+    samples = split_samples_name(source.name)
+    if samples:
+        base = samples[0]
     else:
-        base = source.name.removesuffix(".jsonl").removesuffix(".records")
+        base = records_prefix(source.name)
         if model:
             base += f"_{safe_name(Path(model).name)}"
     return source.parent / f"{base}_{safe_name(labeller)}{LABELS_SUFFIX}"

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from egotask.runs import RESULTS_SUFFIX, samples_name
+
 STAGING = ".egotask-writing"
 _failures: list[str] = []  # "<file>: <why>", for this process's run
 
@@ -64,12 +66,12 @@ def tracker_class() -> type:
             if isinstance(config, dict) and isinstance(config.get("model_args"), str):
                 # lmms-eval masks api_key, token, secret and password; egotask every secret-looking value
                 config["model_args"] = redact_secrets(config["model_args"])
-            name = f"{datetime_str.replace(':', '-')}_results.json"  # lmms-eval's file name
+            name = f"{datetime_str.replace(':', '-')}{RESULTS_SUFFIX}"  # lmms-eval's file name
             self._staged(lambda: super(WholeFileTracker, self).save_results_aggregated(
                 results=results, samples=samples, datetime_str=datetime_str), name, _complete_json, None)
 
         def save_results_samples(self, task_name: str, samples: Any) -> None:
-            name = f"{getattr(self, 'date_id', 'RUN')}_samples_{task_name}.jsonl"
+            name = samples_name(getattr(self, 'date_id', 'RUN'), task_name)
             self._staged(lambda: super(WholeFileTracker, self).save_results_samples(
                 task_name=task_name, samples=samples), name, _complete_jsonl, len(samples))
 

@@ -47,8 +47,6 @@ SETTINGS = ("indoor", "outdoor", "egotempo")  # which benchmark setting a questi
 BENCHMARK_OF_SETTING = {"indoor": "egotextvqa_indoor", "outdoor": "egotextvqa_outdoor",
                         "egotempo": "egotempo_openqa"}
 SETTING_OF_BENCHMARK = {b: s for s, b in BENCHMARK_OF_SETTING.items()}
-RECORDS_SUFFIX = ".records.jsonl"
-_SAMPLES_NAME = re.compile(r"^.+_samples_(?P<task>.+)\.jsonl$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -318,12 +316,6 @@ def read_record(data: Any, where: str, task: str | None = None) -> SampleRecord:
         raise RecordError(f"{where}: {exc}") from None
 
 
-def task_of_samples_file(path: Path) -> str | None:
-    """lmms-eval names samples files ``<date>_samples_<task>.jsonl``."""
-    match = _SAMPLES_NAME.match(path.name)
-    return match["task"] if match else None
-
-
 def iter_rows(path: str | Path) -> Iterator[tuple[str, Any]]:
     """(``file:line``, record data) per line of an lmms-eval samples JSONL (each line's ``details``) or a
     JSONL of bare records. A line that is not JSON, or a file that is not UTF-8, is a RecordError."""
@@ -342,15 +334,15 @@ def iter_rows(path: str | Path) -> Iterator[tuple[str, Any]]:
         raise RecordError(f"{path}: not a text file (not UTF-8: {exc.reason} at byte {exc.start})") from None
 
 
-def iter_records(path: str | Path) -> Iterator[SampleRecord]:
-    """The records of a samples JSONL or a records JSONL (see :func:`iter_rows`)."""
-    task = task_of_samples_file(Path(path))
+def iter_records(path: str | Path, task: str | None = None) -> Iterator[SampleRecord]:
+    """The records of a samples JSONL or a records JSONL (see :func:`iter_rows`); ``task`` is given to
+    version-1 records, which did not store it (:mod:`egotask.runs` passes a samples file's task)."""
     for where, data in iter_rows(path):
         yield read_record(data, where, task)
 
 
-def load_records(path: str | Path) -> list[SampleRecord]:
-    return list(iter_records(path))
+def load_records(path: str | Path, task: str | None = None) -> list[SampleRecord]:
+    return list(iter_records(path, task))
 
 
 def write_records(records: list[SampleRecord], path: Path) -> None:
@@ -358,7 +350,7 @@ def write_records(records: list[SampleRecord], path: Path) -> None:
     write_text(path, "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records))
 
 
-__all__ = ["ALTERNATIVES_SEPARATOR", "BENCHMARK_OF_SETTING", "NOT_JUDGED", "RECORDS_SUFFIX", "RECORD_VERSION",
+__all__ = ["ALTERNATIVES_SEPARATOR", "BENCHMARK_OF_SETTING", "NOT_JUDGED", "RECORD_VERSION",
            "SETTINGS", "Generation", "Pred", "RecordError", "SampleRecord", "Verdict", "answer_alternatives",
-           "iter_records", "iter_rows", "join_alternatives", "load_records", "read_record", "task_of_samples_file",
+           "iter_records", "iter_rows", "join_alternatives", "load_records", "read_record",
            "write_records"]

@@ -195,3 +195,37 @@ def summarize(records: Iterable[SampleRecord], count_failed_as_wrong: bool = Fal
         "protocol": protocol_summary(records),
     })
     return out
+
+
+# --------------------------------------------------------------------------- lmms-eval's results shape
+# What a task's process_results returns per sample and what lmms-eval aggregates into ``results``:
+# the task YAML's metrics. `egotask judge` writes the same when it re-judges or completes a run.
+
+METRICS = ("accuracy", "score", "n_judged", "n_failed")  # the task YAML's per-sample numeric metrics
+
+
+def sample_metrics(record: SampleRecord) -> dict[str, Any]:
+    """What a sample contributes to each metric of the task YAML (also what ``egotask judge`` writes
+    when it fills in a deferred run's verdicts)."""
+    correct = correct_values([record])[0]
+    return {
+        "accuracy": correct,
+        "score": None if record.generation_error else record.verdict.score,
+        "n_judged": int(correct is not None),
+        "n_failed": int(correct is None and record.generation_error is None and not record.pending),
+        "n_generation_failed": int(record.generation_error is not None),
+        "details": record.to_dict(),
+    }
+
+
+def results_entry(summary: dict[str, Any]) -> dict[str, Any]:
+    """One task's metrics in lmms-eval's ``results`` shape (``details,none`` is the whole summary)."""
+    return {"accuracy,none": summary["accuracy"], "score,none": summary["score"],
+            "n_judged,none": summary["n_judged"], "n_failed,none": summary["n_failed"], "details,none": summary}
+
+
+def stderr_clt(values: list[Any]) -> Any:
+    """lmms-eval's CLT standard error of one metric (``calculate_clt_aggregate_metric``): the sample
+    standard deviation of the numeric values over sqrt(n), "N/A" under two values."""
+    numeric = [v for v in values if isinstance(v, int | float)]
+    return float(np.std(numeric, ddof=1) / np.sqrt(len(numeric))) if len(numeric) > 1 else "N/A"

@@ -188,22 +188,8 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
     else:
         verdict = judge_answers(judge, [JudgeItem(doc["question"], doc["answer"], prediction,
                                                   doc["question_type"])])[0]
-    return sample_metrics(build_record(doc, prediction, verdict, outcome, protocol.record(prompt),
+    return scoring.sample_metrics(build_record(doc, prediction, verdict, outcome, protocol.record(prompt),
                                        response if prediction != response else None))
-
-
-def sample_metrics(record: SampleRecord) -> dict[str, Any]:
-    """What a sample contributes to each metric of the task YAML (also what ``egotask judge`` writes
-    when it fills in a deferred run's verdicts)."""
-    correct = scoring.correct_values([record])[0]
-    return {
-        "accuracy": correct,
-        "score": None if record.generation_error else record.verdict.score,
-        "n_judged": int(correct is not None),
-        "n_failed": int(correct is None and record.generation_error is None and not record.pending),
-        "n_generation_failed": int(record.generation_error is not None),
-        "details": record.to_dict(),
-    }
 
 
 # --------------------------------------------------------------------------- aggregation

@@ -1,13 +1,12 @@
-"""Read evaluation outputs into runs: one per (model run, task), with its summary and sample records.
+"""What a report reads: one :class:`TaskResult` per (model run, task), with its summary and sample records.
 
-Two inputs give the same :class:`Run`:
+The runs are found and read by :mod:`egotask.runs`; two kinds give the same :class:`TaskResult`:
 
-- an lmms-eval output folder (``<output>/<model>/<date>_results.json`` plus, with ``--log_samples``,
-  ``<date>_samples_<task>.jsonl`` whose ``details`` are the records);
-- a JSONL of bare records (``*.records.jsonl``, what ``egotask import-legacy`` writes), grouped by the
-  records' ``model`` and ``task``.
+- an lmms-eval run: its results file gives each task's summary, and its samples files (``--log_samples``)
+  the records;
+- a records file (what ``egotask import-legacy`` writes), or a samples file named on its own: its
+  records are grouped by ``model`` and ``task`` and summarised here.
 
-Records are read by :func:`egotask.records.load_records`, the one reader of every record version.
 Nothing here reads the environment: whether failures count as wrong is what each run recorded
 (``failed_counted_as_wrong`` in its results' summary); a records file carries no such choice, so its
 runs leave failures out.
@@ -15,7 +14,6 @@ runs leave failures out.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -24,19 +22,21 @@ from typing import Any
 
 from egotask import scoring
 from egotask.data.sources import BENCHMARKS
-from egotask.records import RECORDS_SUFFIX, RecordError, SampleRecord, load_records, read_record
+from egotask.records import RecordError, SampleRecord, read_record
+from egotask.runs import Run, file_tag, find_runs, read_file
 
-__all__ = ["RECORDS_SUFFIX", "PendingVerdicts", "Run", "assign_labels", "attach_logged_samples", "attach_samples",
-           "collect_runs",
-           "pending_count", "read_results_file", "refuse_pending", "runs_from_records", "runs_from_results",
-           "samples_path", "setting_of_task", "source_tag"]
+__all__ = ["PendingVerdicts", "TaskResult", "assign_labels", "attach_logged_samples", "attach_samples", "collect_runs",
+           "pending_count", "read_results", "refuse_pending", "runs_from_records", "runs_from_results",
+           "setting_of_task", "source_tag"]
 
 # Records files carry no scoring choice: their runs leave failures out of accuracy and score.
 RECORDS_COUNT_FAILED_AS_WRONG = False
 
 
 @dataclass
-class Run:
+class TaskResult:
+    """One task of one run, as a report shows it."""
+
     model: str  # display name: the checkpoint or the model adapter
     task: str  # the lmms-eval task (egotextvqa_indoor_fullvideo, ...)
     setting: str  # indoor | outdoor | egotempo
@@ -63,19 +63,13 @@ def setting_of_task(task: str) -> str:
     raise ValueError(f"task {task!r} is not an egotask task")
 
 
-def read_results_file(path: Path, with_samples: bool = False) -> list[Run]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable lmms-eval results file ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: not an lmms-eval results file (a JSON {type(data).__name__}); if it is "
-                         "the predecessor's, convert it with `egotask import-legacy` first")
-    runs = runs_from_results(data, path)
+def read_results(run: Run, with_samples: bool = False) -> list[TaskResult]:
+    """The egotask tasks of a run's lmms-eval results file, each with its samples' records when asked."""
+    found = runs_from_results(run.results(), run.results_path)
     if with_samples:
-        for run in runs:
-            attach_samples(run)
-    return runs
+        for result in found:
+            attach_samples(result, run)
+    return found
 
 
 def model_name(data: dict[str, Any]) -> str:
@@ -84,7 +78,7 @@ def model_name(data: dict[str, Any]) -> str:
     return Path(model.rstrip("/")).name or model
 
 
-def runs_from_results(data: dict[str, Any], path: Path) -> list[Run]:
+def runs_from_results(data: dict[str, Any], path: Path) -> list[TaskResult]:
     """The egotask runs in one lmms-eval results dict (other tasks are ignored)."""
     model = model_name(data)
     limit = data.get("config", {}).get("limit")
@@ -92,35 +86,29 @@ def runs_from_results(data: dict[str, Any], path: Path) -> list[Run]:
     for task, metrics in data.get("results", {}).items():
         summary = metrics.get("details,none")
         if isinstance(summary, dict) and "by_type" in summary:
-            runs.append(Run(model, task, setting_of_task(task), summary, path, limit))
+            runs.append(TaskResult(model, task, setting_of_task(task), summary, path, limit))
     return runs
 
 
-def samples_path(run: Run) -> Path:
-    """lmms-eval writes ``<date>_results.json`` and ``<date>_samples_<task>.jsonl`` side by side."""
-    date_id = run.source.name.removesuffix("_results.json")
-    return run.source.with_name(f"{date_id}_samples_{run.task}.jsonl")
-
-
-def attach_samples(run: Run) -> None:
-    """Load the run's sample records; without them (no ``--log_samples``) the run has no CIs."""
-    path = samples_path(run)
+def attach_samples(result: TaskResult, run: Run) -> None:
+    """Load the task's sample records; without them (no ``--log_samples``) it has no CIs."""
+    path = run.samples_path(result.task)
     if not path.is_file():
-        print(f"egotask report: {path.name} not found next to {run.source}; {run.model}/{run.task} gets "
+        print(f"egotask report: {path.name} not found next to {result.source}; {result.model}/{result.task} gets "
               "no confidence intervals (rerun lmms_eval with --log_samples)", file=sys.stderr)
         return
-    records = load_records(path)  # RecordError (a ValueError) names the file and line
-    if len(records) != run.summary.get("n"):
-        raise RecordError(f"{path}: {len(records)} sample records, but {run.source} reports "
-                          f"n={run.summary.get('n')} for {run.task}")
+    records = read_file(path, result.task)  # RecordError (a ValueError) names the file and line
+    if len(records) != result.summary.get("n"):
+        raise RecordError(f"{path}: {len(records)} sample records, but {result.source} reports "
+                          f"n={result.summary.get('n')} for {result.task}")
     for i, record in enumerate(records, 1):
-        if record.setting != run.setting:
-            raise RecordError(f"{path}: record {i} is an {record.setting} question, but {run.task} is "
-                              f"the {run.setting} setting")
-    run.records = records
+        if record.setting != result.setting:
+            raise RecordError(f"{path}: record {i} is an {record.setting} question, but {result.task} is "
+                              f"the {result.setting} setting")
+    result.records = records
 
 
-def attach_logged_samples(runs: list[Run], samples: dict[str, list[dict[str, Any]]] | None) -> None:
+def attach_logged_samples(runs: list[TaskResult], samples: dict[str, list[dict[str, Any]]] | None) -> None:
     """Give each run the records of lmms-eval's in-memory samples (what ``--log_samples`` writes, each
     sample's ``details``), so a run's own table is read as ``egotask report`` reads its files: what the
     model saw from ``seen``, and CIs. Without samples (no ``--log_samples``) the runs stay summaries."""
@@ -134,37 +122,39 @@ def attach_logged_samples(runs: list[Run], samples: dict[str, list[dict[str, Any
             run.records = records
 
 
-def runs_from_records(path: Path) -> list[Run]:
-    """One run per (model, task) in a records JSONL, summarised by :func:`egotask.scoring.summarize`
-    (failures left out: a records file records no other choice)."""
+def runs_from_records(run: Run) -> list[TaskResult]:
+    """One entry per (model, task) in a run's records, summarised by :func:`egotask.scoring.summarize`
+    (failures left out: records carry no other choice)."""
     groups: dict[tuple[str, str], list[SampleRecord]] = defaultdict(list)
-    for record in load_records(path):
-        # lmms-eval's own samples carry no model; their folder is named after it.
-        groups[(record.model or path.parent.name, record.task)].append(record)
-    if not groups:
-        raise RecordError(f"{path}: no records")
-    runs = []
+    sources: dict[tuple[str, str], Path] = {}
+    for part in run.read():
+        for record in part.records:
+            # lmms-eval's own samples carry no model; their folder is named after it.
+            key = (record.model or run.folder.name, record.task)
+            groups[key].append(record)
+            sources.setdefault(key, part.path)
+    found = []
     for (model, task), records in groups.items():
         settings = sorted({r.setting for r in records})
         if len(settings) != 1:
-            raise RecordError(f"{path}: {model}/{task} mixes settings {', '.join(settings)}")
+            raise RecordError(f"{sources[(model, task)]}: {model}/{task} mixes settings {', '.join(settings)}")
         summary = scoring.summarize(records, count_failed_as_wrong=RECORDS_COUNT_FAILED_AS_WRONG)
-        runs.append(Run(model, task, settings[0], summary, path, records=records))
-    return runs
+        found.append(TaskResult(model, task, settings[0], summary, sources[(model, task)], records=records))
+    return found
 
 
 class PendingVerdicts(ValueError):
     """A run whose judging was deferred and not done yet: it has no numbers to report."""
 
 
-def pending_count(run: Run) -> int:
+def pending_count(run: TaskResult) -> int:
     """Verdicts of the run still pending (``lmms_eval --judge-mode defer``)."""
     if run.records is not None:
         return sum(r.pending for r in run.records)
     return int(run.summary.get("n_pending") or 0)
 
 
-def refuse_pending(runs: list[Run]) -> None:
+def refuse_pending(runs: list[TaskResult]) -> None:
     """Raise :class:`PendingVerdicts` naming every run that still waits for its judge."""
     waiting = [(run, n) for run in runs if (n := pending_count(run))]
     if waiting:
@@ -176,45 +166,38 @@ def refuse_pending(runs: list[Run]) -> None:
                               "report again.")
 
 
-def collect_runs(paths: list[str | Path], with_samples: bool = True) -> list[Run]:
-    """Runs from lmms-eval results files and records JSONL files, or folders searched for both
-    (``*_results.json`` and ``*.records.jsonl``). Runs whose verdicts are still pending are refused
+def collect_runs(paths: list[str | Path], with_samples: bool = True) -> list[TaskResult]:
+    """The tasks of the runs named, or found under folders named (:func:`egotask.runs.find_runs`): those
+    of lmms-eval results files, and of records files. Runs whose verdicts are still pending are refused
     (:class:`PendingVerdicts`): they are not scored."""
-    runs: list[Run] = []
-    seen: set[Path] = set()  # a file reached through two inputs (a folder and its subfolder) counts once
+    found: list[TaskResult] = []
+    seen: set[Path] = set()  # a run reached through two inputs (a folder and its subfolder) counts once
     for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            results = sorted(path.rglob("*_results.json"))
-            record_files = sorted(path.rglob(f"*{RECORDS_SUFFIX}"))
-            if not results and not record_files:
-                raise ValueError(f"{path}: no lmms-eval *_results.json or *{RECORDS_SUFFIX} found")
-        elif path.is_file():
-            results, record_files = ([], [path]) if path.suffix == ".jsonl" else ([path], [])
-        else:
-            raise ValueError(f"{path}: no such file or folder")
-        for file in [*results, *record_files]:
+        # A samples file named stands for itself: its records are summarised like a records file's.
+        reportable = [run for run in find_runs([raw]) if run.records_file or not run.whole or run.has_results]
+        if not reportable:
+            raise ValueError(f"{raw}: no lmms-eval *_results.json or *.records.jsonl found")
+        for run in reportable:
+            from_results = run.whole and run.has_results
+            file = run.results_path if from_results else run.files[0]
             if file.resolve() in seen:
                 print(f"egotask report: {file} was already read through another input; counted once",
                       file=sys.stderr)
                 continue
             seen.add(file.resolve())
-            runs.extend(read_results_file(file, with_samples) if file in results else runs_from_records(file))
-    refuse_pending(runs)
-    assign_labels(runs)
-    return runs
+            found.extend(read_results(run, with_samples) if from_results else runs_from_records(run))
+    refuse_pending(found)
+    assign_labels(found)
+    return found
 
 
-def source_tag(run: Run) -> str:
-    name = run.source.name
-    for suffix in ("_results.json", RECORDS_SUFFIX, ".jsonl", ".json"):
-        name = name.removesuffix(suffix)
-    return name
+def source_tag(run: TaskResult) -> str:
+    return file_tag(run.source)
 
 
-def assign_labels(runs: list[Run]) -> None:
+def assign_labels(runs: list[TaskResult]) -> None:
     """Label runs by model; runs sharing a model and setting get the task and, if needed, the file."""
-    groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[TaskResult]] = defaultdict(list)
     for run in runs:
         groups[(run.model, run.setting)].append(run)
     for group in groups.values():

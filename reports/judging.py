@@ -11,6 +11,7 @@ from typing import Any
 from tabulate import tabulate
 
 from egotask.judges.agreement import agreement
+from egotask.runs import Run, TaskSamples
 
 HEADERS = ["run", "task", "n", "judged", "failed", "acc %", "score", "saved judge", "compared", "agree %",
            "kappa", "w-kappa (score)", "spearman (score)"]
@@ -21,31 +22,32 @@ STATISTICS = ("cohen_kappa", "score_weighted_kappa", "score_spearman")
 class Written:
     """One run's files as `egotask judge` wrote them."""
 
-    group: list[Any]  # the run's SamplesFiles, one per task
+    run: Run  # the run judged (:mod:`egotask.runs`)
     out: Path  # its results file
     data: dict[str, Any]  # what that file holds
 
-    def summary(self, sf: Any) -> dict[str, Any]:
-        return self.data["results"][sf.task]["details,none"]
+    def summary(self, part: TaskSamples) -> dict[str, Any]:
+        return self.data["results"][part.task]["details,none"]
 
 
-def judging_table(written: list[Written], files: list[Any], records: list[Any]) -> str:
-    rows = [_row(w, sf) for w in written for sf in w.group]
-    if len(files) > 1:  # the same statistics over every input's items together
-        overall = agreement([r.verdict.to_dict() for sf in files for r in sf.records],
-                            [r.verdict.to_dict() for sf in files for r in sf.new_records])
-        n_judged = sum(r.judged and r.generation_error is None for sf in files for r in sf.new_records)
-        failed = sum(w.summary(sf)["n_failed"] for w in written for sf in w.group)
+def judging_table(written: list[Written], records: list[Any]) -> str:
+    rows = [_row(w, part) for w in written for part in w.run.read()]
+    parts = [part for w in written for part in w.run.read()]
+    if len(parts) > 1:  # the same statistics over every task's items together
+        overall = agreement([r.verdict.to_dict() for p in parts for r in p.records],
+                            [r.verdict.to_dict() for p in parts for r in p.new_records])
+        n_judged = sum(r.judged and r.generation_error is None for p in parts for r in p.new_records)
+        failed = sum(w.summary(p)["n_failed"] for w in written for p in w.run.read())
         rows.append(["all inputs", "", len(records), n_judged, failed, "-", "-", "", overall["n_compared"],
                      _pct(overall["verdict_agreement"]), *(_num(overall[k]) for k in STATISTICS)])
     return tabulate(rows, headers=HEADERS, disable_numparse=True)
 
 
-def _row(w: Written, sf: Any) -> list[Any]:
+def _row(w: Written, sf: TaskSamples) -> list[Any]:
     summary = w.summary(sf)
     # A deferred run judged in place has no saved verdicts to compare with.
     agree = w.data.get("egotask_rejudge", {}).get("agreement", {}).get(sf.task)
-    run = f"{w.data.get('model_name') or '?'} ({sf.prefix})"  # the run's model, and its date or file name
+    run = f"{w.data.get('model_name') or '?'} ({w.run.prefix})"  # the run's model, and its date or file name
     return [run, sf.task, summary["n"], summary["n_judged"], summary["n_failed"], _pct(summary["accuracy"]),
             _num(summary["score"]), agree["saved_judge"]["judge"] if agree else "(pending)",
             agree["n_compared"] if agree else "-", _pct(agree["verdict_agreement"]) if agree else "-",

@@ -28,7 +28,8 @@ from typing import Any
 
 from egotask.atomic import write_text
 from egotask.data.sources import DataError, setting_of_video_id
-from egotask.records import BENCHMARK_OF_SETTING, RECORDS_SUFFIX, SampleRecord, Verdict, write_records
+from egotask.records import BENCHMARK_OF_SETTING, SampleRecord, Verdict, write_records
+from egotask.runs import RECORDS_SUFFIX
 
 DEFAULT_MODEL_KEY = "gemini-2.5-flash"
 LEGACY_JUDGE = {"judge": "legacy-gemini", "judge_model": "legacy-unknown", "prompt_version": "legacy-unknown"}

@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from egotask.reports.collect import Run
+from egotask.reports.collect import TaskResult
 from egotask.scoring import NOT_RECORDED
 
 PAPER_FILE = Path(__file__).resolve().parent / "paper_results.json"
@@ -39,7 +39,7 @@ def load_paper(path: Path = PAPER_FILE) -> dict[str, Any]:
     return data
 
 
-def paper_context(runs: list[Run]) -> dict[str, Any]:
+def paper_context(runs: list[TaskResult]) -> dict[str, Any]:
     """The published rows for the settings the report's runs cover (all of them when the runs are
     EgoTempo only, which the paper does not cover), in the paper's order; the runs of a published
     table's task measured the paper's way (``same``), and the others with their differences (``differ``)."""
@@ -59,7 +59,7 @@ def paper_context(runs: list[Run]) -> dict[str, Any]:
             "same": same, "differ": differ, "measured_under": data["measured_under"]}
 
 
-def _frames_shown(run: Run) -> str:
+def _frames_shown(run: TaskResult) -> str:
     frames = run.summary.get("frames") or {}
     shown = frames.get("n_frames") or {}
     if not shown:
@@ -67,7 +67,7 @@ def _frames_shown(run: Run) -> str:
     return str(shown["max"]) if shown["min"] == shown["max"] else f"{shown['min']}-{shown['max']}"
 
 
-def protocol_differences(run: Run, paper: dict[str, str]) -> list[str]:
+def protocol_differences(run: TaskResult, paper: dict[str, str]) -> list[str]:
     """How a run was measured differently from the paper's rows (empty: the same way)."""
     s = run.summary
     protocol = s.get("protocol") or {}

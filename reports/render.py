@@ -8,7 +8,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 from tabulate import tabulate
 
-from egotask.reports.collect import Run
+from egotask.reports.collect import TaskResult
 from egotask.reports.paper import paper_context
 from egotask.reports.tables import (
     BootstrapOptions,
@@ -84,9 +84,10 @@ def resolve_template(template: str | Path | None) -> tuple[str, Path | None]:
     raise ValueError(f"template {template}: no such file, and not a built-in template ({builtin})")
 
 
-def render_markdown(runs: list[Run], template: str | Path | None = None, template_dir: Path | None = None,
+def render_markdown(runs: list[TaskResult], template: str | Path | None = None, template_dir: Path | None = None,
                     opts: BootstrapOptions | None = None, plots: dict[str, str] | None = None,
-                    heading: int = 3, paper: bool = False, pairs: list[tuple[Run, Run]] | None = None) -> str:
+                    heading: int = 3, paper: bool = False,
+                    pairs: list[tuple[TaskResult, TaskResult]] | None = None) -> str:
     """The report in markdown; ``plots`` maps a setting to the link of its chart; ``paper`` adds the
     published reference rows; ``pairs`` are the runs to compare (default: every two runs holding the
     same questions)."""
@@ -101,8 +102,8 @@ def render_markdown(runs: list[Run], template: str | Path | None = None, templat
     return tmpl.render(**build_context(runs, opts, plots, heading, paper, pairs))
 
 
-def render_console(runs: list[Run], opts: BootstrapOptions | None = None, by_type: bool = False,
-                   paper: bool = False, pairs: list[tuple[Run, Run]] | None = None) -> str:
+def render_console(runs: list[TaskResult], opts: BootstrapOptions | None = None, by_type: bool = False,
+                   paper: bool = False, pairs: list[tuple[TaskResult, TaskResult]] | None = None) -> str:
     """Plain-text tables: the overall table, with ``paper`` the published reference rows, and with
     ``by_type`` one table per setting (best marked *) and the paired comparisons (of ``pairs``, else of
     every two runs holding the same questions)."""
@@ -142,7 +143,7 @@ def render_console(runs: list[Run], opts: BootstrapOptions | None = None, by_typ
     return "\n\n".join(parts)
 
 
-def console_paper(runs: list[Run]) -> str:
+def console_paper(runs: list[TaskResult]) -> str:
     info = paper_context(runs)
     rows = [[f"{r['model']} (published)", r["title"], r["task"], f"{r['accuracy']:.1f}", f"{r['score']:.1f}",
              "-" if r["frames"] is None else r["frames"]] for r in info["rows"]]
@@ -171,7 +172,7 @@ def comparison_cells(c: dict[str, Any]) -> list[str]:
             signed_ci(c["score_diff_ci"]), pvalue(c["mcnemar_p"]), str(c["a_only"]), str(c["b_only"])]
 
 
-def console_footer(runs: list[Run]) -> str:
+def console_footer(runs: list[TaskResult]) -> str:
     info = footer(runs)
     lines = [f"judge: {j['judge']} ({j['judge_model']}), prompt {j['prompt_version']}"
              + (f" for {', '.join(j['runs'])}" if len(info["judges"]) > 1 else "") for j in info["judges"]]

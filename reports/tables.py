@@ -6,7 +6,7 @@ Every number comes from :mod:`egotask.scoring` (the runs' summaries and its ``ju
 :mod:`egotask.reports.stats` (intervals) and :mod:`egotask.reports.paired` (comparisons); this module
 only arranges them. Nothing is read from the environment. Accuracy and score are over judged items,
 and the overall table adds accuracy with failures counted as wrong beside it, whatever each run chose
-(:attr:`Run.failed_counted_as_wrong` is named in the footer), so the same inputs give the same report
+(:attr:`TaskResult.failed_counted_as_wrong` is named in the footer), so the same inputs give the same report
 wherever it is rendered.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 from egotask import scoring
 from egotask.data.sources import BENCHMARKS
 from egotask.records import SETTINGS, SampleRecord
-from egotask.reports.collect import Run
+from egotask.reports.collect import TaskResult
 from egotask.reports.legacy import LEGACY_JUDGE
 from egotask.reports.paired import BootstrapOptions, compare_records, same_questions
 from egotask.reports.paper import paper_context
@@ -57,7 +57,7 @@ def record_protocol(record: SampleRecord) -> str:
     return REAL_TIME
 
 
-def protocol(run: Run) -> str:
+def protocol(run: TaskResult) -> str:
     """What the model saw in a run: one protocol for all its records, or mixed."""
     kinds = {record_protocol(r) for r in run.records or ()}
     if len(kinds) == 1:
@@ -111,18 +111,18 @@ def record_cis(records: Sequence[SampleRecord], opts: BootstrapOptions) -> dict[
     }
 
 
-def confidence_intervals(run: Run, opts: BootstrapOptions) -> dict[str, Any]:
+def confidence_intervals(run: TaskResult, opts: BootstrapOptions) -> dict[str, Any]:
     """The run's CIs (see :func:`record_cis`); none without its sample records."""
     if run.records is None:
         return {"n_clusters": None, "accuracy": None, "score": None, "accuracy_failed_as_wrong": None}
     return record_cis(run.records, opts)
 
 
-def ordered(runs: list[Run]) -> list[Run]:
+def ordered(runs: list[TaskResult]) -> list[TaskResult]:
     return sorted(runs, key=lambda r: (setting_key(r.setting), r.label.lower(), r.task))
 
 
-def overall_rows(runs: list[Run], opts: BootstrapOptions | None = None) -> list[dict[str, Any]]:
+def overall_rows(runs: list[TaskResult], opts: BootstrapOptions | None = None) -> list[dict[str, Any]]:
     """One row per run: accuracy over judged items and with failures as wrong, score over judged items,
     each with its clustered CI, the number of videos, and the counts."""
     opts = opts or BootstrapOptions()
@@ -144,12 +144,12 @@ def overall_rows(runs: list[Run], opts: BootstrapOptions | None = None) -> list[
     return rows
 
 
-def generation_failed(run: Run) -> int:
+def generation_failed(run: TaskResult) -> int:
     """Items the model gave no answer for (results written before egotask counted them: 0)."""
     return int(run.summary.get("n_generation_failed") or 0)
 
 
-def any_generation_failed(runs: list[Run]) -> bool:
+def any_generation_failed(runs: list[TaskResult]) -> bool:
     """Whether the overall table needs its "No answer" column."""
     return any(generation_failed(r) for r in runs)
 
@@ -180,14 +180,14 @@ def _row(name: str, stats: list[dict[str, Any] | None], counted: list[bool],
     return {"type": name, "overall": overall, "cells": cells}
 
 
-def question_types(setting: str, runs: list[Run]) -> list[str]:
+def question_types(setting: str, runs: list[TaskResult]) -> list[str]:
     """The benchmark's own order of types, then any others the runs have, alphabetically."""
     seen = {t for run in runs for t in run.summary.get("by_type", {})}
     known = next((b.question_types for b in BENCHMARKS.values() if b.setting == setting), ())
     return [t for t in known if t in seen] + sorted(seen - set(known))
 
 
-def _type_cis(run: Run, opts: BootstrapOptions) -> dict[str, dict[str, Any]]:
+def _type_cis(run: TaskResult, opts: BootstrapOptions) -> dict[str, dict[str, Any]]:
     if run.records is None:
         return {}
     by_type: dict[str, list[SampleRecord]] = defaultdict(list)
@@ -196,14 +196,14 @@ def _type_cis(run: Run, opts: BootstrapOptions) -> dict[str, dict[str, Any]]:
     return {t: record_cis(rs, opts) for t, rs in by_type.items()}
 
 
-def by_setting(runs: list[Run]) -> dict[str, list[Run]]:
-    groups: dict[str, list[Run]] = defaultdict(list)
+def by_setting(runs: list[TaskResult]) -> dict[str, list[TaskResult]]:
+    groups: dict[str, list[TaskResult]] = defaultdict(list)
     for run in ordered(runs):
         groups[run.setting].append(run)
     return {s: groups[s] for s in sorted(groups, key=setting_key)}
 
 
-def type_tables(runs: list[Run], opts: BootstrapOptions | None = None) -> list[dict[str, Any]]:
+def type_tables(runs: list[TaskResult], opts: BootstrapOptions | None = None) -> list[dict[str, Any]]:
     """Per setting: question types as rows, runs as columns (accuracy and score over judged items, with
     clustered CIs), plus an overall row."""
     opts = opts or BootstrapOptions()
@@ -226,7 +226,7 @@ FRAMES_NOT_RECORDED = "not recorded"
 FRAME_KEY_ORDER = ("max_frames", "fps", "max_pixels")
 
 
-def frames_info(run: Run) -> dict[str, Any] | None:
+def frames_info(run: TaskResult) -> dict[str, Any] | None:
     """The run's frame settings: from its records' ``frames``, else its results' summary."""
     info = scoring.frames_summary(run.records) if run.records else None
     summary_info = run.summary.get("frames")
@@ -255,7 +255,7 @@ GENERATION_NOT_MEASURED = ("not measured (no record of the run carries tokens or
                            "recorded them, or by a model that is not an egotask adapter)")
 
 
-def generation_info(run: Run) -> dict[str, Any] | None:
+def generation_info(run: TaskResult) -> dict[str, Any] | None:
     """The run's model-side figures: from its records' ``generation``, else its results' summary."""
     info = scoring.generation_summary(run.records) if run.records else None
     summary_info = run.summary.get("generation")
@@ -295,7 +295,7 @@ def describe_generation(info: dict[str, Any] | None) -> str:
 
 # --------------------------------------------------------------------------- paired comparisons
 
-def automatic_pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
+def automatic_pairs(runs: list[TaskResult]) -> list[tuple[TaskResult, TaskResult]]:
     """Every two runs of a setting that hold exactly the same questions (both with sample records)."""
     pairs = []
     for setting_runs in by_setting(runs).values():
@@ -305,8 +305,8 @@ def automatic_pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
     return pairs
 
 
-def comparisons(runs: list[Run], opts: BootstrapOptions | None = None,
-                pairs: list[tuple[Run, Run]] | None = None) -> dict[str, Any]:
+def comparisons(runs: list[TaskResult], opts: BootstrapOptions | None = None,
+                pairs: list[tuple[TaskResult, TaskResult]] | None = None) -> dict[str, Any]:
     """Paired comparisons: of ``pairs`` (``egotask report A B --compare``), else of every two runs that
     hold the same questions. Returns the overall rows (one per pair) and, per setting, a table of
     question types with one column per pair."""
@@ -353,7 +353,7 @@ def describe_protocol(protocol: dict[str, Any] | None) -> str:
             f"{short(protocol.get('inference_sha256') or '')}), {judge}")
 
 
-def _runs_by(runs: list[Run], describe: Callable[[Run], str]) -> dict[str, list[str]]:
+def _runs_by(runs: list[TaskResult], describe: Callable[[TaskResult], str]) -> dict[str, list[str]]:
     """Runs (as "label (setting)") grouped by what ``describe`` says of them, in report order."""
     groups: dict[str, list[str]] = defaultdict(list)
     for run in ordered(runs):
@@ -361,7 +361,7 @@ def _runs_by(runs: list[Run], describe: Callable[[Run], str]) -> dict[str, list[
     return groups
 
 
-def footer(runs: list[Run]) -> dict[str, Any]:
+def footer(runs: list[TaskResult]) -> dict[str, Any]:
     """Who judged, with which prompt, what the models saw, and what the CIs are over."""
     judges: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for run in ordered(runs):
@@ -406,9 +406,9 @@ def footer(runs: list[Run]) -> dict[str, Any]:
     }
 
 
-def build_context(runs: list[Run], opts: BootstrapOptions | None = None,
+def build_context(runs: list[TaskResult], opts: BootstrapOptions | None = None,
                   plots: dict[str, str] | None = None, heading: int = 3, paper: bool = False,
-                  pairs: list[tuple[Run, Run]] | None = None) -> dict[str, Any]:
+                  pairs: list[tuple[TaskResult, TaskResult]] | None = None) -> dict[str, Any]:
     """Everything a report template may use; ``paper`` adds the published reference rows (else None),
     ``pairs`` are the runs to compare (default: every two runs that hold the same questions)."""
     if not runs:

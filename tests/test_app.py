@@ -136,17 +136,17 @@ def test_loads_lmms_output_folder_and_record_file_as_two_runs(outputs):
     loaded = load_paths([base, finetuned])
     assert loaded.problems == []
     a, b = loaded.runs
-    assert a.name == f"base-qwen · {STAMP}" and len(a.records) == 6
+    assert a.label == f"base-qwen · {STAMP}" and len(a.records) == 6
     assert {r.task for r in a.records} == {IN, OUT, TEMPO}
     assert a.frame_settings() == (4, None)  # from the results' --model_args
-    assert b.name == "finetuned-qwen (finetuned.jsonl)" and len(b.records) == 5
+    assert b.label == "finetuned-qwen (finetuned.jsonl)" and len(b.records) == 5
     assert b.frame_settings() == (8, None)  # the adapters' default
 
 
 def test_a_record_file_with_two_models_is_two_runs(tmp_path):
     other = [dataclasses.replace(r, model="/ckpt/other-model") for r in finetuned_records()[:2]]
     loaded = load_paths([write_records(tmp_path / "both.jsonl", finetuned_records() + other)])
-    assert [(r.name, len(r.records)) for r in loaded.runs] == [("finetuned-qwen (both.jsonl)", 5),
+    assert [(r.label, len(r.records)) for r in loaded.runs] == [("finetuned-qwen (both.jsonl)", 5),
                                                                ("other-model (both.jsonl)", 2)]
 
 

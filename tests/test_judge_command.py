@@ -166,7 +166,7 @@ def _deferred_run(tmp_path, items):
     """What `lmms_eval --judge-mode defer --log_samples` writes for one task: pending verdicts, their
     sample metrics, and a results entry with no accuracy yet."""
     from egotask.records import Verdict
-    from egotask.tasklib import sample_metrics
+    from egotask.scoring import sample_metrics
 
     folder = tmp_path / "deferred" / "tiny-qwen"
     folder.mkdir(parents=True)

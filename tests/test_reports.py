@@ -96,12 +96,12 @@ def test_hand_computed_accuracy_score_and_best_marks_appear(small_runs):
 
 def test_the_protocol_line_comes_from_what_the_model_was_shown(tmp_path):
     from egotask.records import read_record
-    from egotask.reports.collect import Run
+    from egotask.reports.collect import TaskResult
     from egotask.reports.tables import REAL_TIME, WHOLE_VIDEO, protocol
 
     def run_of(seen_end):
         data = {**record("m", "indoor", "kitchen", 1, "yes", 5), "seen": [0.0, seen_end]}
-        return Run("m", "egotextvqa_indoor", "indoor", {}, tmp_path, records=[read_record(data, "test")])
+        return TaskResult("m", "egotextvqa_indoor", "indoor", {}, tmp_path, records=[read_record(data, "test")])
 
     assert protocol(run_of(2.9)) == REAL_TIME  # last frame shown before the 3.0 s question
     # The task allowed only [0, 3.0), but the model was shown a frame at 3.2 s: the report says so.
@@ -405,7 +405,8 @@ def test_files_written_by_todays_main_load_in_the_report_and_the_app(tmp_path):
     loaded = load_paths([output, imported])
     assert loaded.problems == []
     lmms, legacy_run = loaded.runs
-    assert lmms.name == f"base-qwen · {STAMP}" and legacy_run.name == "Qwen3-VL-2B (Qwen3-VL-2B_results.records.jsonl)"
+    assert lmms.label == f"base-qwen · {STAMP}"
+    assert legacy_run.label == "Qwen3-VL-2B (Qwen3-VL-2B_results.records.jsonl)"
     assert sorted((r.task, r.benchmark, r.setting) for r in lmms.records) == [
         ("egotextvqa_indoor", "egotextvqa_indoor", "indoor"), ("egotextvqa_indoor", "egotextvqa_indoor", "indoor"),
         ("egotextvqa_outdoor_fullvideo", "egotextvqa_outdoor", "outdoor")]

@@ -21,7 +21,7 @@ import streamlit as st
 
 from egotask.app import media
 from egotask.app.labelling import DEFAULT_SEED, DEFAULT_SIZE, done_labels, item_key, run_labels_path, sample
-from egotask.app.runs import Loaded, LoadedRun, load_paths, unique_names
+from egotask.app.runs import Loaded, load_paths, unique_names
 from egotask.app.selection import (
     VERDICTS,
     VideoGroup,
@@ -46,11 +46,12 @@ from egotask.app.selection import (
 from egotask.atomic import write_bytes
 from egotask.data.sources import DataError
 from egotask.frames import VideoError
-from egotask.labels import HumanLabel, LabelError, append_label, is_labels_file, now
+from egotask.labels import HumanLabel, LabelError, append_label, now
 from egotask.records import SampleRecord
 from egotask.reports.paired import compare_records
 from egotask.reports.render import pvalue, signed, signed_ci
 from egotask.reports.tables import describe_generation
+from egotask.runs import Run, runs_stamp
 from egotask.scoring import summarize
 
 TITLE = "egotask · error analysis"
@@ -94,25 +95,13 @@ def table(rows: list[dict[str, Any]], **kwargs: Any) -> None:
 
 # --------------------------------------------------------------------------- loading
 
-def _stamp(path: Path) -> tuple:
-    """What changes when a path's content does: lets the cache notice new or rewritten files."""
-    try:
-        if path.is_dir():
-            # Labels files are left out: labelling appends to one on every key press, and the run is the same.
-            return tuple((str(p), p.stat().st_mtime_ns) for p in sorted(path.rglob("*.json*"))
-                         if not is_labels_file(p))
-        return (path.stat().st_mtime_ns,) if path.exists() else ()
-    except OSError:
-        return ()
-
-
 @st.cache_data(show_spinner="Reading runs…", max_entries=64)
 def _load_cached(path: str, _stamp_value: tuple) -> Loaded:
     return load_paths([path])
 
 
 def _load(path: str) -> Loaded:
-    return _load_cached(path, _stamp(Path(path)))
+    return _load_cached(path, runs_stamp(Path(path)))
 
 
 def _upload_path(upload: Any) -> Path:
@@ -153,7 +142,7 @@ def sidebar_sources(paths: list[str]) -> Loaded:
         loaded.extend(_load(source))
     for upload in uploads or []:
         part = _load(str(_upload_path(upload)))
-        part.runs = [dataclasses.replace(r, name=f"uploaded: {r.name}") for r in part.runs]
+        part.runs = [dataclasses.replace(r, label=f"uploaded: {r.label}") for r in part.runs]
         loaded.extend(part)
     loaded.runs = unique_names(loaded.runs)
     return loaded
@@ -161,7 +150,7 @@ def sidebar_sources(paths: list[str]) -> Loaded:
 
 # --------------------------------------------------------------------------- filters
 
-def sidebar_filters(run: LoadedRun) -> list[SampleRecord]:
+def sidebar_filters(run: Run) -> list[SampleRecord]:
     sb = st.sidebar
     sb.header("Filters")
     tasks = sb.multiselect("Task", sorted({task_of(r) for r in run.records}), key="f_tasks", placeholder="all tasks")
@@ -182,11 +171,11 @@ def sidebar_filters(run: LoadedRun) -> list[SampleRecord]:
 
 # --------------------------------------------------------------------------- tabs
 
-def summary_tab(selection: list[SampleRecord], run: LoadedRun) -> None:
+def summary_tab(selection: list[SampleRecord], run: Run) -> None:
     # The run's own choice of counting failures as wrong, never the app's environment.
     summary = summarize(selection, run.count_failed_as_wrong)
     if summary["n_pending"]:
-        folders = " ".join(sorted({str(p.parent) for p in run.sources}))
+        folders = " ".join(sorted({str(p.parent) for p in run.files}))
         st.warning(f"{summary['n_pending']} verdict(s) are pending: the run was made with --judge-mode defer "
                    f"and is not judged yet, so it has no accuracy or score. Judge it with `egotask judge "
                    f"{md(folders)} --batch` (or without --batch).")
@@ -253,7 +242,7 @@ def _video_path(group: VideoGroup) -> Path | None:
     return None
 
 
-def video_tab(selection: list[SampleRecord], run: LoadedRun) -> None:
+def video_tab(selection: list[SampleRecord], run: Run) -> None:
     groups = {g.key: g for g in videos_of(selection)}
     # Plain option strings: the URL carries the choice (?video=...), so it must not depend on the filters.
     choice = st.selectbox(f"Video ({len(groups)} in the selection)", list(groups), key="video",
@@ -291,7 +280,7 @@ def video_tab(selection: list[SampleRecord], run: LoadedRun) -> None:
     table(question_rows(group.records, with_video=False))
 
 
-def frames_section(record: SampleRecord, path: Path | None, run: LoadedRun) -> None:
+def frames_section(record: SampleRecord, path: Path | None, run: Run) -> None:
     max_frames_default, fps = run.frame_settings()
     if record.frames:  # what the adapter recorded wins over the run's --model_args
         max_frames_default = int(record.frames.get("max_frames") or max_frames_default)
@@ -317,14 +306,14 @@ def frames_section(record: SampleRecord, path: Path | None, run: LoadedRun) -> N
     st.image(frames, caption=[f"{t:.2f} s" for t in stamps], width=96)
 
 
-def compare_tab(selection: list[SampleRecord], run: LoadedRun, runs: list[LoadedRun]) -> None:
+def compare_tab(selection: list[SampleRecord], run: Run, runs: list[Run]) -> None:
     others = [r for r in runs if r is not run]
     if not others:
         st.info("Load a second run (another output folder or file, or an upload) to compare it with this one.")
         return
-    names = {r.name: r for r in others}
+    names = {r.label: r for r in others}
     other = names[st.selectbox("Compare with", list(names), key="compare_run")]
-    st.caption(f"A = **{md(run.name)}**, B = **{md(other.name)}**. The filters select A's questions; B's answers "
+    st.caption(f"A = **{md(run.label)}**, B = **{md(other.label)}**. The filters select A's questions; B's answers "
                "to the same questions (same setting, video id and question id) are shown beside them.")
     comparison = compare_runs(selection, other.records)
     for note in comparison.duplicates:
@@ -356,7 +345,7 @@ def compare_tab(selection: list[SampleRecord], run: LoadedRun, runs: list[Loaded
                "one run got right. † the CI excludes 0.")
     st.subheader("On the same questions")
     if run.count_failed_as_wrong != other.count_failed_as_wrong:
-        counted = run.name if run.count_failed_as_wrong else other.name
+        counted = run.label if run.count_failed_as_wrong else other.label
         st.warning(f"The runs chose differently: failures count as wrong only for {md(counted)}, so its "
                    "accuracy and score are not on the same footing.")
     table(paired_rows(paired))
@@ -440,7 +429,7 @@ def _label_buttons(record: Any, mark: str | None, args: tuple, earlier: list[str
                       disabled=back is None)
 
 
-def label_tab(run: LoadedRun) -> None:
+def label_tab(run: Run) -> None:
     st.caption("Label a random sample of this run's answers yourself, stratified by setting and question type: "
                "the judge's verdict is not shown. Each label is written to a file next to the run as you make "
                "it, so closing the browser loses nothing and reopening resumes; a second person, under their "
@@ -451,7 +440,7 @@ def label_tab(run: LoadedRun) -> None:
         st.info("Type your name, then Enter, to start labelling.")
         return
     items = sample(run.records, size, seed)
-    path = run_labels_path(run.sources, labeller, run.records[0].model)
+    path = run_labels_path(run.files, labeller, run.records[0].model)
     try:
         done = done_labels(path, labeller)
     except LabelError as exc:
@@ -462,7 +451,7 @@ def label_tab(run: LoadedRun) -> None:
     st.progress(len(in_sample) / len(items) if items else 1.0,
                 text=f"{len(in_sample)} of {len(items)} labelled by {md(labeller)}")
     st.caption(f"Labels file: {md(path)}")
-    if run.name.startswith("uploaded: "):
+    if run.label.startswith("uploaded: "):
         st.warning("This run was uploaded, so its labels file is in a temporary folder that goes when the app "
                    "stops: load the run by its path (sidebar) to keep the labels next to it.")
     st.markdown(LABEL_KEYS)
@@ -475,7 +464,7 @@ def label_tab(run: LoadedRun) -> None:
     key = item_key(record)
     position = [item_key(r) for r in items].index(key)
     earlier = [item_key(r) for r in items[:position] if item_key(r) in done]
-    args = (path, labeller, run.name, seed)
+    args = (path, labeller, run.label, seed)
     marked = st.session_state.get("label_pred")
     mark = marked[1] if marked and marked[0] == key else None
     _label_buttons(record, mark, args, earlier, back)
@@ -510,14 +499,14 @@ def render(paths: list[str]) -> None:
                 "with --log_samples, or `egotask import-legacy` files), add a path or upload a file in the "
                 "sidebar.")
         return
-    runs = {r.name: r for r in loaded.runs}
+    runs = {r.label: r for r in loaded.runs}
     run = runs[st.sidebar.selectbox("Run", list(runs), key="run", bind="query-params")]
     selection = attempt("Filters", sidebar_filters, run)
     if selection is None:
         return
-    st.header(run.name)
+    st.header(run.label)
     st.caption(f"{len(selection)} of {len(run.records)} questions selected · read from "
-               + ", ".join(f"`{p.name}`" for p in run.sources))
+               + ", ".join(f"`{p.name}`" for p in run.files))
     if not selection:
         st.warning("No question matches the filters. Widen them in the sidebar.")
         return

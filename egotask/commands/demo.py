@@ -101,6 +101,18 @@ def run(args: argparse.Namespace) -> int:
         return evaluate(args, served_url)
 
 
+def _results_files(output: Path) -> set[Path]:
+    """The results files of the lmms-eval runs under ``output`` (none before the first run)."""
+    from egotask.runs import find_runs
+
+    if not output.is_dir():
+        return set()
+    try:
+        return {run.results_path for run in find_runs([output]) if run.has_results}
+    except ValueError:  # a folder without runs yet
+        return set()
+
+
 def evaluate(args: argparse.Namespace, served_url: str | None) -> int:
     from egotask.fixtures import build_sample_data
     from egotask.reports.collect import collect_runs
@@ -114,7 +126,7 @@ def evaluate(args: argparse.Namespace, served_url: str | None) -> int:
     # The variables point the tasks at the sample; HF_HUB_OFFLINE keeps the Hub out of it.
     variables = {**build_sample_data(workdir / "data"), "HF_HUB_OFFLINE": "1"}
     output = workdir / "output"
-    earlier = set(output.rglob("*_results.json")) if output.exists() else set()
+    earlier = _results_files(output)
     lmms_args = ["--tasks", args.tasks, "--model", args.model, "--model_args", model_args, "--output_path",
                  str(output), "--log_samples", "--judge", "heuristic", "--verbosity", "WARNING"]
     shown = [f"{k}={shlex.quote(v)}" for k, v in variables.items()] + [lmms_eval_program(), *lmms_args]
@@ -132,7 +144,7 @@ def evaluate(args: argparse.Namespace, served_url: str | None) -> int:
         print(log.read_text(encoding="utf-8")[-4000:], end="")
         print(f"egotask demo: lmms_eval failed (exit {proc.returncode}); its output is in {log}", file=sys.stderr)
         return proc.returncode
-    new = sorted(set(output.rglob("*_results.json")) - earlier)
+    new = sorted(_results_files(output) - earlier)
     if not new:
         print(f"egotask demo: lmms_eval wrote no results file under {output}; see {log}", file=sys.stderr)
         return 1

@@ -18,9 +18,9 @@ from egotask.settings import Settings, SettingsError, configure, get_settings
 
 if TYPE_CHECKING:  # imported when the command runs, not when `egotask --help` builds its parser
     from egotask.judges.batch import BatchJudge
-    from egotask.judges.rejudge import SamplesFile
     from egotask.records import SampleRecord
     from egotask.reports.judging import Written
+    from egotask.runs import Run
 
 COUNT_FAILED_VAR = "EGOTASK_COUNT_FAILED_AS_WRONG"
 EXIT_ITEMS_FAILED = 3  # the same status as lmms_eval's: written, but some items failed
@@ -123,8 +123,8 @@ class JudgePlan:
     """What the command will judge, checked before anything is paid for."""
 
     settings: Settings
-    files: list[SamplesFile]  # one per (input file, task)
-    records: list[SampleRecord]  # every file's records, in order
+    runs: list[Run]  # read: each task's records, in order
+    records: list[SampleRecord]  # every run's records, in order
     judge: Judge
     batcher: BatchJudge | None  # with --batch
 
@@ -157,23 +157,22 @@ def run(args: argparse.Namespace) -> int:
 def plan_judging(args: argparse.Namespace, held: contextlib.ExitStack) -> JudgePlan:
     """Read and lock the inputs, build the judge and check it, the outputs and the cache (exit 2 on a problem)."""
     from egotask.judges.batch import BatchError, BatchJudge
-    from egotask.judges.rejudge import find_samples, items_to_judge, load_inputs, lock_runs
+    from egotask.judges.rejudge import find_inputs, items_to_judge, lock_runs
     from egotask.preflight import PreflightError, check_caches, check_outputs
 
     try:
         settings = apply_options(args)
-        found = find_samples(args.paths)
+        runs = find_inputs(args.paths)
         # Another `egotask judge` on the same run would pay for every item again: wait for it, then
         # read the files as it left them (its verdicts are in the cache).
-        lock_runs(found, held, lambda run: print(f"egotask judge: another egotask judge is judging {run}; waiting "
+        lock_runs(runs, held, lambda run: print(f"egotask judge: another egotask judge is judging {run}; waiting "
                                                    "for it to finish (its verdicts are reused)", file=sys.stderr))
-        files = [f for p in found for f in load_inputs(p)]  # all checked before paying
-        records = [r for sf in files for r in sf.records]
+        records = [r for run in runs for r in run.records]  # all read and checked before paying
         if args.protocol is None:
             settings = _deferred_protocol(records) or settings
         judge = build_judge(settings=settings)
         judge.check_ready()
-        check_outputs([sf.path.parent for sf in files], "the folder of the input file (outputs go beside it)")
+        check_outputs([run.folder for run in runs], "the folder of the input file (outputs go beside it)")
         check_caches(judge)
         # A cache-only rerun needs no network, and a batch job's submission is itself the first request.
         if not args.batch and not all(judge.cached(item) for item in items_to_judge(records, judge)):
@@ -184,13 +183,14 @@ def plan_judging(args: argparse.Namespace, held: contextlib.ExitStack) -> JudgeP
         raise _Stop(2, exc.explain("--judge")) from exc
     except (PreflightError, SettingsError, ProtocolError, ValueError, OSError, BatchError) as exc:
         raise _Stop(2, str(exc)) from exc
-    return JudgePlan(settings, files, records, judge, batcher)
+    return JudgePlan(settings, runs, records, judge, batcher)
 
 
 def _announce(plan: JudgePlan) -> None:
     pending = sum(r.pending for r in plan.records)
     judge = plan.judge
-    print(f"egotask judge: {len(plan.records)} predictions from {len({sf.path for sf in plan.files})} file(s)"
+    files = {path for run in plan.runs for path in run.files}
+    print(f"egotask judge: {len(plan.records)} predictions from {len(files)} file(s)"
           + (f", {pending} verdicts pending" if pending else "")
           + f", judge {judge.name} ({judge.model}, prompt {judge.prompt_version})"
           + (", batch" if plan.batcher else ""), file=sys.stderr)
@@ -198,7 +198,7 @@ def _announce(plan: JudgePlan) -> None:
 
 
 def judge_plan(plan: JudgePlan, args: argparse.Namespace) -> dict[str, Any]:
-    """Judge every record (synchronously, or from a batch), set each file's ``new_records``, and return
+    """Judge every record (synchronously, or from a batch), set each task's ``new_records``, and return
     how the verdicts were got (:func:`judging_record`)."""
     from egotask.judges.rejudge import rejudge_records
 
@@ -211,8 +211,8 @@ def judge_plan(plan: JudgePlan, args: argparse.Namespace) -> dict[str, Any]:
     except OSError as exc:  # the verdict cache cannot be read or written (named): stop, paying for nothing more
         raise _Stop(1, str(exc)) from exc
     start = 0
-    for sf in plan.files:
-        sf.new_records, start = judged[start:start + len(sf.records)], start + len(sf.records)
+    for part in (part for run in plan.runs for part in run.read()):
+        part.new_records, start = judged[start:start + len(part.records)], start + len(part.records)
     return judging_record(plan.judge, outcome, resent)
 
 
@@ -245,21 +245,21 @@ def _judge_batch(plan: JudgePlan, args: argparse.Namespace) -> tuple[Any, Judge,
 
 def write_results(plan: JudgePlan, judging: dict[str, Any]) -> list[Written]:
     """Write each run's files: a deferred run in place, anything else as re-judged copies beside it."""
-    from egotask.judges.rejudge import completes_in_place, group_by_run, write_in_place, write_outputs
+    from egotask.judges.rejudge import completes_in_place, write_in_place, write_outputs
     from egotask.reports.judging import Written
 
     written = []
-    for group in group_by_run(plan.files):
+    for run in plan.runs:
         try:
-            if completes_in_place(group, plan.judge):
-                out, data = write_in_place(group, plan.judge, judging)
+            if completes_in_place(run, plan.judge):
+                out, data = write_in_place(run, plan.judge, judging)
                 print(f"egotask judge: judged the deferred run in place: {out}", file=sys.stderr)
             else:
-                out, data = write_outputs(group, plan.judge, failures_counted_as_wrong(plan.settings), judging)
+                out, data = write_outputs(run, plan.judge, failures_counted_as_wrong(plan.settings), judging)
                 print(f"egotask judge: wrote {out}", file=sys.stderr)
         except (OSError, ValueError) as exc:
             raise _Stop(1, str(exc)) from exc
-        written.append(Written(group, out, data))
+        written.append(Written(run, out, data))
     return written
 
 
@@ -267,12 +267,13 @@ def report(plan: JudgePlan, written: list[Written], judging: dict[str, Any], arg
     """The table and the judging line on stdout; the failures on stderr; the exit status."""
     from egotask.reports.judging import judging_line, judging_table
 
-    print(judging_table(written, plan.files, plan.records))
+    print(judging_table(written, plan.records))
     print(judging_line(judging))
-    failed = sum(w.summary(sf)["n_failed"] for w in written for sf in w.group)
-    no_answer = sum(w.summary(sf).get("n_generation_failed", 0) for w in written for sf in w.group)
+    failed = sum(w.summary(part)["n_failed"] for w in written for part in w.run.read())
+    no_answer = sum(w.summary(part).get("n_generation_failed", 0) for w in written for part in w.run.read())
     if failed:
-        _report_failures([r for sf in plan.files for r in sf.new_records], failed, batch=plan.batcher is not None)
+        new_records = [r for run in plan.runs for part in run.read() for r in part.new_records]
+        _report_failures(new_records, failed, batch=plan.batcher is not None)
     if not (failed or no_answer):
         return 0
     how = "counted as wrong" if failures_counted_as_wrong(plan.settings) else "left out of accuracy and score"
