@@ -186,8 +186,8 @@ class ServedModel(FramesModel):
     async def close_client(self, client: Any) -> None:
         pass
 
-    async def send(self, client: Any, prompt: EncodedPrompt) -> Answer:
-        """One attempt: the reply's answer, with the tokens the API reported. Raise
+    async def send(self, client: Any, prompt: EncodedPrompt) -> Answer | str:
+        """One attempt: the reply's answer, with the tokens the API reported (or its text alone). Raise
         :class:`~egotask.vendors.retry.NoAnswer` when the reply itself says there is no answer
         (blocked); any other exception goes to :meth:`classify`."""
         raise NotImplementedError
@@ -274,6 +274,8 @@ class ServedModel(FramesModel):
             self.stats["requests"] += 1
             try:
                 answer = await self.send(client, prompt)
+                if not isinstance(answer, Answer):  # a plain text: a plugin's own send, without token counts
+                    return as_reply(answer)
                 return Reply(answer.text, prompt_tokens=answer.prompt_tokens,
                              completion_tokens=answer.completion_tokens)
             except (NoAnswer, GenerationFailure) as exc:  # the endpoint replied, without an answer (refused, filtered)
