@@ -13,7 +13,17 @@ benchmarks and ``egotask demo`` can use them too (as httpx ships ``MockTransport
 Nothing in egotask imports this package but ``egotask demo``'s offline served model. See docs/testing.md.
 """
 
-from egotask.testing.local_server import LocalServer, ReplyHandler
-from egotask.testing.vendor import FakeJudgeServer, FakeRequest, FakeVendorServer, FakeVLMServer
+from typing import Any
 
-__all__ = ["FakeJudgeServer", "FakeRequest", "FakeVLMServer", "FakeVendorServer", "LocalServer", "ReplyHandler"]
+# Imported on first use, so that ``python -m egotask.testing.vendor`` runs the module once.
+_WHERE = {"FakeJudgeServer": "vendor", "FakeRequest": "vendor", "FakeVLMServer": "vendor", "FakeVendorServer": "vendor",
+          "LocalServer": "local_server", "ReplyHandler": "local_server"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'egotask.testing' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"egotask.testing.{_WHERE[name]}"), name)
