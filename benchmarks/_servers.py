@@ -10,11 +10,12 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def fake_server(module: str, latency: float) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``python -m MODULE --latency L``, yielded as (its base URL, its process) once it prints the URL,
+def fake_server(latency: float, judge: bool = False) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``python -m egotask.testing.vendor --latency L [--judge]`` (a judge's replies, else a served
+    model's), yielded as (its base URL, its process) once it prints the URL,
     and stopped afterwards. A server that does not start ends the benchmark with what it said."""
-    server = subprocess.Popen([sys.executable, "-m", module, "--latency", str(latency)], stdout=subprocess.PIPE,
-                              text=True)
+    command = [sys.executable, "-m", "egotask.testing.vendor", "--latency", str(latency)]
+    server = subprocess.Popen(command + (["--judge"] if judge else []), stdout=subprocess.PIPE, text=True)
     try:
         url = server.stdout.readline().strip()
         if not url.startswith("http://"):

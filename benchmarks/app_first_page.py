@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO / "docs"))
 from _checks import Checks  # noqa: E402
 
-from egotask.fixtures import app_server, build_sample_data, free_port, stop_process  # noqa: E402
+from egotask.fixtures import build_sample_data  # noqa: E402
+from egotask.testing.app_server import app_server, free_port, stop_process  # noqa: E402
 
 RUN_NAME = "example-base"
 TIMEOUT_S = 120

@@ -3,7 +3,7 @@
 Two measurements, each through the adapter's real ``generate_until`` (frame sampling in the background
 pool, JPEG encoding, the answer cache written as answers come):
 
-- ``openai_vlm`` against ``egotask.model_adapters.fake_server`` (its own process, so its work does not
+- ``openai_vlm`` against ``egotask.testing.vendor`` (its own process, so its work does not
   take the client's GIL) with a fixed latency per request: items/s at ``--concurrency`` requests in
   flight, against the ideal concurrency / latency. Every item is an 8-frame request (``video/jpeg``,
   vLLM's form) sampled from small generated clips (``--size``, default 160x90; 6 s, 6 fps like the
@@ -198,7 +198,7 @@ def main() -> int:
         settings.configure(cache_dir=Path(tmp) / "cache")  # a fresh answer cache: every item is generated
         clips = [write_motion_clip(workdir / f"clip6_{width}x{height}_6fps_gop2_{i}.mp4", 6.0, CLIP_FPS,
                                    (width, height), 2.0, seed=i) for i in range(4)]
-        with fake_server("egotask.model_adapters.fake_server", args.latency) as (url, server):
+        with fake_server(args.latency) as (url, server):
             served_row, served = served_run(url, clips, args.items, args.concurrency, args.latency, server.pid,
                                             args.frame_workers)
             alone_row, alone_replies = requests_only_run(url, clips, args.items, args.concurrency, args.latency)

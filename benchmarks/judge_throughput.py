@@ -1,6 +1,6 @@
 """Judge throughput against a fake Gemini server with a fixed latency per request.
 
-The real google-genai client talks to ``egotask.judges.fake_server`` (run in its own process, so its
+The real google-genai client talks to ``egotask.testing.vendor`` (run in its own process, so its
 work does not compete with the client for the GIL). Three runs, each in the same output:
 
 - sequential: one request in flight (the predecessor's design, without its 8 s sleep);
@@ -133,7 +133,7 @@ def main() -> int:
         if getattr(args, arg) is None:
             setattr(args, arg, quick if args.quick else full)
 
-    with fake_server("egotask.judges.fake_server", args.latency) as (url, _):
+    with fake_server(args.latency, judge=True) as (url, _):
         # The google-genai client reads its endpoint and key from the environment itself.
         os.environ.update({"GOOGLE_GEMINI_BASE_URL": url, "GEMINI_API_KEY": "benchmark-key"})
         os.environ.pop("GOOGLE_API_KEY", None)  # the SDK would prefer it to GEMINI_API_KEY

@@ -5,7 +5,7 @@ The input is what ``egotask import-legacy`` writes from the predecessor's files:
 ``Qwen3-VL-2B-Instruct_results.json`` of ``../shared/data/seed_results`` (685 EgoTextVQA predictions,
 199 indoor and 486 outdoor), or the ``*.records.jsonl`` files given with ``--records``. The command
 runs in this process (``egotask.cli.main``), with the real
-google-genai client talking to ``egotask.judges.fake_server`` in its own process; the imports
+google-genai client talking to ``egotask.testing.vendor`` in its own process; the imports
 (about 6 s: torch through the plugins, google-genai, scipy and scikit-learn) are done before
 timing. Two runs:
 
@@ -98,9 +98,9 @@ def requests_made(printed: str) -> tuple[int, int, int]:
 
 def check_outputs(checks: Checks, folder: Path, inputs: list[Path], run: str) -> None:
     from egotask.judges import build_judge, settled_verdict
-    from egotask.judges.fake_server import fake_verdict
     from egotask.judges.rejudge import judge_item
     from egotask.records import load_records
+    from egotask.testing.vendor import fake_verdict
 
     expected = sum(len(load_records(p)) for p in inputs)
     copies = [run for run in find_runs([folder]) if run.prefix.split(REJUDGED_MARK, 1)[-1].startswith("gemini-")
@@ -140,7 +140,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="egotask-rejudge-bench-"))
     try:
-        with fake_server("egotask.judges.fake_server", args.latency) as (url, _):
+        with fake_server(args.latency, judge=True) as (url, _):
             # Set before egotask reads its settings (once per process): a fresh verdict cache, the fake server.
             os.environ.update({"GOOGLE_GEMINI_BASE_URL": url, "GEMINI_API_KEY": "benchmark-key",
                                "EGOTASK_CACHE_DIR": str(work / "cache"), "EGOTASK_JUDGE_CACHE": "on"})

@@ -26,11 +26,12 @@ from pathlib import Path
 from PIL import Image
 
 from egotask.data.sources import load_docs
-from egotask.fixtures import app_server, build_sample_data
+from egotask.fixtures import build_sample_data
 from egotask.judges import JudgeItem, get_judge
 from egotask.records import SampleRecord
 from egotask.scoring import summarize
 from egotask.tasklib import build_record
+from egotask.testing.app_server import app_server
 
 DOCS = Path(__file__).resolve().parent
 STAMP = "20260101_120000"

@@ -1,18 +1,13 @@
 """Small real things built on the fly, for the tests and `egotask demo`: mp4 clips with rendered
 scene text (PyAV), annotation files in the benchmarks' real formats, tiny random-weight
-checkpoints saved with ``save_pretrained`` (nothing binary is committed), and `egotask app` served
-on a free local port."""
+checkpoints saved with ``save_pretrained`` (nothing binary is committed). `egotask demo` builds its
+sample data and checkpoints with these; the tests' own helpers live under tests/, and the fake vendor
+server and the local app server in :mod:`egotask.testing`."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -72,49 +67,6 @@ def write_clip(path: str | Path, texts: Sequence[str], seconds: float = 4.0, fps
         for packet in stream.encode():
             out.mux(packet)
     return path
-
-
-# Time-coded clips: frame i shows its number in binary, as 8 vertical black/white stripes (most
-# significant first), so whoever receives a frame (a fake server, a test) can tell which frame of the
-# source it is, after any codec, colour-range or JPEG round trip.
-TIME_CODE_BITS = 8
-
-
-def write_time_coded_clip(path: str | Path, seconds: float = 6.0, fps: int = 10,
-                          size: tuple[int, int] = (64, 48)) -> Path:
-    """A clip of ``seconds * fps`` frames, each showing its frame number as stripes (at most 256 frames)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    total = int(round(seconds * fps))
-    if total > 2 ** TIME_CODE_BITS:
-        raise ValueError(f"a time-coded clip holds at most {2 ** TIME_CODE_BITS} frames")
-    stripe = size[0] // TIME_CODE_BITS
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for i in range(total):
-            image = np.zeros((size[1], size[0], 3), dtype=np.uint8)
-            for bit in range(TIME_CODE_BITS):
-                if i >> (TIME_CODE_BITS - 1 - bit) & 1:
-                    image[:, bit * stripe:(bit + 1) * stripe] = 255
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
-
-
-def time_code_of(image: Any, fps: int = 10) -> float:
-    """The source time (seconds) of a frame of a time-coded clip, read from its stripes."""
-    grey = np.asarray(image, dtype=np.float64)
-    grey = grey.mean(axis=2) if grey.ndim == 3 else grey
-    stripe = grey.shape[1] // TIME_CODE_BITS
-    number = 0
-    for bit in range(TIME_CODE_BITS):
-        # the middle of each stripe: edges blur under scaling and compression
-        middle = grey[:, bit * stripe + stripe // 4:(bit + 1) * stripe - stripe // 4]
-        number = number * 2 + int(middle.mean() > 127)
-    return round(number / fps, 6)
 
 
 # --------------------------------------------------------------------------- annotations
@@ -401,83 +353,3 @@ def build_tiny_smolvlm2(out_dir: str | Path, *, seed: int = 0) -> Path:
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
-
-
-# --------------------------------------------------------------------------- plugin packages
-
-
-def build_wheel(out_dir: str | Path, name: str, files: dict[str, str],
-                entry_points: dict[str, dict[str, str]], version: str = "0.0.1") -> Path:
-    """Write a pure-Python wheel holding ``files`` (path -> source) and ``entry_points`` (group ->
-    name -> target), for tests that install a plugin with pip the way a user would."""
-    import base64
-    import hashlib
-    import zipfile
-
-    dist = name.replace("-", "_")
-    info = f"{dist}-{version}.dist-info"
-    ep_text = "".join(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) + "\n"
-                      for group, eps in entry_points.items())
-    contents = {**files,
-                f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-                f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: egotask-fixtures\nRoot-Is-Purelib: true\n"
-                                 "Tag: py3-none-any\n",
-                f"{info}/entry_points.txt": ep_text}
-
-    def digest(data: bytes) -> str:
-        return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-    record = "".join(f"{path},{digest(text.encode())},{len(text.encode())}\n" for path, text in contents.items())
-    path = Path(out_dir) / f"{dist}-{version}-py3-none-any.whl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w") as whl:
-        for member, text in contents.items():
-            whl.writestr(member, text)
-        whl.writestr(f"{info}/RECORD", record + f"{info}/RECORD,,\n")
-    return path
-
-
-# --------------------------------------------------------------------------- a local app server
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
-    """Terminate, and kill what does not leave within ``timeout`` seconds."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-@contextlib.contextmanager
-def app_server(paths: Sequence[str | Path], env: dict[str, str], port: int | None = None,
-               output: Any = subprocess.DEVNULL, timeout: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`egotask app PATHS --port N` in a subprocess, yielded as (its URL, the process) once Streamlit's
-    health check answers, and stopped afterwards. ``output``: where its stdout and stderr go."""
-    port = port or free_port()
-    egotask = Path(sys.executable).with_name("egotask")
-    cmd = [str(egotask)] if egotask.exists() else [sys.executable, "-m", "egotask.cli"]
-    proc = subprocess.Popen([*cmd, "app", *map(str, paths), "--port", str(port)], env=env, stdout=output,
-                            stderr=subprocess.STDOUT if output is not subprocess.DEVNULL else subprocess.DEVNULL,
-                            text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5):  # noqa: S310 - the local app
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"egotask app did not come up on port {port} (exit status "
-                                       f"{proc.poll()})") from None
-                time.sleep(0.05)
-        yield url, proc
-    finally:
-        stop_process(proc)

@@ -115,7 +115,7 @@ class Settings:
                                             "seconds one judge request may take in all, however slowly the "
                                             "server sends (default: `EGOTASK_JUDGE_TIMEOUT`)")
     judge_max_attempts: int = _setting("EGOTASK_JUDGE_MAX_ATTEMPTS", 6, _positive_int,
-                                       "attempts per item on 408/429/5xx, timeouts and connection errors")
+                                       "attempts per item on 408/409/429/5xx, timeouts and connection errors")
     judge_backoff: float = _setting("EGOTASK_JUDGE_BACKOFF", 1.0, _non_negative_float,
                                     "first retry delay in seconds (doubles, with jitter, never before Retry-After)")
     judge_retry_after_max: float = _setting("EGOTASK_JUDGE_RETRY_AFTER_MAX", 60.0, _non_negative_float,

@@ -22,25 +22,14 @@ Scheduling, retries and failure accounting: :mod:`egotask.model_adapters.served`
 from __future__ import annotations
 
 import base64
-import json
-import re
 from typing import Any
 
-from egotask.model_adapters.base import GenerationFailure, parse_bool
-from egotask.model_adapters.served import (
-    BadReply,
-    EncodedPrompt,
-    RequestError,
-    ServedModel,
-    frame_label,
-    retry_after_of,
-    status_error,
-    video_metadata,
-    with_usage,
-)
-from egotask.settings import vendor_value
+from egotask.model_adapters.base import parse_bool
+from egotask.model_adapters.served import EncodedPrompt, ServedModel, frame_label, video_metadata
+from egotask.vendors import openai_chat
+from egotask.vendors.openai_chat import KEY_VAR
+from egotask.vendors.retry import Answer, Failure
 
-KEY_VAR = "OPENAI_API_KEY"
 FRAMES_AS = ("video", "images")
 
 
@@ -63,7 +52,7 @@ class OpenAIVLM(ServedModel):
 
     @property
     def where(self) -> str:
-        return self.base_url or vendor_value("OPENAI_BASE_URL") or "api.openai.com"
+        return openai_chat.endpoint(self.base_url)
 
     # ----------------------------------------------------------------- the request
 
@@ -94,95 +83,16 @@ class OpenAIVLM(ServedModel):
     # ----------------------------------------------------------------- the client
 
     async def open_client(self) -> Any:
-        from openai import AsyncOpenAI
-
-        # The client reads OPENAI_API_KEY itself; a local server started without --api-key takes any key.
-        return AsyncOpenAI(base_url=self.base_url, api_key=None if vendor_value(KEY_VAR) else "EMPTY",
-                           timeout=self.timeout, max_retries=0)  # retries are ours (Retry-After, per item)
+        return openai_chat.async_client(self.timeout, self.base_url)
 
     async def close_client(self, client: Any) -> None:
         await client.close()
 
-    async def send(self, client: Any, prompt: EncodedPrompt) -> str:
-        import httpx
+    async def send(self, client: Any, prompt: EncodedPrompt) -> Answer:
+        return await openai_chat.achat(client, self.request(prompt), self.where)
 
-        # The client's plain POST (its documented way to send any body): the typed ``create`` first walks
-        # the whole request, megabytes of base64 frames included, against its parameter types, which
-        # cost the request loop half its CPU at 32 requests in flight. The body is plain JSON already,
-        # and the reply is read here as it came (a proxy's HTML page is not a completion).
-        response = await client.post("/chat/completions", body=self.request(prompt), cast_to=httpx.Response)
-        return completion_text(self.where, response.status_code, response.headers.get("content-type", ""),
-                               response.text)
-
-    def classify(self, exc: Exception) -> RequestError:
-        import openai
-
-        if isinstance(exc, openai.APIStatusError):
-            code = exc.status_code
-            body = exc.body if isinstance(exc.body, dict) else {}
-            detail = body.get("message") or (body.get("error") or {}).get("message") if body else None
-            message = f"{self.where}: HTTP {code}: {detail or exc.message}"
-            hint = (f"check {KEY_VAR}" if code in (401, 403) else
-                    f"check base_url (it usually ends in /v1) and model={self.model} (the name the endpoint serves)")
-            return status_error(code, message, retry_after_of(exc.response.headers), hint)
-        if isinstance(exc, openai.APITimeoutError):
-            return RequestError("retry", f"{self.where}: no reply within {self.timeout:g} s (--model_args timeout)")
-        if isinstance(exc, openai.APIConnectionError):
-            return RequestError("retry", f"{self.where}: connection failed: {exc.__cause__ or exc}")
-        return RequestError("item", f"{type(exc).__name__}: {exc}")
-
-
-def completion_text(where: str, status: int, content_type: str, text: str) -> str:
-    """The answer in a chat-completions reply body. Raises :class:`BadReply` for a body that is not a
-    completion, and :class:`GenerationFailure` for a completion without an answer."""
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        shown = " ".join(text.split())[:160]
-        if "html" in content_type.lower() or text.lstrip()[:1] == "<":
-            title = re.search(r"<title[^>]*>(.*?)</title>", text, flags=re.IGNORECASE | re.DOTALL)
-            page = " ".join(title.group(1).split()) if title else shown
-            raise BadReply(RequestError("retry", f"{where}: HTTP {status} with an HTML page ({page!r}), not a "
-                                                 "completion: a proxy or gateway answered, not the model "
-                                                 "server")) from None
-        raise BadReply(RequestError("retry", f"{where}: HTTP {status} with a reply that is not complete JSON "
-                                             f"({exc}; {len(text)} bytes: {shown!r})")) from None
-    if not isinstance(data, dict):
-        raise BadReply(RequestError("item", f"{where}: HTTP {status} with a reply that is not a JSON object: "
-                                            f"{text[:160]!r}"))
-    error = data.get("error") if data.get("error") else (data if data.get("object") == "error" else None)
-    if error is not None:
-        detail = error.get("message") if isinstance(error, dict) else str(error)
-        code = error.get("code") if isinstance(error, dict) else None
-        message = f"{where}: HTTP {status} with an error: {detail or json.dumps(error)[:300]}"
-        if isinstance(code, int) or (isinstance(code, str) and code.isdigit()):
-            message += f" (code {code})"
-            handling = status_error(int(code), message, None, "check base_url and model")
-        else:
-            handling = RequestError("retry", message)
-        raise BadReply(handling)
-    choices = data.get("choices")
-    if not choices or not isinstance(choices[0], dict):
-        raise GenerationFailure(f"{where}: the reply has no choices")
-    choice = choices[0]
-    message = choice.get("message") or {}
-    content = message.get("content")
-    if isinstance(content, list):  # content parts
-        content = "".join(p.get("text") or "" for p in content if isinstance(p, dict)) or None
-    refusal = message.get("refusal")
-    if refusal:
-        raise GenerationFailure(f"{where}: no answer: the model refused ({refusal})")
-    if choice.get("finish_reason") == "content_filter" and not content:
-        raise GenerationFailure(f"{where}: no answer: stopped by the endpoint's content filter")
-    # A reasoning parser on the server (vllm serve --reasoning-parser) returns the reasoning apart;
-    # it goes back into the reply as <think>...</think> for the tasks' reasoning_tags.
-    reasoning = message.get("reasoning_content") or message.get("reasoning")
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    if reasoning:
-        # No answer after the reasoning (cut off): left unclosed, so it is recorded as "no final answer".
-        content = f"<think>{reasoning}</think>{content}" if content and content.strip() else f"<think>{reasoning}"
-    elif content is None:
-        raise GenerationFailure(f"{where}: no answer: the reply's content is null "
-                                f"(finish_reason={choice.get('finish_reason')})")
-    # completion_tokens counts the reasoning tokens too (OpenAI's, vLLM's and SGLang's usage alike).
-    return with_usage(content, usage.get("prompt_tokens"), usage.get("completion_tokens"))
+    def classify(self, exc: Exception) -> Failure:
+        return openai_chat.classify(
+            exc, where=self.where, timeout_message=self.timeout_message, prefix=f"{self.where}: ",
+            key_hint=f"check {KEY_VAR}",
+            hint=f"check base_url (it usually ends in /v1) and model={self.model} (the name the endpoint serves)")

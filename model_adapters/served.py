@@ -1,13 +1,17 @@
 """What the served models under test share (``openai_vlm``, ``gemini_vlm``): frames sampled and
 JPEG-encoded ahead in worker processes (:mod:`egotask.frame_workers`; ``frame_workers=0``: in threads
 of this process), up to ``concurrency`` requests in flight from one asyncio loop, retries with
-exponential backoff that honour ``Retry-After``, and per-item failures.
+exponential backoff that honour ``Retry-After`` (the policy of :mod:`egotask.vendors.retry`, the judge's too),
+and per-item failures. The requests are async (one event loop, many in flight, as frames are encoded
+in other processes); the judge's are threaded (lmms-eval calls it from its own threads), over the same
+policy and the same vendor clients (:mod:`egotask.vendors`).
 
 How a request ends:
 - a reply: the item's answer (and the answer cache keeps it, through :class:`FramesModel`);
 - a reply without an answer (content null, a refusal, a content filter): a generation failure of that
   item, never cached;
-- a 200 that is not a completion (:class:`BadReply`: an HTML page, JSON cut short, an error object):
+- a 200 that is not a completion (:class:`~egotask.vendors.retry.BadReply`: an HTML page, JSON cut short,
+  an error object):
   classified with the server's own message; retried when transient (the first two, and an error
   object whose code is 408/409/429/5xx or none);
 - 408/409/429/5xx, a timeout or a connection error: retried, up to ``max_attempts`` attempts in all,
@@ -34,7 +38,6 @@ from typing import Any
 from egotask import frame_workers as workers_module
 from egotask.frame_workers import FrameWorkerCrashed, Timed, sample_encoded_timed
 from egotask.frames import SampledFrames, VideoError
-from egotask.judges.throttle import backoff_delay, parse_retry_after
 from egotask.model_adapters.base import (
     NO_FRAMES,
     FramesModel,
@@ -46,6 +49,7 @@ from egotask.model_adapters.base import (
     parse_bool,
     unreadable,
 )
+from egotask.vendors.retry import Answer, BadReply, Failure, NoAnswer, RetryPolicy
 
 
 class ServedModelError(RuntimeError):
@@ -58,46 +62,6 @@ class EncodedPrompt(VideoPrompt):
     keep their timestamps; their pixels are dropped once encoded (a request holds only the JPEGs)."""
 
     jpegs: list[list[bytes]] = dataclasses.field(default_factory=list)
-
-
-@dataclasses.dataclass(frozen=True)
-class RequestError:
-    """How one failed attempt is handled: ``retry``, fail the ``item``, or stop the run (``fatal``)."""
-
-    kind: str
-    message: str
-    retry_after: float | None = None
-
-
-class BadReply(Exception):
-    """A reply that came back (HTTP 2xx) but holds no completion: an HTML page from a proxy, JSON cut
-    short, an error object. ``error`` says how it is handled and keeps the server's own message."""
-
-    def __init__(self, error: RequestError):
-        super().__init__(error.message)
-        self.error = error
-
-
-def retry_after_of(headers: Any) -> float | None:
-    """``Retry-After`` (or OpenAI's ``retry-after-ms``) of a reply's headers, in seconds."""
-    if not headers:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    return parse_retry_after(headers.get("retry-after"))
-
-
-def status_error(code: int, message: str, retry_after: float | None, fatal_hint: str) -> RequestError:
-    """The handling of an HTTP error status, the same for every served API."""
-    if code in (401, 403, 404):
-        return RequestError("fatal", f"{message}; {fatal_hint}")
-    if code in (408, 409, 429) or code >= 500:
-        return RequestError("retry", message, retry_after)
-    return RequestError("item", message)
 
 
 def _number(name: str, value: Any, kind: type, minimum: float) -> Any:
@@ -136,6 +100,8 @@ class ServedModel(FramesModel):
         self.max_attempts = _number("max_attempts", max_attempts, int, 1)
         self.backoff = _number("backoff", backoff, float, 0)
         self.retry_after_cap = _number("retry_after_cap", retry_after_cap, float, 0)
+        self.policy = RetryPolicy(self.max_attempts, self.backoff, retry_after_max=self.retry_after_cap,
+                                  backoff_cap=max(self.retry_after_cap, self.backoff))
         self.give_up_after = _number("give_up_after", give_up_after, int, 1)
         self.jpeg_quality = _number("jpeg_quality", jpeg_quality, int, 1)
         if max_new_tokens not in (None, "", "None"):
@@ -212,19 +178,25 @@ class ServedModel(FramesModel):
 
     # ----------------------------------------------------------------- what a subclass provides
 
+    where = "the endpoint"  # for messages: the model and where it is served
+
+    @property
+    def timeout_message(self) -> str:
+        return f"{self.where}: no reply within {self.timeout:g} s (--model_args timeout)"
+
     async def open_client(self) -> Any:
         raise NotImplementedError
 
     async def close_client(self, client: Any) -> None:
         pass
 
-    async def send(self, client: Any, prompt: EncodedPrompt) -> str:
-        """One attempt: the reply's text (a :class:`Reply` with the tokens the API reported). Raise
-        :class:`GenerationFailure` when the reply itself says there is no answer (blocked); any other
-        exception goes to :meth:`classify`."""
+    async def send(self, client: Any, prompt: EncodedPrompt) -> Answer | str:
+        """One attempt: the reply's answer, with the tokens the API reported (or its text alone). Raise
+        :class:`~egotask.vendors.retry.NoAnswer` when the reply itself says there is no answer
+        (blocked); any other exception goes to :meth:`classify`."""
         raise NotImplementedError
 
-    def classify(self, exc: Exception) -> RequestError:
+    def classify(self, exc: Exception) -> Failure:
         raise NotImplementedError
 
     # ----------------------------------------------------------------- scheduling
@@ -301,37 +273,30 @@ class ServedModel(FramesModel):
             return reply
         return as_reply(reply).timed(started, latency)
 
-    async def _attempts(self, client: Any, prompt: EncodedPrompt) -> str | GenerationFailure:
+    async def _attempts(self, client: Any, prompt: EncodedPrompt) -> Reply | GenerationFailure:
         for attempt in range(1, self.max_attempts + 1):
             self.stats["requests"] += 1
             try:
-                return await self.send(client, prompt)
-            except GenerationFailure as exc:  # the endpoint replied, without an answer (refused, filtered)
-                exc.replied = True
-                return exc
+                answer = await self.send(client, prompt)
+                if not isinstance(answer, Answer):  # a plain text: a plugin's own send, without token counts
+                    return as_reply(answer)
+                return Reply(answer.text, prompt_tokens=answer.prompt_tokens,
+                             completion_tokens=answer.completion_tokens)
+            except (NoAnswer, GenerationFailure) as exc:  # the endpoint replied, without an answer (refused, filtered)
+                failure = exc if isinstance(exc, GenerationFailure) else GenerationFailure(str(exc))
+                failure.replied = True
+                return failure
             except BadReply as exc:
-                error = exc.error
+                error = exc.failure
             except Exception as exc:  # noqa: BLE001 - every failure is classified; none may escape unjudged
                 error = self.classify(exc)
             if error.kind == "fatal":
                 raise ServedModelError(f"{self.family}: {error.message}")
-            if error.kind != "retry" or attempt == self.max_attempts:
+            if self.policy.gives_up(error, attempt):
                 return GenerationFailure(error.message + (f" (after {attempt} attempts)" if attempt > 1 else ""))
             self.stats["retries"] += 1
-            retry_after = None if error.retry_after is None else min(error.retry_after, self.retry_after_cap)
-            await asyncio.sleep(backoff_delay(attempt, self.backoff, max(self.retry_after_cap, self.backoff),
-                                              retry_after))
+            await asyncio.sleep(self.policy.delay(attempt, error.retry_after))
         raise AssertionError("unreachable")
-
-
-def token_count(value: Any) -> int | None:
-    """A token count as an API reported it (None: not reported, or not a count)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def with_usage(text: str, prompt_tokens: Any, completion_tokens: Any) -> Reply:
-    """A reply's text with the token counts its API reported."""
-    return Reply(text, prompt_tokens=token_count(prompt_tokens), completion_tokens=token_count(completion_tokens))
 
 
 def frame_label(time_s: float) -> str:

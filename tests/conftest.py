@@ -13,7 +13,7 @@ import pytest
 
 from egotask import settings
 from egotask.fixtures import build_sample_data, build_tiny_qwen3vl, build_tiny_smolvlm2
-from egotask.judges.fake_server import FakeJudgeServer
+from egotask.testing.vendor import FakeJudgeServer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -8,8 +8,8 @@ from pathlib import Path
 from conftest import FAKE_JUDGE_KEY as KEY  # noqa: F401 - re-exported for tests
 
 from egotask.judges import JudgeItem
-from egotask.judges.fake_server import fake_verdict
 from egotask.records import SETTING_OF_BENCHMARK, SampleRecord
+from egotask.testing.vendor import fake_verdict
 
 
 def make_items(n: int) -> list[JudgeItem]:

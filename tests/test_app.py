@@ -30,11 +30,12 @@ from egotask.app.selection import (
 )
 from egotask.cli import build_parser
 from egotask.commands.app import PAGE, streamlit_command
-from egotask.fixtures import EGOTEMPO_SAMPLE, INDOOR_SAMPLE, OUTDOOR_SAMPLE, app_server, free_port, write_clip
+from egotask.fixtures import EGOTEMPO_SAMPLE, INDOOR_SAMPLE, OUTDOOR_SAMPLE, write_clip
 from egotask.records import Generation, SampleRecord, Verdict
 from egotask.reports.paired import compare_records
 from egotask.reports.render import signed_ci
 from egotask.scoring import summarize
+from egotask.testing.app_server import app_server, free_port
 
 APP_TIMEOUT = 180  # the first Video tab imports torch for the adapters' sampler; the machine is shared
 STAMP = "20260101_120000"

@@ -24,7 +24,8 @@ from test_app import (
     write_records,
 )
 
-from egotask.fixtures import INDOOR_SAMPLE, app_server
+from egotask.fixtures import INDOOR_SAMPLE
+from egotask.testing.app_server import app_server
 
 pytestmark = pytest.mark.slow  # the server, the browser and the first frame sampling: about 30-60 s
 

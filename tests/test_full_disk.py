@@ -13,8 +13,8 @@ from test_served_engines import timed_data  # noqa: F401 - a fixture
 
 from egotask.atomic import WriteError, write_text
 from egotask.cli import main as egotask_main
-from egotask.model_adapters.fake_server import FakeVLMServer
 from egotask.reports.readme import END, START
+from egotask.testing.vendor import FakeVLMServer
 
 RUN = "2026-01-02T03-04-05.123456"
 

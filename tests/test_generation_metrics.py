@@ -25,13 +25,13 @@ from egotask.model_adapters.base import (
     share_decode_time,
     video_inputs,
 )
-from egotask.model_adapters.fake_server import IMAGE_TOKENS, FakeVLMServer, texts, usage
 from egotask.records import Generation, RecordError, SampleRecord, Verdict, read_record
 from egotask.reports.collect import collect_runs
 from egotask.reports.render import render_console, render_markdown
 from egotask.reports.tables import GENERATION_NOT_MEASURED, describe_generation
 from egotask.scoring import generation_summary
 from egotask.tasklib import doc_to_text, doc_to_visual, make_process_docs
+from egotask.testing.vendor import IMAGE_TOKENS, FakeVLMServer, texts, usage
 
 TASK, SPLIT = "egotextvqa_indoor", "test"
 LATENCY = 0.2  # the fake server's delay before every reply, seconds
@@ -140,7 +140,7 @@ def test_a_shared_decoding_pass_is_split_by_the_frames_each_item_was_shown():
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    from egotask.fixtures import write_time_coded_clip
+    from time_coded import write_time_coded_clip
 
     return write_time_coded_clip(tmp_path_factory.mktemp("metrics-clip") / "clip.mp4")
 

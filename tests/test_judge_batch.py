@@ -1,5 +1,5 @@
 """`egotask judge --batch`: Gemini's Batch API through the real google-genai client, against the fake
-server's batch and file endpoints (egotask/judges/fake_batch.py)."""
+server's batch and file endpoints (egotask/testing/batch.py)."""
 
 from __future__ import annotations
 

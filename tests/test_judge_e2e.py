@@ -11,10 +11,10 @@ import pytest
 from judge_fakes import KEY
 
 from egotask.judges.cache import cache_dir
-from egotask.judges.fake_server import item_id
 from egotask.judges.llm import PROBE_ITEM
 from egotask.protocols import load_protocol
 from egotask.reasoning import NO_FINAL_ANSWER
+from egotask.testing.vendor import item_id
 
 EGOTASK_JUDGE = load_protocol("egotask").judge
 PROMPT_VERSION = EGOTASK_JUDGE.prompt_version

@@ -13,9 +13,9 @@ from judge_fakes import KEY, expected_verdicts, make_items
 
 from egotask.judges import JudgeItem, JudgeNotReady, build_judge
 from egotask.judges.cache import VerdictCache
-from egotask.judges.fake_server import cycle_faults
 from egotask.judges.prompt import parse_item_block
 from egotask.protocols import load_protocol
+from egotask.testing.vendor import cycle_faults
 
 EGOTASK_JUDGE = load_protocol("egotask").judge
 PROMPT_VERSION, SYSTEM_PROMPT = EGOTASK_JUDGE.prompt_version, EGOTASK_JUDGE.system
@@ -76,7 +76,7 @@ def test_faults_are_retried_until_verdicts_equal_a_fault_free_run(fake_judge, mo
 def test_retry_waits_at_least_retry_after(fake_judge):
     server = fake_judge(faults=cycle_faults([["429"]]), retry_after="1")
     verdict = build_judge("gemini").judge(make_items(1)[0])
-    (starts,) = server.started.values()
+    (starts,) = server.started_by.values()
     assert verdict.pred == "yes" and len(starts) == 2
     assert starts[1] - starts[0] >= 0.95
 
@@ -99,6 +99,14 @@ def test_exhausted_retries_fail_with_the_error(fake_judge, monkeypatch):
     (verdict,) = build_judge("gemini").judge_many(make_items(1))
     assert verdict.failed and "gave up after 3 attempts" in verdict.error and "503" in verdict.error
     assert server.requests == 3
+
+
+@pytest.mark.parametrize("backend", ["gemini", "openai"])
+def test_a_409_conflict_is_retried_like_the_served_models_do(fake_judge, backend):
+    server = fake_judge(faults=lambda item, attempt: "409" if attempt == 1 else None)
+    verdicts = build_judge(backend).judge_many(make_items(3))
+    assert [(v.pred, v.score) for v in verdicts] == expected_verdicts(make_items(3))
+    assert server.outcomes["409"] == 3 and server.requests == 6
 
 
 def test_rejected_key_stops_further_requests(fake_judge, monkeypatch):
@@ -132,7 +140,7 @@ def test_requests_per_minute_limit_spaces_request_starts(fake_judge, monkeypatch
     monkeypatch.setenv("EGOTASK_JUDGE_RPM", "600")  # one every 0.1 s
     server = fake_judge()
     build_judge("gemini").judge_many(make_items(5))
-    starts = sorted(t for ts in server.started.values() for t in ts)
+    starts = sorted(t for ts in server.started_by.values() for t in ts)
     assert len(starts) == 5 and starts[-1] - starts[0] >= 0.35
 
 
@@ -185,7 +193,7 @@ def test_api_key_never_reaches_verdicts_cache_or_logs(fake_judge, monkeypatch, c
     caplog.set_level(logging.DEBUG)
     judge = build_judge("gemini")
     verdicts = judge.judge_many(make_items(6))
-    assert KEY in server.keys_seen  # the key was sent, and echoed back by the faults
+    assert KEY in server.api_keys  # the key was sent, and echoed back by the faults
     assert all(v.failed for v in verdicts[:2]) and not verdicts[2].failed
     assert "[redacted]" in verdicts[0].error and "[redacted]" in verdicts[1].raw
     assert KEY not in repr(verdicts)
@@ -251,7 +259,7 @@ def test_a_huge_retry_after_is_capped_and_the_wait_is_logged(fake_judge, monkeyp
     monkeypatch.setenv("EGOTASK_JUDGE_RETRY_AFTER_MAX", "0.5")
     caplog.set_level(logging.INFO, logger="egotask.judge")
     (verdict,), seconds = _judge_in_thread(build_judge("gemini"), make_items(1), limit=20)
-    (starts,) = server.started.values()
+    (starts,) = server.started_by.values()
     assert verdict.pred == "yes" and len(starts) == 2
     assert 0.45 <= starts[1] - starts[0] < 3
     assert "Retry-After: 100000 s" in caplog.text and "waiting 0.5 s (EGOTASK_JUDGE_RETRY_AFTER_MAX)" in caplog.text

@@ -260,8 +260,9 @@ def test_an_edited_chat_template_misses_the_answer_cache(tiny_qwen, tmp_path, do
 def test_a_video_rewritten_with_the_same_size_and_mtime_is_a_new_cache_key(tmp_path):
     import os
 
+    from time_coded import write_time_coded_clip
+
     from egotask.answers import file_identity
-    from egotask.fixtures import write_time_coded_clip
 
     clip = write_time_coded_clip(tmp_path / "clip.mp4")
     before, stat = file_identity(clip), clip.stat()

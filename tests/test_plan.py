@@ -18,6 +18,7 @@ from egotask.fixtures import EGOTEMPO_SAMPLE, INDOOR_SAMPLE, OUTDOOR_SAMPLE
 from egotask.judges.prices import estimate_cost
 from egotask.plan import COST_DIGITS, round_cost
 from egotask.reasoning import NO_FINAL_ANSWER
+from egotask.testing.vendor import chars_usage
 
 DEMO_TASKS = "egotextvqa,egotempo_openqa"  # egotask demo's
 SIZES = {"egotextvqa_indoor": len(INDOOR_SAMPLE), "egotextvqa_outdoor": len(OUTDOOR_SAMPLE),
@@ -65,7 +66,7 @@ def shown_cost(table: str, kind: str) -> float:
 @pytest.mark.slow
 def test_plan_counts_what_the_runs_that_follow_it_do_and_writes_nothing(sample_env, tiny_qwen, tmp_path,
                                                                         fake_judge, monkeypatch):
-    server = fake_judge(usage="chars")  # replies report the prompt at 4 characters a token, 20 tokens out
+    server = fake_judge(usage=chars_usage)  # replies report the prompt at 4 characters a token, 20 tokens out
     cache = Path(os.environ["EGOTASK_CACHE_DIR"])
     hf_home = tmp_path / "hf-home"
     env = {**sample_env, "EGOTASK_PLAN_OUTPUT_TOKENS": "20", "HF_HOME": str(hf_home), "EGOTASK_JUDGE": "gemini"}

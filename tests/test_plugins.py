@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from wheels import build_wheel
 
 from egotask import plugins
-from egotask.fixtures import build_wheel
 from egotask.lmms_bridge import UnknownModelError, check_model_name, model_manifests
 
 EXTERNAL_PLUGIN = '''

@@ -243,7 +243,9 @@ def test_report_paper_sets_a_run_beside_the_paper_only_when_measured_the_papers_
 
 @pytest.fixture
 def two_questions(tmp_path) -> dict[str, str]:
-    from egotask.fixtures import write_egotextvqa_annotations, write_time_coded_clip
+    from time_coded import write_time_coded_clip
+
+    from egotask.fixtures import write_egotextvqa_annotations
 
     video = "0a1b2c3d-0000-4000-8000-0000000000c1"
     write_time_coded_clip(tmp_path / "videos" / "EgoTextVQA-Indoor" / f"{video}.mp4")
@@ -257,7 +259,7 @@ def two_questions(tmp_path) -> dict[str, str]:
 @pytest.mark.slow
 def test_a_served_run_under_the_official_protocol_is_asked_judged_and_recorded_by_it(
         imported, fake_judge, two_questions, tmp_path, capsys):
-    from egotask.model_adapters.fake_server import FakeVLMServer, texts
+    from egotask.testing.vendor import FakeVLMServer, texts
 
     judge_server = fake_judge()
     spec = imported["egotextvqa-official"]

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 from conftest import run_lmms_eval
+from time_coded import time_code_of, write_time_coded_clip
 
-from egotask.fixtures import time_code_of, write_egotextvqa_annotations, write_time_coded_clip
+from egotask.fixtures import write_egotextvqa_annotations
 from egotask.frames import VisibleVideo
-from egotask.model_adapters.fake_server import FakeVLMServer, image_urls, texts
+from egotask.testing.vendor import FakeVLMServer, image_urls, texts
 
 VIDEOS = [f"0a1b2c3d-0000-4000-8000-0000000000b{i}" for i in range(4)]
 ASKED_AT = [1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0]  # seconds into 6 s, 10 fps time-coded clips
@@ -255,12 +256,12 @@ def test_an_endpoint_that_answers_nothing_stops_the_run(clip, monkeypatch):
     url = srv.url
     srv.stop()  # nothing listens there now
     model = build("openai", url, monkeypatch, concurrency=1, max_attempts=2, backoff=0.001)
-    with pytest.raises(ServedModelError, match="answered none of the first 3 items.*connection failed"):
+    with pytest.raises(ServedModelError, match="answered none of the first 3 items.*connection error"):
         answer_all(model, clip, 6)
 
 
 def _frames_by_question(srv: FakeVLMServer) -> dict[int, list[bytes]]:
-    from egotask.model_adapters.fake_server import encoded_images
+    from egotask.testing.vendor import encoded_images
 
     return {int(re.search(r"scene (\d+)", " ".join(texts(b))).group(1)): encoded_images(b) for b in srv.bodies}
 

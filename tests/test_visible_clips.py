@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from time_coded import time_code_of, write_time_coded_clip
 
-from egotask.fixtures import time_code_of, write_egotextvqa_annotations, write_time_coded_clip
-from egotask.model_adapters.fake_server import FakeVLMServer
+from egotask.fixtures import write_egotextvqa_annotations
 from egotask.paths import tasks_path
+from egotask.testing.vendor import FakeVLMServer
 
 VIDEO = "0a1b2c3d-0000-4000-8000-00000000000a"
 ASKED_AT = 3.0  # seconds into a 6 s, 10 fps time-coded clip: frames 0-29 are before it

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         served_url = None
         if args.model == SERVED_MODEL and args.model_args is None:
-            from egotask.model_adapters.fake_server import FakeVLMServer
+            from egotask.testing.vendor import FakeVLMServer
 
             server = stack.enter_context(FakeVLMServer(keep_bodies=False))
             served_url = server.url

@@ -1,7 +1,8 @@
 """The Gemini judge (the default), through google-genai.
 
-The SDK resolves the key from ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY`` and the endpoint from
-``GOOGLE_GEMINI_BASE_URL`` when set (tests point it at a local server speaking the REST API).
+The client, the reading of replies and the handling of errors are :mod:`egotask.vendors.gemini`'s
+(the served ``gemini_vlm`` model's too): the key comes from ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY``,
+the endpoint from ``GOOGLE_GEMINI_BASE_URL`` when set.
 Under a protocol whose judge replies in egotask's JSON schema (egotask's own), replies are constrained
 to :data:`~egotask.judges.prompt.REPLY_SCHEMA`; other protocols' replies are free text, read by
 :func:`~egotask.judges.parse.parse_reply`.
@@ -13,25 +14,13 @@ from typing import Any
 
 from egotask.hookspecs import JudgeBackend, hookimpl
 from egotask.judges.base import JudgeNotReady
-from egotask.judges.llm import (
-    ATTEMPTS_VAR,
-    DEADLINE_VAR,
-    MODEL_VAR,
-    RPM_VAR,
-    TIMEOUT_VAR,
-    CallError,
-    LLMJudge,
-    classify_status,
-)
+from egotask.judges.llm import MODEL_VAR, PACING_VARS, TIMEOUT_VAR, LLMJudge
 from egotask.judges.parse import UnreadableReply
 from egotask.judges.prompt import REPLY_SCHEMA
 from egotask.protocols import JudgeSpec
-from egotask.settings import vendor_value
-
-KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-BASE_URL_VAR = "GOOGLE_GEMINI_BASE_URL"
-DEFAULT_MODEL = "gemini-2.5-flash"
-DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com"
+from egotask.vendors import gemini
+from egotask.vendors.gemini import BASE_URL_VAR, DEFAULT_MODEL, KEY_VARS
+from egotask.vendors.retry import Failure, NoAnswer
 
 
 class GeminiJudge(LLMJudge):
@@ -40,21 +29,15 @@ class GeminiJudge(LLMJudge):
     settings_hint = f"{' / '.join(KEY_VARS)}, {BASE_URL_VAR} and {MODEL_VAR}"
 
     def endpoint(self) -> str:
-        return vendor_value(BASE_URL_VAR) or DEFAULT_ENDPOINT
+        return gemini.endpoint()
 
     def check_ready(self) -> None:
-        if not any(vendor_value(var) for var in KEY_VARS):
+        if not gemini.has_key():
             raise JudgeNotReady("the gemini judge needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY).",
                                 offline_hint=True)
 
     def _make_client(self) -> Any:
-        from google import genai
-        from google.genai import types
-
-        # The SDK's own retries stay off: ours honour Retry-After and count attempts per item. Our
-        # transport (httpx's, with per-request deadlines) also makes the SDK use httpx, not httpx2.
-        client = genai.Client(http_options=types.HttpOptions(
-            timeout=int(self.settings.timeout * 1000), client_args={"transport": self.http_transport()}))
+        client = gemini.client(self.settings.timeout, transport=self.http_transport())
         self._config = request_config(self.spec)
         return client  # keep the Client itself: dropping it closes its connection pool
 
@@ -68,28 +51,15 @@ class GeminiJudge(LLMJudge):
         models = self.client.models  # first: building the client also builds the request config
         response = models.generate_content(model=self.model, contents=prompt, config=self._config_for(system))
         self.add_tokens(*usage_tokens(response.usage_metadata))
-        return reply_text(response)
+        return reply_text(response, self.where)
 
-    def _classify(self, exc: Exception) -> CallError:
-        import httpx
-        from google.genai import errors
+    @property
+    def where(self) -> str:
+        return f"Gemini {self.model} at {self.endpoint()}"
 
-        from egotask.judges.throttle import parse_retry_after
-
-        if isinstance(exc, errors.APIError):
-            headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-            message = f"Gemini API error {exc.code} {exc.status or ''}: {exc.message or ''}".strip()
-            return classify_status(exc.code, message, parse_retry_after(headers.get("retry-after")),
-                                   fatal="api key" in (exc.message or "").lower(),
-                                   fatal_hint=f"check {' / '.join(KEY_VARS)} and {MODEL_VAR}")
-        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-            return CallError("fatal", f"the endpoint URL {self.endpoint()!r} is malformed ({exc}); "
-                                      f"check {BASE_URL_VAR}")
-        if isinstance(exc, httpx.TimeoutException):
-            return CallError("retry", f"timed out after {self.settings.timeout:g} s ({TIMEOUT_VAR})")
-        if isinstance(exc, httpx.TransportError):
-            return CallError("retry", f"connection error: {type(exc).__name__}: {exc}")
-        return CallError("retry", f"{type(exc).__name__}: {exc}")
+    def _classify(self, exc: Exception) -> Failure:
+        return gemini.classify(exc, where=self.where, hint=f"check {' / '.join(KEY_VARS)} and {MODEL_VAR}",
+                               timeout_message=f"timed out after {self.settings.timeout:g} s ({TIMEOUT_VAR})")
 
 
 # One definition of the request a verdict is asked with, synchronous or batched, from the protocol's
@@ -122,29 +92,22 @@ def rest_request(spec: JudgeSpec, system: str, prompt: str) -> dict[str, Any]:
     return request
 
 
-def reply_text(response: Any) -> str:
+def reply_text(response: Any, where: str = "Gemini") -> str:
     """The text of a reply, or :class:`UnreadableReply` saying why there is none (a blocked prompt...)."""
-    text = response.text
-    if not text:
-        candidates = response.candidates or []
-        finish = candidates[0].finish_reason if candidates else None
-        blocked = response.prompt_feedback.block_reason if response.prompt_feedback else None
-        raise UnreadableReply(f"no text in the reply (finish_reason={finish}, block_reason={blocked})")
-    return text
+    try:
+        return gemini.answer_of(response, where).text
+    except NoAnswer as exc:
+        raise UnreadableReply(str(exc)) from None
 
 
 def usage_tokens(usage: Any) -> tuple[int, int]:
-    """(tokens in, tokens out) of a Gemini reply's ``usage_metadata``: thinking tokens are billed as
-    output, so they count as output here."""
-    if usage is None:
-        return 0, 0
-    out = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
-    return usage.prompt_token_count or 0, out
+    """(tokens in, tokens out) of a reply's ``usage_metadata``, 0 where it reports none."""
+    tokens_in, tokens_out = gemini.usage_tokens(usage)
+    return tokens_in or 0, tokens_out or 0
 
 
 @hookimpl
 def egotask_judges() -> list[JudgeBackend]:
     return [JudgeBackend("gemini", GeminiJudge, f"Google Gemini through google-genai (default model "
                          f"{DEFAULT_MODEL}), JSON-schema replies, cached",
-                         env_vars=(*KEY_VARS, MODEL_VAR, BASE_URL_VAR, RPM_VAR, TIMEOUT_VAR, DEADLINE_VAR,
-                                   ATTEMPTS_VAR))]
+                         env_vars=(*KEY_VARS, MODEL_VAR, BASE_URL_VAR, *PACING_VARS))]

@@ -12,8 +12,8 @@ Settings (from :mod:`egotask.settings`, taken when the judge is built):
 - ``EGOTASK_JUDGE_RPM``: at most this many requests per minute (default: no limit);
 - ``EGOTASK_JUDGE_TIMEOUT``: seconds a request may wait for the server at any one moment (default 60);
 - ``EGOTASK_JUDGE_DEADLINE``: seconds one request may take in all, however slowly the server sends
-  (default: the timeout; see :mod:`egotask.judges.deadline`);
-- ``EGOTASK_JUDGE_MAX_ATTEMPTS``: attempts per item on 408/429/5xx/timeouts/connection errors
+  (default: the timeout; see :mod:`egotask.vendors.deadline`);
+- ``EGOTASK_JUDGE_MAX_ATTEMPTS``: attempts per item on 408/409/429/5xx/timeouts/connection errors
   (default 6), with exponential backoff and jitter from ``EGOTASK_JUDGE_BACKOFF`` seconds (default 1),
   never sooner than the server's ``Retry-After``, which is capped at ``EGOTASK_JUDGE_RETRY_AFTER_MAX``
   seconds (default 60; longer waits are logged);
@@ -41,13 +41,14 @@ from tqdm import tqdm
 from egotask.judges.base import Judge, JudgeItem, JudgeNotReady
 from egotask.judges.cache import FILENAME as CACHE_FILENAME
 from egotask.judges.cache import CacheStoreError, VerdictCache, cache_key
-from egotask.judges.deadline import request_deadline
 from egotask.judges.parse import UnreadableReply, parse_reply
 from egotask.judges.secrets import redact
-from egotask.judges.throttle import RateLimiter, backoff_delay
+from egotask.judges.throttle import RateLimiter
 from egotask.protocols import JudgeSpec, load_protocol
 from egotask.records import Verdict
 from egotask.settings import Settings, get_settings
+from egotask.vendors.deadline import request_deadline
+from egotask.vendors.retry import Failure, RetryPolicy
 
 log = logging.getLogger("egotask.judge")
 
@@ -58,13 +59,15 @@ DEADLINE_VAR = "EGOTASK_JUDGE_DEADLINE"
 ATTEMPTS_VAR = "EGOTASK_JUDGE_MAX_ATTEMPTS"
 RETRY_AFTER_MAX_VAR = "EGOTASK_JUDGE_RETRY_AFTER_MAX"
 BUDGET_VAR = "EGOTASK_JUDGE_BUDGET"
+PACING_VARS = (RPM_VAR, TIMEOUT_VAR, DEADLINE_VAR, ATTEMPTS_VAR)  # every LLM judge reads them
 BACKOFF_CAP = 60.0  # seconds between two attempts, unless Retry-After asks for more
 UNREADABLE_ATTEMPTS = 3  # a model that keeps replying off-schema is not going to stop
 LONG_WAIT = 10.0  # seconds: a retry wait this long is logged as a warning, not at debug level
 # The preflight's test request: a real item, answered right, so a working judge replies with a verdict.
 PROBE_ITEM = JudgeItem("What is written on the sign above the door?", "exit", "The sign says EXIT.", "preflight")
-PROBE_ATTEMPTS = 3  # for 408/429/5xx only; a connection error or timeout fails at once
+PROBE_ATTEMPTS = 3  # for 408/409/429/5xx only; a connection error or timeout fails at once
 PROBE_DEADLINE = 30.0  # seconds, at most, for the test request
+PROBE_WAIT_MAX = 5.0  # seconds, at most, between two test requests
 
 
 @dataclass(frozen=True)
@@ -95,31 +98,6 @@ class JudgeSettings:
         return DEADLINE_VAR if self.deadline else f"{DEADLINE_VAR}, by default {TIMEOUT_VAR}"
 
 
-@dataclass(frozen=True)
-class CallError:
-    """How a backend classifies an exception from ``_call``.
-
-    ``retry``: transient (408, 429, 5xx, timeouts); ``item``: this item cannot be judged (for example a
-    blocked prompt); ``fatal``: no item can be (bad key, unknown model), so the rest fail without calls.
-    """
-
-    kind: str  # "retry" | "item" | "fatal"
-    message: str
-    retry_after: float | None = None
-    status: int | None = None  # the HTTP status, when the server answered
-
-
-def classify_status(code: int | None, message: str, retry_after: float | None, *, fatal: bool = False,
-                    fatal_hint: str = "") -> CallError:
-    """The common reading of an HTTP status: 408/429/5xx are worth retrying, 401/403/404 (or a
-    backend's own ``fatal`` signal) stop every request, anything else fails only this item."""
-    if code in (408, 429) or (code or 0) >= 500:
-        return CallError("retry", message, retry_after, status=code)
-    if fatal or code in (401, 403, 404):
-        return CallError("fatal", f"{message} ({fatal_hint})" if fatal_hint else message)
-    return CallError("item", message)
-
-
 class LLMJudge(Judge):
     default_model: str
     settings_hint: str = MODEL_VAR  # the variables that choose the endpoint, key and model
@@ -139,6 +117,8 @@ class LLMJudge(Judge):
         self.stats: Counter[str] = Counter()
         self._slots = threading.BoundedSemaphore(self.settings.concurrency)
         self._limiter = RateLimiter(self.settings.rpm)
+        self.policy = RetryPolicy(self.settings.max_attempts, self.settings.backoff,
+                                  retry_after_max=self.settings.retry_after_max, backoff_cap=BACKOFF_CAP)
         self._lock = threading.Lock()
         self._fatal: str | None = None
         self._unstorable: CacheStoreError | None = None  # a verdict could not be stored: no more requests
@@ -154,8 +134,8 @@ class LLMJudge(Judge):
         without text (for example a blocked one)."""
 
     @abc.abstractmethod
-    def _classify(self, exc: Exception) -> CallError:
-        """Say whether an exception from ``_call`` is worth retrying."""
+    def _classify(self, exc: Exception) -> Failure:
+        """Say whether an exception from ``_call`` is worth retrying (:mod:`egotask.vendors.retry`)."""
 
     @abc.abstractmethod
     def _make_client(self) -> Any:
@@ -189,7 +169,7 @@ class LLMJudge(Judge):
 
     def http_transport(self) -> Any:
         """httpx's transport with :meth:`http_limits`, whose sockets honour each request's deadline."""
-        from egotask.judges.transport import deadline_transport
+        from egotask.vendors.transport import deadline_transport
 
         return deadline_transport(self.http_limits())
 
@@ -197,7 +177,7 @@ class LLMJudge(Judge):
 
     def check_endpoint(self) -> None:
         """One real request (a test item) before any model loads: a wrong URL, key or model raises
-        :class:`JudgeNotReady` in seconds, saying what to fix. 408/429/5xx are tried again a little;
+        :class:`JudgeNotReady` in seconds, saying what to fix. 408/409/429/5xx are tried again a little;
         a connection error or timeout is not (an unreachable URL does not come back in a minute)."""
         self.check_ready()
         message = ""
@@ -220,7 +200,7 @@ class LLMJudge(Judge):
                     message = f"no complete reply within {deadline.seconds:g} s"
                 if failure.kind != "retry" or failure.status is None or attempt == PROBE_ATTEMPTS:
                     break
-                time.sleep(min(failure.retry_after or self.settings.backoff * 2 ** attempt, 5.0))
+                time.sleep(min(self.policy.delay(attempt, failure.retry_after), PROBE_WAIT_MAX))
         raise JudgeNotReady(f"the {self.name} judge ({self.model}) failed a test request to {self.endpoint()}: "
                             f"{message}. Check {self.settings_hint}; to judge offline instead, pass --judge "
                             "heuristic (or set EGOTASK_JUDGE=heuristic).")
@@ -350,7 +330,7 @@ class LLMJudge(Judge):
         """Seconds before ``attempt``: backoff, at least the server's Retry-After up to its cap. A
         capped or long wait is logged as a warning with what it waits for."""
         cap = self.settings.retry_after_max
-        delay = backoff_delay(attempt - 1, self.settings.backoff, BACKOFF_CAP, retry_after, cap)
+        delay = self.policy.delay(attempt - 1, retry_after)
         note = (f"; the server asked for Retry-After: {retry_after:g} s, waiting {cap:g} s ({RETRY_AFTER_MAX_VAR})"
                 if retry_after is not None and retry_after > cap else "")
         log.log(logging.WARNING if note or delay >= LONG_WAIT else logging.DEBUG,

@@ -1,4 +1,4 @@
-"""The Gemini Batch API and Files API endpoints of the fake judge server (:mod:`egotask.judges.fake_server`),
+"""The Gemini Batch API and Files API endpoints of the fake judge server (:mod:`egotask.testing.vendor`),
 as google-genai's ``client.batches`` and ``client.files`` call them (paths from the SDK's batches.py and
 files.py):
 

@@ -1,5 +1,5 @@
 """The judges' HTTP transport: httpx's own, whose connections honour the request deadline of
-:mod:`egotask.judges.deadline` in every socket operation.
+:mod:`egotask.vendors.deadline` in every socket operation.
 
 httpx builds its connection pool without a way to pass httpcore's network backend, so
 :func:`deadline_transport` makes the pool again, with the same limits, around one that does this.
@@ -12,7 +12,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from egotask.judges.deadline import bound
+from egotask.vendors.deadline import bound
 
 
 class _Stream(httpcore.NetworkStream):

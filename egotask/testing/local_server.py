@@ -1,7 +1,5 @@
-"""What egotask's local stand-ins for vendor APIs share (the judge's, :mod:`egotask.judges.fake_server`,
-and the served models', :mod:`egotask.model_adapters.fake_server`): a threaded HTTP/1.1 server on
-127.0.0.1 and a quiet request handler that sends whole replies. Tests and benchmarks reach them with
-the real clients through their base-URL settings."""
+"""A threaded HTTP/1.1 server on 127.0.0.1 and a quiet request handler that sends whole replies: what
+:mod:`egotask.testing.vendor`'s fake vendor API runs on, and any other local stand-in may."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """A total deadline per judge request, whatever the server does.
 
 httpx's timeouts bound each socket operation, so a server that sends one byte a second never trips
-them. The judges' connections (:mod:`egotask.judges.transport`) let every socket operation (connect,
+them. The judges' connections (:mod:`egotask.vendors.transport`) let every socket operation (connect,
 each read and write) wait at most until the deadline of the request running on that thread, set here
 with :func:`request_deadline`. This module imports no HTTP library, so judges load fast.
 """
