@@ -202,5 +202,5 @@ def test_deferred_judging_then_a_batch_gives_the_files_of_a_synchronous_run(samp
         return capsys.readouterr().out
 
     deferred_report, synchronous_report = report(tmp_path / "deferred"), report(tmp_path / "synchronous")
-    assert "Model side: " in deferred_report
+    assert "- Model side, tiny-qwen3vl0 (indoor): " in deferred_report, deferred_report[-3000:]
     assert _untimed_text(deferred_report) == _untimed_text(synchronous_report)
