@@ -70,28 +70,7 @@ async def achat(client: Any, body: dict[str, Any], where: str) -> Answer:
 def completion_answer(where: str, status: int, content_type: str, text: str) -> Answer:
     """The answer in a chat-completions reply body. Raises :class:`BadReply` for a body that is not a
     completion, and :class:`NoAnswer` for a completion without an answer."""
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        shown = " ".join(text.split())[:160]
-        if "html" in content_type.lower() or text.lstrip()[:1] == "<":
-            title = re.search(r"<title[^>]*>(.*?)</title>", text, flags=re.IGNORECASE | re.DOTALL)
-            page = " ".join(title.group(1).split()) if title else shown
-            raise BadReply(Failure(RETRY, f"{where}: HTTP {status} with an HTML page ({page!r}), not a "
-                                          "completion: a proxy or gateway answered, not the model server")) from None
-        raise BadReply(Failure(RETRY, f"{where}: HTTP {status} with a reply that is not complete JSON "
-                                      f"({exc}; {len(text)} bytes: {shown!r})")) from None
-    if not isinstance(data, dict):
-        raise BadReply(Failure(ITEM, f"{where}: HTTP {status} with a reply that is not a JSON object: {text[:160]!r}"))
-    error = data.get("error") if data.get("error") else (data if data.get("object") == "error" else None)
-    if error is not None:
-        detail = error.get("message") if isinstance(error, dict) else str(error)
-        code = error.get("code") if isinstance(error, dict) else None
-        message = f"{where}: HTTP {status} with an error: {detail or json.dumps(error)[:300]}"
-        if isinstance(code, int) or (isinstance(code, str) and code.isdigit()):
-            message += f" (code {code})"
-            raise BadReply(retry.classify_status(int(code), message, hint="check the base URL and model"))
-        raise BadReply(Failure(RETRY, message))
+    data = _completion_json(where, status, content_type, text)
     choices = data.get("choices")
     if not choices or not isinstance(choices[0], dict):
         raise NoAnswer(f"{where}: the reply has no choices")
@@ -117,6 +96,33 @@ def completion_answer(where: str, status: int, content_type: str, text: str) -> 
                        f"(finish_reason={choice.get('finish_reason')})")
     # completion_tokens counts the reasoning tokens too (OpenAI's, vLLM's and SGLang's usage alike).
     return Answer(content, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")))
+
+
+def _completion_json(where: str, status: int, content_type: str, text: str) -> dict[str, Any]:
+    """The reply body as a JSON object that is not an error; :class:`BadReply` (saying what came instead) else."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        shown = " ".join(text.split())[:160]
+        if "html" in content_type.lower() or text.lstrip()[:1] == "<":
+            title = re.search(r"<title[^>]*>(.*?)</title>", text, flags=re.IGNORECASE | re.DOTALL)
+            page = " ".join(title.group(1).split()) if title else shown
+            raise BadReply(Failure(RETRY, f"{where}: HTTP {status} with an HTML page ({page!r}), not a "
+                                          "completion: a proxy or gateway answered, not the model server")) from None
+        raise BadReply(Failure(RETRY, f"{where}: HTTP {status} with a reply that is not complete JSON "
+                                      f"({exc}; {len(text)} bytes: {shown!r})")) from None
+    if not isinstance(data, dict):
+        raise BadReply(Failure(ITEM, f"{where}: HTTP {status} with a reply that is not a JSON object: {text[:160]!r}"))
+    error = data.get("error") if data.get("error") else (data if data.get("object") == "error" else None)
+    if error is not None:
+        detail = error.get("message") if isinstance(error, dict) else str(error)
+        code = error.get("code") if isinstance(error, dict) else None
+        message = f"{where}: HTTP {status} with an error: {detail or json.dumps(error)[:300]}"
+        if isinstance(code, int) or (isinstance(code, str) and code.isdigit()):
+            message += f" (code {code})"
+            raise BadReply(retry.classify_status(int(code), message, hint="check the base URL and model"))
+        raise BadReply(Failure(RETRY, message))
+    return data
 
 
 def _count(value: Any) -> int | None:
