@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from egotask.hookspecs import JudgeBackend, hookimpl
-from egotask.judges.base import JudgeNotReady
 from egotask.judges.llm import MODEL_VAR, PACING_VARS, TIMEOUT_VAR, LLMJudge
 from egotask.judges.parse import UnreadableReply
 from egotask.judges.prompt import REPLY_SCHEMA
@@ -26,15 +25,8 @@ from egotask.vendors.retry import Failure, NoAnswer
 class GeminiJudge(LLMJudge):
     name = "gemini"
     default_model = DEFAULT_MODEL
+    vendor = gemini
     settings_hint = f"{' / '.join(KEY_VARS)}, {BASE_URL_VAR} and {MODEL_VAR}"
-
-    def endpoint(self) -> str:
-        return gemini.endpoint()
-
-    def check_ready(self) -> None:
-        if not gemini.has_key():
-            raise JudgeNotReady("the gemini judge needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY).",
-                                offline_hint=True)
 
     def _make_client(self) -> Any:
         client = gemini.client(self.settings.timeout, transport=self.http_transport())

@@ -101,6 +101,7 @@ class JudgeSettings:
 class LLMJudge(Judge):
     default_model: str
     settings_hint: str = MODEL_VAR  # the variables that choose the endpoint, key and model
+    vendor: Any = None  # the egotask.vendors module that calls this judge's API
 
     def __init__(self, settings: Settings | None = None, *, judge_settings: JudgeSettings | None = None,
                  cache: VerdictCache | None = None, spec: JudgeSpec | None = None):
@@ -141,9 +142,15 @@ class LLMJudge(Judge):
     def _make_client(self) -> Any:
         """Build the object ``_call`` sends requests with; :attr:`client` calls this once."""
 
+    def check_ready(self) -> None:
+        """The vendor's key (or keyless server) is set, else :class:`JudgeNotReady` naming the variables."""
+        missing = self.vendor.missing() if self.vendor is not None else None
+        if missing:
+            raise JudgeNotReady(f"the {self.name} judge needs {missing}", offline_hint=True)
+
     def endpoint(self) -> str:
-        """Where requests go (for messages)."""
-        return "its endpoint"
+        """Where requests go (for messages and the verdict cache's key): the vendor module's base URL."""
+        return self.vendor.endpoint() if self.vendor is not None else "its endpoint"
 
     def describe(self) -> dict[str, str]:
         return {**super().describe(), "protocol": self.spec.protocol, "prompt_sha256": self.spec.sha256}

@@ -12,11 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from egotask.hookspecs import JudgeBackend, hookimpl
-from egotask.judges.base import JudgeNotReady
 from egotask.judges.llm import MODEL_VAR, PACING_VARS, TIMEOUT_VAR, LLMJudge
 from egotask.judges.parse import UnreadableReply
 from egotask.judges.prompt import REPLY_SCHEMA
-from egotask.settings import vendor_value
 from egotask.vendors import openai_chat
 from egotask.vendors.openai_chat import BASE_URL_VAR, KEY_VAR
 from egotask.vendors.retry import Failure, NoAnswer
@@ -27,16 +25,8 @@ DEFAULT_MODEL = "gpt-4o-mini"
 class OpenAIJudge(LLMJudge):
     name = "openai"
     default_model = DEFAULT_MODEL
+    vendor = openai_chat
     settings_hint = f"{KEY_VAR}, {BASE_URL_VAR} and {MODEL_VAR}"
-
-    def endpoint(self) -> str:
-        return openai_chat.endpoint()
-
-    def check_ready(self) -> None:
-        if not vendor_value(KEY_VAR) and not vendor_value(BASE_URL_VAR):
-            raise JudgeNotReady(
-                f"the openai judge needs {KEY_VAR}, or {BASE_URL_VAR} pointing at an OpenAI-compatible "
-                "server (vLLM, SGLang) that needs no key.", offline_hint=True)
 
     def _make_client(self) -> Any:
         return openai_chat.client(self.settings.timeout, transport=self.http_transport())

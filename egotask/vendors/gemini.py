@@ -32,6 +32,11 @@ def has_key() -> bool:
     return any(vendor_value(var) for var in KEY_VARS)
 
 
+def missing() -> str | None:
+    """What a call still needs (said after "needs"), or None when it can be made."""
+    return None if has_key() else "an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)."
+
+
 def client(timeout: float, transport: Any = None) -> Any:
     """A google-genai client: ``transport`` (an httpx transport, say the deadline one) for its
     synchronous calls; its ``aio`` side is the served model's."""

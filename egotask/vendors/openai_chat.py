@@ -30,6 +30,14 @@ def endpoint(base_url: str | None = None) -> str:
     return base_url or vendor_value(BASE_URL_VAR) or DEFAULT_ENDPOINT
 
 
+def missing() -> str | None:
+    """What a call still needs (said after "needs"), or None: a key, unless the base URL names a server
+    that may need none."""
+    if vendor_value(KEY_VAR) or vendor_value(BASE_URL_VAR):
+        return None
+    return f"{KEY_VAR}, or {BASE_URL_VAR} pointing at an OpenAI-compatible server (vLLM, SGLang) that needs no key."
+
+
 def api_key() -> str | None:
     """None lets the client read ``OPENAI_API_KEY``; without one, the placeholder a keyless server takes."""
     return None if vendor_value(KEY_VAR) else "EMPTY"
