@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from egotask.jsonl import iter_jsonl
+
 LABELS_SUFFIX = ".labels.jsonl"
 REQUIRED = ("task", "video_id", "question_id", "pred", "score", "labeller")
 PREDS = ("yes", "no")
@@ -84,24 +86,10 @@ def parse_label(data: Any, where: str) -> HumanLabel:
 def read_labels(path: str | Path) -> list[HumanLabel]:
     """Every label of a labels file, in file order; a LabelError naming the file and line of the first
     line that is not one (nothing is skipped silently)."""
-    path = Path(path)
-    labels = []
     try:
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    data = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise LabelError(f"{where}: not valid JSON ({exc.msg})") from None
-                labels.append(parse_label(data, where))
-    except UnicodeDecodeError as exc:
-        raise LabelError(f"{path}: not a text file (not UTF-8: {exc.reason} at byte {exc.start})") from None
+        return [parse_label(data, where) for where, data in iter_jsonl(path, LabelError)]
     except OSError as exc:
         raise LabelError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    return labels
 
 
 def latest(labels: list[HumanLabel]) -> dict[tuple[str, tuple[str, str, str]], HumanLabel]:

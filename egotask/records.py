@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from egotask.atomic import write_text
+from egotask.jsonl import iter_jsonl
 
 Pred = Literal["yes", "no"]
 RECORD_VERSION = 4
@@ -319,19 +320,8 @@ def read_record(data: Any, where: str, task: str | None = None) -> SampleRecord:
 def iter_rows(path: str | Path) -> Iterator[tuple[str, Any]]:
     """(``file:line``, record data) per line of an lmms-eval samples JSONL (each line's ``details``) or a
     JSONL of bare records. A line that is not JSON, or a file that is not UTF-8, is a RecordError."""
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise RecordError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-                yield f"{path}:{lineno}", (row.get("details", row) if isinstance(row, dict) else row)
-    except UnicodeDecodeError as exc:
-        raise RecordError(f"{path}: not a text file (not UTF-8: {exc.reason} at byte {exc.start})") from None
+    for where, row in iter_jsonl(path, RecordError):
+        yield where, (row.get("details", row) if isinstance(row, dict) else row)
 
 
 def iter_records(path: str | Path, task: str | None = None) -> Iterator[SampleRecord]:

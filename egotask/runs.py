@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from egotask.atomic import atomic_open, write_text
+from egotask.jsonl import iter_jsonl
 from egotask.labels import is_labels_file
 from egotask.records import RecordError, SampleRecord, iter_rows, read_record
 
@@ -262,12 +263,7 @@ def read_file(path: Path, task: str | None, problems: list[str] | None = None) -
 
 def _raw_rows(path: Path) -> list[tuple[str, Any]]:
     """The file's JSON rows as written (not only their records), in the order the records were read."""
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                rows.append((f"{path}:{lineno}", json.loads(line)))
-    return rows
+    return list(iter_jsonl(path, RecordError))
 
 
 # --------------------------------------------------------------------------- finding
