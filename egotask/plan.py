@@ -267,7 +267,7 @@ def _cached_predictions(task: Any, instances: list[Any], lm: Any, out: TaskPlan)
 
     from egotask import tasklib
     from egotask.answers import FILENAME as ANSWERS_FILE
-    from egotask.model_adapters.base import _greedy
+    from egotask.model_adapters.base import is_greedy
     from egotask.settings import get_settings
     from egotask.sqlite_store import values_for
 
@@ -275,7 +275,7 @@ def _cached_predictions(task: Any, instances: list[Any], lm: Any, out: TaskPlan)
     predictions: list[str | None] = [None] * len(instances)
     pending = [lm.prepare(inst) for inst in instances]
     reusable = settings.answer_cache == "on"
-    keys = [p.key for p in pending if _greedy(p.gen_kwargs)] if reusable else []
+    keys = [p.key for p in pending if is_greedy(p.gen_kwargs)] if reusable else []
     answers = {key: json.loads(outcome)["text"] for key, outcome in
                values_for(settings.cache_dir / ANSWERS_FILE, "answers", keys, "answer").items()}
     tags = parse_reasoning_tags_config(cli_value=None, task_value=getattr(task.config, "reasoning_tags", None))

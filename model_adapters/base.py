@@ -521,7 +521,7 @@ class FramesModel(lmms):
         answers: dict[int, str] = {}
         todo: list[PendingItem] = []
         for i, item in enumerate(items):
-            cached = self.answers.get(item.key) if _greedy(item.gen_kwargs) else None
+            cached = self.answers.get(item.key) if is_greedy(item.gen_kwargs) else None
             if cached is not None:
                 answers[i] = cached.text
                 answers_module.note(item.doc, cached.from_cache())
@@ -538,7 +538,7 @@ class FramesModel(lmms):
         try:
             for item, reply in self.answer(self._tracked(self.prompts(todo), seen_by)):
                 outcome = self._outcome(item, reply, seen_by.get(id(item)))
-                if outcome.error is None and _greedy(item.gen_kwargs):
+                if outcome.error is None and is_greedy(item.gen_kwargs):
                     self.answers.put(item.key, outcome)  # kept as it is made: a crash loses nothing
                 answers_module.note(item.doc, outcome)
                 answers[index[id(item)]] = outcome.text
@@ -626,7 +626,7 @@ def _cache_gen_kwargs(gen_kwargs: dict[str, Any]) -> dict[str, Any]:
             ("until", "max_new_tokens", "temperature", "do_sample", "top_p", "top_k", "num_beams")}
 
 
-def _greedy(gen_kwargs: dict[str, Any]) -> bool:
+def is_greedy(gen_kwargs: dict[str, Any]) -> bool:
     """Only deterministic answers may be reused."""
     return not parse_bool(gen_kwargs.get("do_sample", False)) or float(gen_kwargs.get("temperature") or 0) == 0
 
